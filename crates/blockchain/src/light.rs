@@ -1,0 +1,301 @@
+//! The light chain of pico and light nodes: the latest election block and its validators, the
+//! macro head, and the headers of the current batch. Persisted in one small file (written to a
+//! temporary file, synced, then renamed over the old one), so a restart keeps it.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use petrel_primitives::{Blake2bHash, Block, BlockError, GenesisConfig, MacroBlock, NetworkId, Policy, Validators, codec};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::events::{ChainEvent, EVENT_CAPACITY};
+use crate::queries::HeadInfo;
+use crate::{ChainError, PushResult};
+
+/// Largest light-chain file accepted.
+pub const MAX_LIGHT_FILE: usize = 4 * 1024 * 1024;
+
+/// Why a light-chain push was refused, beyond block errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LightError {
+    /// The block breaks a block rule.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Pico adoption is allowed only while the chain is at its anchor.
+    #[error("the light chain is no longer at its anchor")]
+    NotAtAnchor,
+    /// Pico adoption needs an election block.
+    #[error("block {0} is not an election block")]
+    NotElection(u32),
+    /// The persisted file belongs to another anchor or network.
+    #[error("light chain file belongs to another anchor ({0})")]
+    AnchorMismatch(Blake2bHash),
+}
+
+impl LightError {
+    /// Whether the block's sender is to blame.
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            LightError::Chain(e) => e.is_peer_fault(),
+            LightError::NotElection(_) => true,
+            LightError::NotAtAnchor | LightError::AnchorMismatch(_) => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Persisted {
+    anchor_hash: Blake2bHash,
+    election_head: MacroBlock,
+    macro_head: MacroBlock,
+    head: Block,
+}
+
+/// The light chain.
+pub struct LightBlockchain {
+    network: NetworkId,
+    policy: Policy,
+    genesis_hash: Blake2bHash,
+    anchor: MacroBlock,
+    election_head: MacroBlock,
+    macro_head: MacroBlock,
+    head: Block,
+    batch: VecDeque<Block>,
+    path: Option<PathBuf>,
+    events: broadcast::Sender<ChainEvent>,
+}
+
+impl std::fmt::Debug for LightBlockchain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LightBlockchain").field("head", &self.head.block_number()).finish_non_exhaustive()
+    }
+}
+
+fn header_only(b: &MacroBlock) -> MacroBlock {
+    MacroBlock { header: b.header.clone(), justification: None, body: None }
+}
+
+impl LightBlockchain {
+    /// A light chain anchored at genesis, or at `anchor` (a trusted election block), persisted at
+    /// `path` if given. An existing file for the same anchor is loaded.
+    pub fn new(genesis: &GenesisConfig, anchor: Option<MacroBlock>, path: Option<&Path>) -> Result<Self, LightError> {
+        let genesis_block = genesis.genesis_block().map_err(ChainError::from)?;
+        let anchor = header_only(&anchor.unwrap_or(genesis_block.clone()));
+        let policy = genesis.policy;
+        let num = anchor.block_number();
+        if !anchor.is_election() || !policy.is_election_block_at(num) {
+            return Err(LightError::NotElection(num));
+        }
+        let mut chain = Self {
+            network: genesis.network_id,
+            policy,
+            genesis_hash: genesis_block.hash(),
+            election_head: anchor.clone(),
+            macro_head: anchor.clone(),
+            head: Block::Macro(anchor.clone()),
+            anchor,
+            batch: VecDeque::new(),
+            path: path.map(Path::to_path_buf),
+            events: broadcast::channel(EVENT_CAPACITY).0,
+        };
+        if let Some(p) = path
+            && p.exists()
+        {
+            let bytes = std::fs::read(p).map_err(ChainError::from)?;
+            let stored: Persisted =
+                codec::decode(&bytes, MAX_LIGHT_FILE).map_err(|e| ChainError::corrupted("light chain file", e))?;
+            if stored.anchor_hash != chain.anchor.hash() {
+                return Err(LightError::AnchorMismatch(stored.anchor_hash));
+            }
+            if stored.election_head.header.validators.is_none() {
+                return Err(ChainError::corrupted("light chain file", "election head without validators").into());
+            }
+            chain.election_head = stored.election_head;
+            chain.macro_head = stored.macro_head;
+            chain.head = stored.head;
+        }
+        Ok(chain)
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    /// The genesis hash of the network.
+    pub fn genesis_hash(&self) -> Blake2bHash {
+        self.genesis_hash
+    }
+    /// The trusted anchor.
+    pub fn anchor(&self) -> &MacroBlock {
+        &self.anchor
+    }
+    /// Latest election block.
+    pub fn election_head(&self) -> &MacroBlock {
+        &self.election_head
+    }
+    /// Latest macro block.
+    pub fn macro_head(&self) -> &MacroBlock {
+        &self.macro_head
+    }
+    /// Head block (header only).
+    pub fn head_block(&self) -> &Block {
+        &self.head
+    }
+    /// Headers of the current batch after the macro head.
+    pub fn batch_headers(&self) -> impl Iterator<Item = &Block> {
+        self.batch.iter()
+    }
+    /// Validators of the current epoch.
+    pub fn validators(&self) -> &Validators {
+        // Every election head has validators: checked intrinsically on push and on load.
+        static EMPTY: Validators = Validators(Vec::new());
+        self.election_head.header.validators.as_ref().unwrap_or(&EMPTY)
+    }
+    /// Head summary.
+    pub fn head(&self) -> HeadInfo {
+        HeadInfo {
+            block_number: self.head.block_number(),
+            block_hash: self.head.hash(),
+            macro_hash: self.macro_head.hash(),
+            election_hash: self.election_head.hash(),
+        }
+    }
+    /// Whether the chain is still at its anchor.
+    pub fn at_anchor(&self) -> bool {
+        self.head.hash() == self.anchor.hash()
+    }
+    /// Subscribes to chain events (bounded; see [`EVENT_CAPACITY`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+
+    /// Pico's trust-on-first-use: adopts an election block with intrinsic checks only, and only
+    /// while the chain is at its anchor.
+    pub fn push_election_pico(&mut self, block: MacroBlock) -> Result<PushResult, LightError> {
+        let number = block.block_number();
+        if block.hash() == self.election_head.hash() {
+            return Ok(PushResult::Known);
+        }
+        if number <= self.macro_head.block_number() {
+            return Ok(PushResult::Ignored);
+        }
+        if !self.at_anchor() {
+            return Err(LightError::NotAtAnchor);
+        }
+        if !block.is_election() {
+            return Err(LightError::NotElection(number));
+        }
+        let block = header_only(&block);
+        Block::Macro(block.clone())
+            .verify_intrinsic(self.network, &self.policy, false)
+            .map_err(|e| ChainError::block(number, e))?;
+        self.adopt_macro(block)?;
+        Ok(PushResult::Extended)
+    }
+
+    /// Verifies a macro block by the macro-successor rule and the current validators'
+    /// justification, and adopts it.
+    pub fn push_macro(&mut self, block: MacroBlock) -> Result<PushResult, LightError> {
+        let number = block.block_number();
+        let hash = block.hash();
+        if hash == self.macro_head.hash() || hash == self.election_head.hash() {
+            return Ok(PushResult::Known);
+        }
+        if number <= self.macro_head.block_number() {
+            return Ok(PushResult::Ignored);
+        }
+        let err = |e: BlockError| LightError::Chain(ChainError::block(number, e));
+        Block::Macro(header_only(&block)).verify_intrinsic(self.network, &self.policy, false).map_err(err)?;
+        block.verify_macro_successor(&self.macro_head, &self.policy).map_err(err)?;
+        block.verify_justification(self.validators(), &self.policy).map_err(err)?;
+        self.adopt_macro(header_only(&block))?;
+        Ok(PushResult::Extended)
+    }
+
+    /// Live sync: a header-only block that directly extends the head (micro blocks by their
+    /// producer signature, macro blocks by their justification).
+    pub fn push(&mut self, block: Block) -> Result<PushResult, LightError> {
+        let number = block.block_number();
+        if block.hash() == self.head.hash() || self.batch.iter().any(|b| b.hash() == block.hash()) {
+            return Ok(PushResult::Known);
+        }
+        if number <= self.head.block_number() {
+            return Ok(PushResult::Ignored);
+        }
+        let err = |e: BlockError| LightError::Chain(ChainError::block(number, e));
+        block.verify_immediate_successor(&self.head, &self.macro_head.election_hash_after()).map_err(err)?;
+        match block {
+            Block::Macro(m) => self.push_macro(m),
+            Block::Micro(micro) => {
+                Block::Micro(micro.clone()).verify_intrinsic(self.network, &self.policy, false).map_err(err)?;
+                micro.verify_producer(self.validators(), &self.policy).map_err(err)?;
+                let header = Block::Micro(petrel_primitives::MicroBlock { body: None, ..micro });
+                let previous = std::mem::replace(&mut self.head, header.clone());
+                if let Err(e) = self.save() {
+                    self.head = previous;
+                    return Err(e.into());
+                }
+                if self.batch.len() >= self.policy.blocks_per_batch as usize {
+                    self.batch.pop_front();
+                }
+                self.batch.push_back(header);
+                let _ = self.events.send(ChainEvent::Extended { number, hash: self.head.hash() });
+                Ok(PushResult::Extended)
+            }
+        }
+    }
+
+    fn adopt_macro(&mut self, block: MacroBlock) -> Result<(), ChainError> {
+        let previous = (self.election_head.clone(), self.macro_head.clone(), self.head.clone());
+        let number = block.block_number();
+        let hash = block.hash();
+        if block.is_election() {
+            self.election_head = block.clone();
+        }
+        self.macro_head = block.clone();
+        self.head = Block::Macro(block);
+        if let Err(e) = self.save() {
+            (self.election_head, self.macro_head, self.head) = previous;
+            return Err(e);
+        }
+        self.batch.clear();
+        let _ = self.events.send(ChainEvent::Extended { number, hash });
+        let event = if self.election_head.hash() == hash {
+            ChainEvent::EpochFinalized { number, hash }
+        } else {
+            ChainEvent::Finalized { number, hash }
+        };
+        let _ = self.events.send(event);
+        Ok(())
+    }
+
+    /// Returns to the anchor, forgetting everything adopted since.
+    pub fn reset(&mut self) -> Result<(), ChainError> {
+        self.election_head = self.anchor.clone();
+        self.macro_head = self.anchor.clone();
+        self.head = Block::Macro(self.anchor.clone());
+        self.batch.clear();
+        self.save()
+    }
+
+    fn save(&self) -> Result<(), ChainError> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let persisted = Persisted {
+            anchor_hash: self.anchor.hash(),
+            election_head: self.election_head.clone(),
+            macro_head: self.macro_head.clone(),
+            head: self.head.clone(),
+        };
+        let bytes = codec::encode(&persisted)?;
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+}

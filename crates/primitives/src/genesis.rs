@@ -1,0 +1,199 @@
+//! The genesis config: network id, policy, validators and initial accounts, loaded from TOML. The
+//! genesis block built from it, and so its hash, identifies the network.
+//!
+//! ```toml
+//! network_id = 1
+//! timestamp = 1700000000000
+//!
+//! [policy]
+//! genesis_block_number = 0
+//! blocks_per_batch = 32
+//! batches_per_epoch = 4
+//! slots = 512
+//! history_chunk_size = 1024
+//! max_transactions_per_block = 1000
+//! batch_reward = 1000
+//!
+//! [[validators]]
+//! public_key = "<64 hex chars: compressed Schnorr key>"
+//! reward_address = "<64 hex chars>"
+//! slots = 512
+//!
+//! [[accounts]]
+//! address = "<64 hex chars: Ed25519 key>"
+//! balance = 1000000
+//! ```
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use petrel_crypto::SchnorrPublicKey;
+use serde::{Deserialize, Serialize};
+
+use crate::block::{BLOCK_VERSION, MacroBody, MacroHeader};
+use crate::history::empty_history_root;
+use crate::state::{Account, AccountTree};
+use crate::validators::{Validator, Validators, ValidatorsError};
+use crate::{Address, Blake2bHash, MacroBlock, NetworkId, Policy, PolicyError};
+
+/// Most bytes of a genesis file.
+pub const MAX_GENESIS_FILE: u64 = 16 * 1024 * 1024;
+
+/// A validator as written in the genesis file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    /// Hex of the compressed Schnorr public key.
+    pub public_key: String,
+    /// Hex of the reward address.
+    pub reward_address: String,
+    /// Slots owned.
+    pub slots: u16,
+}
+
+/// An initial account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// Hex of the address.
+    pub address: String,
+    /// Initial balance.
+    pub balance: u64,
+}
+
+/// The genesis config of a network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisConfig {
+    /// Network id carried by every block and transaction.
+    pub network_id: NetworkId,
+    /// Genesis timestamp in milliseconds.
+    pub timestamp: u64,
+    /// Consensus parameters.
+    pub policy: Policy,
+    /// The first epoch's validators.
+    pub validators: Vec<GenesisValidator>,
+    /// Initial accounts.
+    #[serde(default)]
+    pub accounts: Vec<GenesisAccount>,
+}
+
+/// Why a genesis config is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// The file could not be read.
+    #[error("cannot read genesis file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is larger than [`MAX_GENESIS_FILE`].
+    #[error("genesis file is {0} bytes, over the limit")]
+    TooLarge(u64),
+    /// Not valid TOML or wrong fields.
+    #[error("invalid genesis TOML: {0}")]
+    Toml(String),
+    /// Bad policy.
+    #[error("invalid policy: {0}")]
+    Policy(#[from] PolicyError),
+    /// Bad validator set.
+    #[error("invalid validators: {0}")]
+    Validators(#[from] ValidatorsError),
+    /// A key or address that does not parse.
+    #[error("invalid {what} #{index}: {reason}")]
+    BadKey {
+        /// Which list.
+        what: &'static str,
+        /// Position.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// An address listed twice.
+    #[error("account #{0} repeats an earlier address")]
+    DuplicateAccount(usize),
+}
+
+impl GenesisConfig {
+    /// Parses TOML text and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, GenesisError> {
+        let config: Self = toml::from_str(text).map_err(|e| GenesisError::Toml(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, GenesisError> {
+        let len = std::fs::metadata(path)?.len();
+        if len > MAX_GENESIS_FILE {
+            return Err(GenesisError::TooLarge(len));
+        }
+        Self::from_toml(&std::fs::read_to_string(path)?)
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        self.policy.validate()?;
+        self.validator_set()?.validate(&self.policy)?;
+        self.accounts_tree()?;
+        Ok(())
+    }
+
+    /// The genesis validator set.
+    pub fn validator_set(&self) -> Result<Validators, GenesisError> {
+        let mut out = Vec::with_capacity(self.validators.len());
+        for (index, v) in self.validators.iter().enumerate() {
+            let bad = |reason: String| GenesisError::BadKey { what: "validator", index, reason };
+            let mut pk = [0u8; 32];
+            hex::decode_to_slice(&v.public_key, &mut pk).map_err(|e| bad(e.to_string()))?;
+            let public_key = SchnorrPublicKey::from_bytes(&pk).map_err(|e| bad(e.to_string()))?;
+            let reward_address = Address::from_hex(&v.reward_address).map_err(|e| bad(e.to_string()))?;
+            out.push(Validator { public_key, reward_address, slots: v.slots });
+        }
+        Ok(Validators(out))
+    }
+
+    /// The initial account tree.
+    pub fn accounts_tree(&self) -> Result<AccountTree, GenesisError> {
+        let mut seen = HashSet::new();
+        let mut entries = Vec::with_capacity(self.accounts.len());
+        for (index, a) in self.accounts.iter().enumerate() {
+            let address = Address::from_hex(&a.address)
+                .map_err(|e| GenesisError::BadKey { what: "account", index, reason: e.to_string() })?;
+            if !seen.insert(address) {
+                return Err(GenesisError::DuplicateAccount(index));
+            }
+            entries.push((address, Account { balance: a.balance, nonce: 0 }));
+        }
+        Ok(AccountTree::from_entries(entries))
+    }
+
+    /// The genesis block: an election block at the genesis number without justification.
+    pub fn genesis_block(&self) -> Result<MacroBlock, GenesisError> {
+        let validators = self.validator_set()?;
+        let state_root = self.accounts_tree()?.root();
+        let body = MacroBody::default();
+        let header = MacroHeader {
+            network: self.network_id,
+            version: BLOCK_VERSION,
+            block_number: self.policy.genesis_block_number,
+            round: 0,
+            timestamp: self.timestamp,
+            parent_hash: Blake2bHash::ZERO,
+            parent_election_hash: Blake2bHash::ZERO,
+            extra_data: Vec::new(),
+            state_root,
+            body_root: body.root(),
+            history_root: empty_history_root(),
+            validators: Some(validators),
+        };
+        Ok(MacroBlock { header, justification: None, body: Some(body) })
+    }
+
+    /// The genesis hash, which identifies the network.
+    pub fn genesis_hash(&self) -> Result<Blake2bHash, GenesisError> {
+        Ok(self.genesis_block()?.hash())
+    }
+}
