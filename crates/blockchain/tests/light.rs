@@ -1,0 +1,113 @@
+//! The light chain: pico adoption, verified macro pushes, live headers, reset and persistence.
+
+mod common;
+
+use common::*;
+use petrel_blockchain::{ChainError, LightBlockchain, LightError, PushResult};
+use petrel_primitives::block::BlockError;
+use petrel_primitives::validators::JustificationError;
+use petrel_primitives::{Block, MacroBlock};
+use petrel_producer::{Producer, ProducerConfig};
+
+fn macro_at(blocks: &[Block], n: u32) -> MacroBlock {
+    blocks[n as usize - 1].as_macro().cloned().unwrap()
+}
+
+#[test]
+fn light_chain_follows_election_blocks_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(1);
+    let g = genesis(&p);
+    let mut full = open(&dir, &g);
+    let blocks = extend(&mut full, &p, 8 * 3 + 6);
+    let mut light = LightBlockchain::new(&g, None, None).unwrap();
+    assert!(light.at_anchor());
+    // Election blocks in order, each verified by the previous set; then the checkpoint.
+    for n in [8, 16, 24, 28] {
+        assert_eq!(light.push_macro(macro_at(&blocks, n)).unwrap(), PushResult::Extended);
+    }
+    assert_eq!(light.push_macro(macro_at(&blocks, 28)).unwrap(), PushResult::Known);
+    assert_eq!(light.push_macro(macro_at(&blocks, 20)).unwrap(), PushResult::Ignored);
+    assert_eq!(light.election_head().hash(), blocks[23].hash());
+    assert_eq!(light.validators(), &full.state().validators);
+    // Live headers: micro blocks 29 and 30 without bodies.
+    for n in [29usize, 30] {
+        assert_eq!(light.push(blocks[n - 1].without_body()).unwrap(), PushResult::Extended);
+    }
+    assert_eq!(light.head().block_hash, full.head().block_hash);
+    assert_eq!(light.batch_headers().count(), 2);
+}
+
+#[test]
+fn skipping_an_epoch_fails_the_justification() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    let mut full = open(&dir, &g);
+    let blocks = extend(&mut full, &p, 16);
+    let mut light = LightBlockchain::new(&g, None, None).unwrap();
+    // Block 16 is not a macro successor of genesis (beyond the next election block).
+    let err = light.push_macro(macro_at(&blocks, 16)).unwrap_err();
+    assert!(matches!(err, LightError::Chain(ChainError::InvalidBlock { source: BlockError::NotMacroSuccessor { .. }, .. })), "{err}");
+    // A checkpoint of epoch 1 verifies with the genesis set.
+    assert_eq!(light.push_macro(macro_at(&blocks, 4)).unwrap(), PushResult::Extended);
+}
+
+#[test]
+fn pico_adoption_only_at_the_anchor_and_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    let mut full = open(&dir, &g);
+    let blocks = extend(&mut full, &p, 24);
+    let path = dir.path().join("light.bin");
+    let mut light = LightBlockchain::new(&g, None, Some(&path)).unwrap();
+    // Pico trusts the latest election block without justification while at genesis...
+    let mut unsigned = macro_at(&blocks, 16);
+    unsigned.justification = None;
+    assert_eq!(light.push_election_pico(unsigned).unwrap(), PushResult::Extended);
+    // ...but only then.
+    assert!(matches!(light.push_election_pico(macro_at(&blocks, 24)), Err(LightError::NotAtAnchor)));
+    assert!(matches!(light.push_election_pico(macro_at(&blocks, 8)), Ok(PushResult::Ignored)));
+    // A checkpoint that is not an election block cannot be adopted by pico.
+    let mut fresh = LightBlockchain::new(&g, None, None).unwrap();
+    assert!(matches!(fresh.push_election_pico(macro_at(&blocks, 12)), Err(LightError::NotElection(12))));
+    // The next election block verifies against the adopted set.
+    assert_eq!(light.push_macro(macro_at(&blocks, 24)).unwrap(), PushResult::Extended);
+    // A restart keeps the chain...
+    drop(light);
+    let mut light = LightBlockchain::new(&g, None, Some(&path)).unwrap();
+    assert_eq!(light.election_head().hash(), blocks[23].hash());
+    // ...and reset returns to the anchor, persistently.
+    light.reset().unwrap();
+    assert!(light.at_anchor());
+    let light = LightBlockchain::new(&g, None, Some(&path)).unwrap();
+    assert!(light.at_anchor());
+}
+
+#[test]
+fn a_checkpoint_anchor_and_invented_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    let mut full = open(&dir, &g);
+    let blocks = extend(&mut full, &p, 28);
+    // Anchored at the election block of epoch 2.
+    let mut light = LightBlockchain::new(&g, Some(macro_at(&blocks, 16)), None).unwrap();
+    assert_eq!(light.push_macro(macro_at(&blocks, 24)).unwrap(), PushResult::Extended);
+    assert_eq!(light.push_macro(macro_at(&blocks, 28)).unwrap(), PushResult::Extended);
+    // A liar signs block 8's successor with validators it invented: rejected by justification.
+    let liar = Producer::new(ProducerConfig { seed: 666, validators: 4, spare_validators: 2, accounts: 4, ..Default::default() });
+    let mut light = LightBlockchain::new(&g, None, None).unwrap();
+    let mut forged = macro_at(&blocks, 8);
+    let invented = liar.validators_for_epoch(0, &g.policy);
+    forged.header.validators = Some(liar.validators_for_epoch(1, &g.policy));
+    liar.sign_macro(&mut forged, &invented, &g.policy).unwrap();
+    let err = light.push_macro(forged).unwrap_err();
+    assert!(
+        matches!(err, LightError::Chain(ChainError::InvalidBlock { source: BlockError::InvalidJustification(JustificationError::BadSignature(_)), .. })),
+        "{err}"
+    );
+    // An anchor that is not an election block is refused.
+    assert!(matches!(LightBlockchain::new(&g, Some(macro_at(&blocks, 12)), None), Err(LightError::NotElection(12))));
+}

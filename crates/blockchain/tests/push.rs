@@ -1,0 +1,208 @@
+//! Pushing blocks: the happy path, reopening, and every kind of bad block.
+
+mod common;
+
+use common::*;
+use petrel_blockchain::{ChainError, PushResult};
+use petrel_primitives::block::BlockError;
+use petrel_primitives::validators::JustificationError;
+use petrel_primitives::{Blake2bHash, Block, TransactionError};
+
+#[test]
+fn pushes_three_epochs_and_reopens_at_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(5);
+    let g = genesis(&p);
+    let blocks = {
+        let mut chain = open(&dir, &g);
+        let blocks = extend(&mut chain, &p, 24);
+        assert_eq!(chain.head().block_number, 24);
+        assert!(chain.state().election_head.is_election());
+        assert_eq!(chain.push(blocks[3].clone()).unwrap(), PushResult::Known);
+        blocks
+    };
+    let chain = open(&dir, &g);
+    let head = chain.head();
+    assert_eq!(head.block_number, 24);
+    assert_eq!(head.block_hash, blocks[23].hash());
+    assert_eq!(head.election_hash, blocks[23].hash());
+    assert_eq!(chain.block_at(10, true).unwrap().unwrap(), blocks[9]);
+    // Validators rotate at every election block.
+    assert_ne!(chain.state().validators, g.validator_set().unwrap());
+}
+
+#[test]
+fn another_network_is_refused_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    drop(open(&dir, &g));
+    let mut other = g.clone();
+    other.network_id = 8;
+    let err = petrel_blockchain::Blockchain::open(&dir.path().join("chain.redb"), &other, Default::default()).unwrap_err();
+    assert!(matches!(err, ChainError::GenesisMismatch { .. }), "{err}");
+}
+
+fn rejects(chain: &mut petrel_blockchain::Blockchain, block: Block) -> ChainError {
+    let head = chain.head();
+    let root = *chain.state().head.state_root();
+    let err = chain.push(block).unwrap_err();
+    assert_eq!(chain.head(), head, "a rejected block must not move the head");
+    assert_eq!(chain.state().accounts.root(), root, "a rejected block must not change the state");
+    assert!(err.is_peer_fault());
+    err
+}
+
+fn block_err(e: ChainError) -> BlockError {
+    match e {
+        ChainError::InvalidBlock { source, .. } => source,
+        other => panic!("expected a block error, got {other}"),
+    }
+}
+
+#[test]
+fn bad_micro_blocks_are_rejected_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(3);
+    let g = genesis(&p);
+    let mut chain = open(&dir, &g);
+    extend(&mut chain, &p, 1);
+    let good = next(&chain, &p);
+    let Block::Micro(good) = good else { panic!("block 2 is micro") };
+    let validators = chain.state().validators.clone();
+    let policy = *chain.policy();
+    let resign = |mut b: petrel_primitives::MicroBlock| {
+        p.sign_micro(&mut b, &validators, &policy).unwrap();
+        Block::Micro(b)
+    };
+
+    // Missing and bad producer signature.
+    let mut b = good.clone();
+    b.justification = None;
+    assert_eq!(block_err(rejects(&mut chain, Block::Micro(b))), BlockError::MissingProducerSignature);
+    let mut b = good.clone();
+    b.header.timestamp += 1; // signature no longer matches
+    assert_eq!(block_err(rejects(&mut chain, Block::Micro(b))), BlockError::InvalidProducerSignature);
+    // Wrong parent.
+    let mut b = good.clone();
+    b.header.parent_hash = Blake2bHash::digest(b"elsewhere");
+    assert_eq!(block_err(rejects(&mut chain, resign(b))), BlockError::WrongParentHash);
+    // Wrong state root, history root, body root.
+    let mut b = good.clone();
+    b.header.state_root = Blake2bHash::ZERO;
+    assert!(matches!(rejects(&mut chain, resign(b)), ChainError::WrongStateRoot { .. }));
+    let mut b = good.clone();
+    b.header.history_root = Blake2bHash::ZERO;
+    assert!(matches!(rejects(&mut chain, resign(b)), ChainError::WrongHistoryRoot { .. }));
+    let mut b = good.clone();
+    b.body.as_mut().unwrap().transactions.pop();
+    assert_eq!(block_err(rejects(&mut chain, resign(b))), BlockError::BodyRootMismatch);
+    // A bad transaction signature, with a consistent body root.
+    let mut b = good.clone();
+    b.body.as_mut().unwrap().transactions[0].value += 1;
+    b.header.body_root = b.body.as_ref().unwrap().root();
+    let err = rejects(&mut chain, resign(b));
+    assert!(matches!(err, ChainError::InvalidTransaction { index: 0, source: TransactionError::InvalidSignature, .. }), "{err}");
+    // Missing body.
+    let mut b = good.clone();
+    b.body = None;
+    assert_eq!(block_err(rejects(&mut chain, Block::Micro(b))), BlockError::MissingBody);
+    // Block number ahead of the head (orphan).
+    let mut b = good.clone();
+    b.header.block_number += 1;
+    assert!(matches!(block_err(rejects(&mut chain, resign(b))), BlockError::WrongBlockNumber { .. }));
+    // A macro-position block number given to a micro block: wrong type.
+    let mut b = good.clone();
+    b.header.block_number = 4;
+    b.header.parent_hash = chain.head().block_hash;
+    assert!(matches!(block_err(rejects(&mut chain, resign(b))), BlockError::WrongBlockType { .. }));
+    // Wrong network and version.
+    let mut b = good.clone();
+    b.header.network = 99;
+    assert_eq!(block_err(rejects(&mut chain, resign(b))), BlockError::WrongNetwork(99));
+    let mut b = good.clone();
+    b.header.version = 2;
+    assert_eq!(block_err(rejects(&mut chain, resign(b))), BlockError::WrongVersion(2));
+
+    // And the good block still goes in afterwards.
+    assert_eq!(chain.push(Block::Micro(good)).unwrap(), PushResult::Extended);
+}
+
+#[test]
+fn bad_macro_blocks_are_rejected_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(2);
+    let g = genesis(&p);
+    let mut chain = open(&dir, &g);
+    extend(&mut chain, &p, 7); // next is 8: the first election block
+    let Block::Macro(good) = next(&chain, &p) else { panic!("block 8 is macro") };
+    assert!(good.is_election());
+    let validators = chain.state().validators.clone();
+    let policy = *chain.policy();
+    let resign = |mut b: petrel_primitives::MacroBlock| {
+        p.sign_macro(&mut b, &validators, &policy).unwrap();
+        Block::Macro(b)
+    };
+    let justification_err = |e: ChainError| match block_err(e) {
+        BlockError::InvalidJustification(j) => j,
+        other => panic!("expected a justification error, got {other}"),
+    };
+
+    // Missing justification.
+    let mut b = good.clone();
+    b.justification = None;
+    assert_eq!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::Missing);
+    // Too few signer slots: drop the last signer.
+    let mut b = good.clone();
+    let j = b.justification.as_mut().unwrap();
+    let (start, end) = validators.slot_ranges().nth(j.signatures.len()).unwrap_or((0, 0));
+    let _ = (start, end);
+    let signing: Vec<usize> =
+        validators.slot_ranges().enumerate().filter(|(_, (s, _))| j.signers.get(*s)).map(|(i, _)| i).collect();
+    let last = *signing.last().unwrap();
+    let (s, e) = validators.slot_ranges().nth(last).unwrap();
+    for slot in s..e {
+        j.signers.0[(slot / 64) as usize] &= !(1 << (slot % 64));
+    }
+    j.signatures.pop();
+    assert!(matches!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::TooFewSigners { .. }));
+    // A signer bit beyond the validator set.
+    let mut b = good.clone();
+    let j = b.justification.as_mut().unwrap();
+    j.signers.0.push(1);
+    assert!(matches!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::BitmapLength { .. }));
+    let mut b = good.clone();
+    let slots = u32::from(policy.slots);
+    if slots % 64 != 0 {
+        b.justification.as_mut().unwrap().signers.set(slots);
+        assert_eq!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::SignerOutsideValidatorSet(slots));
+    }
+    // A bad signature.
+    let mut b = good.clone();
+    let j = b.justification.as_mut().unwrap();
+    j.signatures.swap(0, 1);
+    assert!(matches!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::BadSignature(_)));
+    // Wrong parent election hash.
+    let mut b = good.clone();
+    b.header.parent_election_hash = Blake2bHash::digest(b"other epoch");
+    assert_eq!(block_err(rejects(&mut chain, resign(b))), BlockError::WrongParentElectionHash);
+    // Validators replaced after signing: the signatures no longer match.
+    let mut b = good.clone();
+    b.header.validators = Some(p.validators_for_epoch(5, &policy));
+    assert!(matches!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::BadSignature(_)));
+    // A malformed validator set, even when signed.
+    let mut b = good.clone();
+    b.header.validators.as_mut().unwrap().0[0].slots += 1;
+    assert!(matches!(block_err(rejects(&mut chain, resign(b))), BlockError::InvalidValidators(_)));
+    // An election block without validators.
+    let mut b = good.clone();
+    b.header.validators = None;
+    assert_eq!(block_err(rejects(&mut chain, resign(b))), BlockError::ValidatorsPresence);
+    // A body that pays the wrong rewards.
+    let mut b = good.clone();
+    b.body.as_mut().unwrap().rewards[0].value += 1;
+    b.header.body_root = b.body.as_ref().unwrap().root();
+    assert_eq!(block_err(rejects(&mut chain, resign(b))), BlockError::WrongMacroBody);
+
+    assert_eq!(chain.push(Block::Macro(good)).unwrap(), PushResult::Extended);
+}
