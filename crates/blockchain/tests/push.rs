@@ -206,3 +206,65 @@ fn bad_macro_blocks_are_rejected_without_side_effects() {
 
     assert_eq!(chain.push(Block::Macro(good)).unwrap(), PushResult::Extended);
 }
+
+#[test]
+fn blocks_decode_only_within_limits() {
+    use petrel_primitives::codec::{self, CodecError};
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(5);
+    let g = genesis(&p);
+    let mut chain = open(&dir, &g);
+    let block = extend(&mut chain, &p, 1).remove(0);
+    let bytes = codec::encode(&block).unwrap();
+    assert_eq!(codec::decode::<Block>(&bytes, bytes.len()).unwrap(), block);
+    assert_eq!(codec::decode::<Block>(&bytes[..bytes.len() - 3], bytes.len()), Err(CodecError::Truncated));
+    assert!(matches!(codec::decode::<Block>(&bytes, bytes.len() - 1), Err(CodecError::TooLarge { .. })));
+    let mut garbage = bytes.clone();
+    garbage[0] = 7; // no such enum variant
+    assert!(matches!(codec::decode::<Block>(&garbage, bytes.len()), Err(CodecError::Malformed(_))));
+}
+
+#[test]
+fn a_corrupted_record_is_an_error_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(2);
+    let g = genesis(&p);
+    let head = {
+        let mut chain = open(&dir, &g);
+        extend(&mut chain, &p, 3);
+        chain.head().block_hash
+    };
+    // Overwrite the head block's record with garbage, directly in the database.
+    {
+        let db = redb::Database::open(dir.path().join("chain.redb")).unwrap();
+        let wtx = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<'_, [u8; 32], &[u8]> = redb::TableDefinition::new("blocks");
+            let mut t = wtx.open_table(def).unwrap();
+            t.insert(head.0, &[1u8, 2, 3][..]).unwrap();
+        }
+        wtx.commit().unwrap();
+    }
+    let err = petrel_blockchain::Blockchain::open(&dir.path().join("chain.redb"), &g, Default::default()).unwrap_err();
+    assert!(matches!(err, ChainError::Corrupted { table: "blocks", .. }), "{err}");
+    // And an account that no longer matches the state root.
+    let dir = tempfile::tempdir().unwrap();
+    drop({
+        let mut chain = open(&dir, &g);
+        extend(&mut chain, &p, 3);
+        chain
+    });
+    {
+        let db = redb::Database::open(dir.path().join("chain.redb")).unwrap();
+        let wtx = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<'_, u32, &[u8]> = redb::TableDefinition::new("accounts");
+            let mut t = wtx.open_table(def).unwrap();
+            let entry = (petrel_primitives::Address([0; 32]), petrel_primitives::Account { balance: 1, nonce: 0 });
+            t.insert(0, petrel_primitives::codec::encode(&entry).unwrap().as_slice()).unwrap();
+        }
+        wtx.commit().unwrap();
+    }
+    let err = petrel_blockchain::Blockchain::open(&dir.path().join("chain.redb"), &g, Default::default()).unwrap_err();
+    assert!(matches!(err, ChainError::Corrupted { table: "accounts", .. }), "{err}");
+}

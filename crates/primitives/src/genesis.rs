@@ -197,3 +197,61 @@ impl GenesisConfig {
         Ok(self.genesis_block()?.hash())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petrel_crypto::SchnorrSecretKey;
+
+    fn config() -> GenesisConfig {
+        let key = SchnorrSecretKey::from_seed(&[3; 32]);
+        GenesisConfig {
+            network_id: 5,
+            timestamp: 1_000,
+            policy: Policy::TEST,
+            validators: vec![GenesisValidator {
+                public_key: key.public_key().to_hex(),
+                reward_address: hex::encode([9u8; 32]),
+                slots: Policy::TEST.slots,
+            }],
+            accounts: vec![GenesisAccount { address: hex::encode([1u8; 32]), balance: 100 }],
+        }
+    }
+
+    #[test]
+    fn toml_round_trip_keeps_the_genesis_hash() {
+        let c = config();
+        let text = c.to_toml();
+        let back = GenesisConfig::from_toml(&text).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.genesis_hash().unwrap(), c.genesis_hash().unwrap());
+        let block = c.genesis_block().unwrap();
+        assert!(block.is_election() && block.justification.is_none());
+        assert_eq!(block.header.state_root, c.accounts_tree().unwrap().root());
+        // Any field change makes another network.
+        let mut other = c.clone();
+        other.timestamp += 1;
+        assert_ne!(other.genesis_hash().unwrap(), c.genesis_hash().unwrap());
+    }
+
+    #[test]
+    fn bad_configs_are_clear_errors() {
+        assert!(matches!(GenesisConfig::from_toml("network_id = "), Err(GenesisError::Toml(_))));
+        let text = config().to_toml().replace("network_id = 5", "network_id = 5\nsurprise = 1");
+        assert!(matches!(GenesisConfig::from_toml(&text), Err(GenesisError::Toml(_))));
+        let mut c = config();
+        c.validators[0].slots -= 1;
+        assert!(matches!(c.validate(), Err(GenesisError::Validators(ValidatorsError::SlotCountMismatch { .. }))));
+        let mut c = config();
+        c.validators[0].public_key = "ff".repeat(32);
+        assert!(matches!(c.validate(), Err(GenesisError::BadKey { what: "validator", .. })));
+        let mut c = config();
+        c.accounts.push(c.accounts[0].clone());
+        assert!(matches!(c.validate(), Err(GenesisError::DuplicateAccount(1))));
+        let mut c = config();
+        c.policy.blocks_per_batch = 1;
+        assert!(matches!(c.validate(), Err(GenesisError::Policy(_))));
+        let missing = GenesisConfig::load(Path::new("/nonexistent/genesis.toml"));
+        assert!(matches!(missing, Err(GenesisError::Io(_))));
+    }
+}
