@@ -1,0 +1,144 @@
+//! Request and response messages.
+
+use petrel_network_api::Request;
+use petrel_primitives::history::{HistoryItem, RangeProof, SizeProof};
+use petrel_primitives::{Blake2bHash, Block, MacroBlock};
+use serde::{Deserialize, Serialize};
+
+use crate::errors::*;
+
+/// Most locators a request may carry (longer lists are refused by size, and the server considers
+/// only this many).
+pub const MAX_LOCATORS: usize = 100;
+/// Most election hashes one macro-chain answer carries.
+pub const MAX_EPOCHS: u16 = 1000;
+/// Largest block on the wire.
+pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
+/// Largest batch-set or history-chunk answer.
+pub const MAX_LARGE_RESPONSE: usize = 10 * 1024 * 1024;
+
+macro_rules! request {
+    ($req:ty, $id:literal, $resp:ty, $max_req:expr, $max_resp:expr, $rate:literal) => {
+        impl $req {
+            /// The wire id, as a constant usable in tables.
+            pub const TYPE_ID_CONST: u16 = $id;
+        }
+        impl Request for $req {
+            const TYPE_ID: u16 = $id;
+            const MAX_REQUEST_SIZE: usize = $max_req;
+            const MAX_RESPONSE_SIZE: usize = $max_resp;
+            const MAX_REQUESTS: u32 = $rate;
+            type Response = $resp;
+        }
+    };
+}
+
+/// Election blocks after the first known locator, and the latest checkpoint when caught up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMacroChain {
+    /// Newest first: our macro head (if not an election block), then our election head.
+    pub locators: Vec<Blake2bHash>,
+    /// Most election hashes wanted (the server clamps to [`MAX_EPOCHS`]).
+    pub max_epochs: u16,
+}
+
+/// Answer to [`RequestMacroChain`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacroChain {
+    /// Election block hashes, oldest first.
+    pub epochs: Vec<Blake2bHash>,
+    /// The server's latest checkpoint (number, hash), when the requester is caught up.
+    pub checkpoint: Option<(u32, Blake2bHash)>,
+}
+
+request!(RequestMacroChain, 200, Result<MacroChain, MacroChainError>, 16 + 33 * MAX_LOCATORS, 64 + 33 * MAX_EPOCHS as usize, 20);
+
+/// The batch sets of a macro block's epoch up to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBatchSet {
+    /// Hash of the macro block.
+    pub hash: Blake2bHash,
+}
+
+/// Answer to [`RequestBatchSet`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSetInfo {
+    /// The requested block if it is an election block.
+    pub election_macro_block: Option<MacroBlock>,
+    /// Batch-set boundaries with the epoch's history size at each; the last is the requested block.
+    pub batch_sets: Vec<(MacroBlock, SizeProof)>,
+}
+
+request!(RequestBatchSet, 202, Result<BatchSetInfo, BatchSetError>, 64, MAX_LARGE_RESPONSE, 100);
+
+/// A chunk of an epoch's history, proven against a verifier block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestHistoryChunk {
+    /// Epoch.
+    pub epoch_number: u32,
+    /// The verifier macro block whose history root proves the chunk.
+    pub block_number: u32,
+    /// Chunk index (chunk size from the policy).
+    pub chunk_index: u64,
+}
+
+/// Answer to [`RequestHistoryChunk`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryChunk {
+    /// The items.
+    pub items: Vec<HistoryItem>,
+    /// Their proof.
+    pub proof: RangeProof,
+}
+
+request!(RequestHistoryChunk, 204, Result<HistoryChunk, HistoryChunkError>, 64, MAX_LARGE_RESPONSE, 500);
+
+/// One block by hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBlock {
+    /// Block hash.
+    pub hash: Blake2bHash,
+    /// Whether to include the body.
+    pub include_body: bool,
+}
+
+request!(RequestBlock, 207, Result<Block, BlockRequestError>, 64, MAX_BLOCK_SIZE, 200);
+
+/// Main-chain blocks after the first known locator, up to the target, at most one batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMissingBlocks {
+    /// The block we want to reach.
+    pub target_hash: Blake2bHash,
+    /// Whether to include bodies.
+    pub include_body: bool,
+    /// Newest first.
+    pub locators: Vec<Blake2bHash>,
+}
+
+/// Answer to [`RequestMissingBlocks`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseBlocks {
+    /// Blocks, oldest first.
+    pub blocks: Vec<Block>,
+}
+
+request!(RequestMissingBlocks, 209, Result<ResponseBlocks, MissingBlocksError>, 64 + 33 * MAX_LOCATORS, 8 * MAX_BLOCK_SIZE, 200);
+
+/// The peer's head.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RequestHead;
+
+/// Answer to [`RequestHead`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseHead {
+    /// Head number.
+    pub block_number: u32,
+    /// Head hash.
+    pub block_hash: Blake2bHash,
+    /// Macro head hash.
+    pub macro_hash: Blake2bHash,
+    /// Election head hash.
+    pub election_hash: Blake2bHash,
+}
+
+request!(RequestHead, 210, ResponseHead, 16, 256, 50);
