@@ -1,0 +1,151 @@
+//! Request handlers: answer every sync request from the full chain store with the reference's
+//! semantics (protocol-reference §2.5) and its holes closed (non-macro locators skipped, locator
+//! lists and counts clamped, every miss an error value). Each request type is served by its own
+//! loop; queries run on blocking threads, at most [`HandlerConfig::max_concurrent`] at a time per
+//! type, so a flood of one type cannot starve the others. Size limits, rate limits and penalties
+//! for malformed requests are enforced by the network below (see `petrel-network-api`).
+
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use petrel_blockchain::{Blockchain, QueryError};
+use petrel_network_api::{Network, NetworkExt, Request, TypedInbound};
+use petrel_protocol::*;
+use tokio::sync::Semaphore;
+
+/// The chain store shared between the node's writer (sync, producer) and the handlers.
+pub type SharedChain = Arc<RwLock<Blockchain>>;
+
+/// Handler settings.
+#[derive(Clone, Copy, Debug)]
+pub struct HandlerConfig {
+    /// Queries of one request type running at once (the reference uses 64). More wait in the
+    /// network's bounded inbound queue, and beyond it are answered `Busy`.
+    pub max_concurrent: usize,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        Self { max_concurrent: 64 }
+    }
+}
+
+/// Answers a request from the chain (pure function of the store; used by the loops and tests).
+pub trait Answer: Request {
+    /// Computes the response.
+    fn answer(&self, chain: &Blockchain) -> Self::Response;
+}
+
+impl Answer for RequestHead {
+    fn answer(&self, chain: &Blockchain) -> ResponseHead {
+        let h = chain.head();
+        ResponseHead { block_number: h.block_number, block_hash: h.block_hash, macro_hash: h.macro_hash, election_hash: h.election_hash }
+    }
+}
+
+impl Answer for RequestBlock {
+    fn answer(&self, chain: &Blockchain) -> Result<petrel_primitives::Block, BlockRequestError> {
+        match chain.block_by_hash(&self.hash, self.include_body) {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err(BlockRequestError::TargetHashNotFound),
+            Err(e) => {
+                tracing::warn!(target: "net::handlers", error = %e, "block lookup failed");
+                Err(BlockRequestError::Other)
+            }
+        }
+    }
+}
+
+impl Answer for RequestMacroChain {
+    fn answer(&self, chain: &Blockchain) -> Result<MacroChain, MacroChainError> {
+        match chain.macro_chain(&self.locators, self.max_epochs.min(MAX_EPOCHS)) {
+            Ok(mc) => Ok(MacroChain { epochs: mc.epochs, checkpoint: mc.checkpoint }),
+            Err(QueryError::UnknownLocators) => Err(MacroChainError::UnknownLocators),
+            Err(e) => {
+                tracing::warn!(target: "net::handlers", error = %e, "macro chain failed");
+                Err(MacroChainError::Other)
+            }
+        }
+    }
+}
+
+impl Answer for RequestBatchSet {
+    fn answer(&self, chain: &Blockchain) -> Result<BatchSetInfo, BatchSetError> {
+        match chain.batch_set(&self.hash) {
+            Ok(info) => Ok(BatchSetInfo { election_macro_block: info.election_macro_block, batch_sets: info.batch_sets }),
+            Err(QueryError::TargetHashNotFound) => Err(BatchSetError::TargetHashNotFound),
+            Err(QueryError::MicroBlockGiven) => Err(BatchSetError::MicroBlockGiven),
+            Err(QueryError::TargetNotOnMainChain) => Err(BatchSetError::NotOnMainChain),
+            Err(QueryError::Chain(petrel_blockchain::ChainError::HistoryPruned(_))) => Err(BatchSetError::HistoryUnavailable),
+            Err(e) => {
+                tracing::warn!(target: "net::handlers", error = %e, "batch set failed");
+                Err(BatchSetError::Other)
+            }
+        }
+    }
+}
+
+impl Answer for RequestHistoryChunk {
+    fn answer(&self, chain: &Blockchain) -> Result<HistoryChunk, HistoryChunkError> {
+        match chain.history_chunk(self.epoch_number, self.block_number, self.chunk_index) {
+            Ok(c) => Ok(HistoryChunk { items: c.items, proof: c.proof }),
+            Err(QueryError::CouldntProduceProof) => Err(HistoryChunkError::CouldntProduceProof),
+            Err(e) => {
+                tracing::warn!(target: "net::handlers", error = %e, "history chunk failed");
+                Err(HistoryChunkError::Other)
+            }
+        }
+    }
+}
+
+impl Answer for RequestMissingBlocks {
+    fn answer(&self, chain: &Blockchain) -> Result<ResponseBlocks, MissingBlocksError> {
+        match chain.missing_blocks(&self.target_hash, &self.locators, self.include_body) {
+            Ok(blocks) => Ok(ResponseBlocks { blocks }),
+            Err(QueryError::TargetHashNotFound) => Err(MissingBlocksError::TargetHashNotFound),
+            Err(QueryError::TargetNotOnMainChain) => Err(MissingBlocksError::TargetBlockNotOnMainChain),
+            Err(QueryError::UnknownLocators) => Err(MissingBlocksError::UnknownLocators),
+            Err(e) => {
+                tracing::warn!(target: "net::handlers", error = %e, "missing blocks failed");
+                Err(MissingBlocksError::Other)
+            }
+        }
+    }
+}
+
+async fn serve<R: Answer, N: Network>(network: N, chain: SharedChain, config: HandlerConfig) {
+    let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+    let mut requests = network.receive_requests::<R>();
+    while let Some(inbound) = requests.next().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
+        let chain = chain.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            answer_one(inbound, &chain);
+        });
+        drop(task);
+    }
+}
+
+fn answer_one<R: Answer>(inbound: TypedInbound<R>, chain: &SharedChain) {
+    let response = match chain.read() {
+        Ok(guard) => inbound.request.answer(&guard),
+        // A poisoned lock means a writer panicked; answering from a half-written state is unsafe.
+        Err(_) => return,
+    };
+    if let Err(e) = inbound.respond(&response) {
+        tracing::debug!(target: "net::handlers", error = %e, "response not delivered");
+    }
+}
+
+/// Serves every sync request type from `chain` until the network shuts down.
+pub async fn serve_full_chain<N: Network>(network: N, chain: SharedChain, config: HandlerConfig) {
+    futures::join!(
+        serve::<RequestHead, N>(network.clone(), chain.clone(), config),
+        serve::<RequestBlock, N>(network.clone(), chain.clone(), config),
+        serve::<RequestMacroChain, N>(network.clone(), chain.clone(), config),
+        serve::<RequestBatchSet, N>(network.clone(), chain.clone(), config),
+        serve::<RequestHistoryChunk, N>(network.clone(), chain.clone(), config),
+        serve::<RequestMissingBlocks, N>(network, chain, config),
+    );
+}
