@@ -1,0 +1,10 @@
+//! Fuzzes the decoder of `RequestMissingBlocks` requests.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use petrel_network_api::Request;
+use petrel_primitives::codec;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = codec::decode::<petrel_protocol::RequestMissingBlocks>(data, <petrel_protocol::RequestMissingBlocks as Request>::MAX_REQUEST_SIZE);
+});
