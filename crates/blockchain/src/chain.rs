@@ -76,6 +76,10 @@ impl Blockchain {
     /// Opens the store at `path`, creating it with `genesis` if it does not exist. An existing store
     /// must hold the same network.
     pub fn open(path: &Path, genesis: &GenesisConfig, options: ChainOptions) -> Result<Self, ChainError> {
+        guard_corruption(|| Self::open_inner(path, genesis, options))
+    }
+
+    fn open_inner(path: &Path, genesis: &GenesisConfig, options: ChainOptions) -> Result<Self, ChainError> {
         let db = Database::create(path)?;
         let configured = genesis.genesis_hash()?;
         let stored = {
@@ -103,7 +107,7 @@ impl Blockchain {
         if !path.exists() {
             return Err(ChainError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} does not exist", path.display()))));
         }
-        let genesis = read_genesis(&Database::open(path)?)?;
+        let genesis = guard_corruption(|| read_genesis(&Database::open(path)?))?;
         Self::open(path, &genesis, options)
     }
 
@@ -341,8 +345,9 @@ impl Blockchain {
         Ok(self.db.begin_read()?.open_table(BLOCKS)?.get(hash.0)?.is_some())
     }
 
-    /// Deletes the history (items, tree nodes and micro blocks) of every epoch older than the
-    /// newest `keep_epochs` finished epochs. Macro blocks stay. Returns the first epoch kept.
+    /// Deletes the history (items, tree nodes, lengths, batch-set boundaries and micro blocks) of
+    /// every epoch before `epoch_at(head) − keep_epochs`; the head's epoch and the `keep_epochs`
+    /// epochs before it stay. Macro blocks stay. Returns the first epoch kept.
     pub fn prune_history(&mut self, keep_epochs: u32) -> Result<u32, ChainError> {
         let current = self.state.policy.epoch_at(self.state.head_number());
         let keep_from = current.saturating_sub(keep_epochs).max(self.info.history_pruned_before);
@@ -357,6 +362,10 @@ impl Blockchain {
             let from = self.info.history_pruned_before;
             wtx.open_table(HISTORY_ITEMS)?.retain_in((from, 0)..(keep_from, 0), |_, _| false)?;
             wtx.open_table(HISTORY_NODES)?.retain_in((from, 0)..(keep_from, 0), |_, _| false)?;
+            wtx.open_table(BATCH_SET_ENDS)?.retain_in((from, 0)..(keep_from, 0), |_, _| false)?;
+            let first_kept_block = policy.first_block_of(keep_from);
+            wtx.open_table(HISTORY_LEN)?
+                .retain_in(policy.genesis_block_number + 1..first_kept_block, |_, _| false)?;
             let mut main = wtx.open_table(MAIN_CHAIN)?;
             let mut blocks = wtx.open_table(BLOCKS)?;
             let first = policy.first_block_of(from.max(1));
@@ -405,10 +414,33 @@ impl Blockchain {
     }
 }
 
+/// Runs `f`, turning a panic inside the storage engine into [`ChainError::Corrupted`]: redb 4
+/// asserts on some kinds of damaged pages instead of returning an error, and a damaged file must
+/// be an error value for our callers.
+pub(crate) fn guard_corruption<T>(f: impl FnOnce() -> Result<T, ChainError>) -> Result<T, ChainError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "storage engine failure".to_string());
+            Err(ChainError::corrupted("database", reason))
+        }
+    }
+}
+
 /// Reads the genesis config stored in a database.
 pub(crate) fn read_genesis(db: &Database) -> Result<GenesisConfig, ChainError> {
     let rtx = db.begin_read()?;
-    let meta = rtx.open_table(META)?;
+    let meta = match rtx.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Err(ChainError::corrupted("meta", "the store was never initialised (no genesis)"));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let text = meta.get(META_GENESIS)?.ok_or_else(|| ChainError::corrupted("meta", "no genesis record"))?;
     let text = std::str::from_utf8(text.value()).map_err(|e| ChainError::corrupted("meta", e))?;
     GenesisConfig::from_toml(text).map_err(|e| ChainError::corrupted("meta", e))

@@ -122,14 +122,14 @@ impl Blockchain {
         let blocks = rtx.open_table(BLOCKS)?;
         let mut start = None;
         for locator in locators.iter().take(MAX_LOCATORS) {
-            let Some(block) = read_block(&blocks, locator)? else { continue };
-            let n = block.block_number();
-            if block.is_macro() && Self::on_main_chain(&main, n, locator)? {
-                start = Some((n, *locator));
+            let Some(Block::Macro(block)) = read_block(&blocks, locator)? else { continue };
+            if Self::on_main_chain(&main, block.block_number(), locator)? {
+                start = Some(block);
                 break;
             }
         }
-        let (start, locator) = start.ok_or(QueryError::UnknownLocators)?;
+        let start_block = start.ok_or(QueryError::UnknownLocators)?;
+        let (start, locator) = (start_block.block_number(), start_block.hash());
         let max = max_epochs.min(MAX_EPOCHS_PER_REQUEST) as usize;
         let mut epochs = Vec::new();
         let mut next = policy.election_block_after(start);
@@ -146,7 +146,12 @@ impl Blockchain {
         }
         let macro_head = &self.state().macro_head;
         let macro_hash = macro_head.hash();
-        let caught_up = epochs.last().is_none_or(|last| *last == macro_head.header.parent_election_hash);
+        // Caught up: after the returned epochs (or already at the locator) the requester's latest
+        // election block is the one the checkpoint builds on.
+        let caught_up = match epochs.last() {
+            Some(last) => *last == macro_head.header.parent_election_hash,
+            None => start_block.election_hash_after() == macro_head.header.parent_election_hash,
+        };
         let checkpoint = (!macro_head.is_election() && macro_hash != locator && caught_up && macro_head.block_number() > start)
             .then(|| (macro_head.block_number(), macro_hash));
         Ok(MacroChain { epochs, checkpoint })
@@ -189,7 +194,11 @@ impl Blockchain {
     /// `block_number` (the verifier block), with a range proof against that block's history root.
     pub fn history_chunk(&self, epoch: u32, block_number: u32, chunk_index: u64) -> Result<HistoryChunk, QueryError> {
         let policy = *self.policy();
-        if policy.epoch_at(block_number) != epoch || epoch < self.history_pruned_before() || epoch == 0 {
+        if policy.epoch_at(block_number) != epoch
+            || epoch < self.history_pruned_before()
+            || epoch == 0
+            || !policy.is_macro_block_at(block_number)
+        {
             return Err(QueryError::CouldntProduceProof);
         }
         let rtx = self.db().begin_read()?;

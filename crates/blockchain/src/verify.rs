@@ -44,16 +44,26 @@ pub enum VerifyError {
         #[source]
         source: ChainError,
     },
+    /// The store was pruned: its early history is gone, so state cannot be replayed from genesis.
+    #[error("the store is pruned before epoch {0}: a full replay from genesis is impossible")]
+    Pruned(u32),
     /// The store is unreadable or inconsistent outside a block.
     #[error(transparent)]
     Store(#[from] ChainError),
 }
 
-/// Progress callback: (blocks done, head number to reach).
+/// Progress callback: (blocks done, blocks to check in all).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u32);
 
 /// Verifies the store at `path` from genesis.
 pub fn verify_store(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, VerifyError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| verify_inner(path, progress))) {
+        Ok(result) => result,
+        Err(_) => Err(ChainError::corrupted("database", "storage engine failure while reading").into()),
+    }
+}
+
+fn verify_inner(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, VerifyError> {
     if !path.exists() {
         return Err(ChainError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} does not exist", path.display()))).into());
     }
@@ -62,6 +72,12 @@ pub fn verify_store(path: &Path, progress: Progress<'_>) -> Result<VerifyReport,
     let mut state = ChainState::genesis(&genesis)?;
     let policy = state.policy;
     let rtx = db.begin_read().map_err(ChainError::from)?;
+    let meta = rtx.open_table(META).map_err(ChainError::from)?;
+    let info = meta.get(META_CHAIN_INFO).map_err(ChainError::from)?.ok_or_else(|| ChainError::corrupted("meta", "no chain info"))?;
+    let info: crate::chain::ChainInfo = decode("meta", info.value(), MAX_RECORD)?;
+    if info.history_pruned_before > 0 {
+        return Err(VerifyError::Pruned(info.history_pruned_before));
+    }
     let main = rtx.open_table(MAIN_CHAIN).map_err(ChainError::from)?;
     let blocks = rtx.open_table(BLOCKS).map_err(ChainError::from)?;
     let items = rtx.open_table(HISTORY_ITEMS).map_err(ChainError::from)?;
@@ -104,14 +120,15 @@ pub fn verify_store(path: &Path, progress: Progress<'_>) -> Result<VerifyReport,
             for row in items.range((epoch, from)..(epoch, to)).map_err(|e| bad(e.into()))? {
                 hist.push(decode("history_items", row.map_err(|e| bad(e.into()))?.1.value(), MAX_RECORD).map_err(bad)?);
             }
-            report.transactions += hist.len() as u64;
+            report.transactions +=
+                hist.iter().filter(|i| matches!(i.kind, petrel_primitives::HistoryKind::Transfer(_))).count() as u64;
             state.apply_history(mac, hist).map_err(bad)?;
             report.history_synced_blocks += 1;
         }
         report.blocks += 1;
         report.head_number = number;
         report.head_hash = hash;
-        progress(report.blocks, last);
+        progress(report.blocks, last.saturating_sub(policy.genesis_block_number));
     }
     // The stored accounts must be the replayed ones.
     let accounts = rtx.open_table(ACCOUNTS).map_err(ChainError::from)?;

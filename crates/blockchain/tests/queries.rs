@@ -162,3 +162,34 @@ fn pruning_drops_old_history_but_keeps_macro_blocks() {
     assert_eq!(chain.history_pruned_before(), 3);
     extend(&mut chain, &p, 2);
 }
+
+#[test]
+fn verify_refuses_a_pruned_store_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(1);
+    let g = genesis(&p);
+    let mut chain = open(&dir, &g);
+    extend(&mut chain, &p, 8 * 3);
+    chain.prune_history(1).unwrap();
+    drop(chain);
+    let err = verify_store(&dir.path().join("chain.redb"), &mut |_, _| {}).unwrap_err();
+    assert!(matches!(err, petrel_blockchain::VerifyError::Pruned(2)), "{err}");
+}
+
+#[test]
+fn checkpoint_is_attached_only_when_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    let mut chain = open(&dir, &g);
+    let blocks = extend(&mut chain, &p, 8 * 2 + 4);
+    let hash = |n: usize| blocks[n - 1].hash();
+    // max_epochs = 0 from genesis: not caught up (epoch 2's checkpoint builds on block 16).
+    let mc = chain.macro_chain(&[g.genesis_hash().unwrap()], 0).unwrap();
+    assert_eq!((mc.epochs.len(), mc.checkpoint), (0, None));
+    // From block 16, the checkpoint 20 builds on it.
+    let mc = chain.macro_chain(&[hash(16)], 0).unwrap();
+    assert_eq!(mc.checkpoint, Some((20, hash(20))));
+    let mc = chain.macro_chain(&[hash(12)], 5).unwrap();
+    assert_eq!((mc.epochs, mc.checkpoint), (vec![hash(16)], Some((20, hash(20)))));
+}

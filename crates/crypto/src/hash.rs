@@ -9,8 +9,28 @@ use serde::{Deserialize, Serialize};
 type Blake2b256 = Blake2b<U32>;
 
 /// A 32-byte Blake2b-256 digest.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+///
+/// Serialises as 32 raw bytes in binary formats and as 64 hex characters in human-readable ones
+/// (JSON, TOML).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Blake2bHash(pub [u8; 32]);
+
+impl Serialize for Blake2bHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() { s.serialize_str(&self.to_hex()) } else { self.0.serialize(s) }
+    }
+}
+
+impl<'de> Deserialize<'de> for Blake2bHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            Self::from_hex(&s).map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(Self)
+        }
+    }
+}
 
 impl Blake2bHash {
     /// The all-zero hash, used as "no parent" by the genesis block.

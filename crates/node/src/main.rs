@@ -1,1 +1,51 @@
-fn main() {}
+//! `petrel`: the Petrel node binary. This file only parses the command line, sets up logging and
+//! maps errors to exit codes: 0 success, 1 failure (one `error: …` line on stderr with the cause
+//! chain), 2 usage error (from clap).
+
+mod chain_cmd;
+mod cli;
+mod errors;
+mod progress;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::errors::{error_line, run_catching_panics};
+
+/// Log filter used when RUST_LOG is unset: info for petrel's crates, warn for dependencies.
+const DEFAULT_LOG_FILTER: &str =
+    "warn,petrel=info,petrel_node=info,petrel_blockchain=info,petrel_producer=info,petrel_primitives=info";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = run_catching_panics(|| match &cli.command {
+        Command::Chain(command) => chain_cmd::run(command),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_line(e.chain()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(s) if !s.trim().is_empty() => EnvFilter::try_new(&s).unwrap_or_else(|e| {
+            eprintln!("warning: ignoring RUST_LOG={s:?}: {e}");
+            EnvFilter::new(DEFAULT_LOG_FILTER)
+        }),
+        _ => EnvFilter::new(DEFAULT_LOG_FILTER),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .init();
+}

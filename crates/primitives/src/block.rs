@@ -352,7 +352,7 @@ impl MicroBlock {
     }
 }
 
-/// The slot whose owner produces micro block `number` (a fixed rotation; see ADR 0005).
+/// The slot whose owner produces micro block `number` (a fixed rotation; see ADR 0006).
 pub fn producer_slot(number: u32, policy: &Policy) -> u16 {
     (number % u32::from(policy.slots.max(1))) as u16
 }
@@ -483,13 +483,9 @@ impl Block {
                     v.validate(policy)?;
                 }
                 match &b.body {
-                    Some(body) => {
-                        if body.root() != b.header.body_root {
-                            return Err(BlockError::BodyRootMismatch);
-                        }
-                    }
+                    Some(body) if body.root() != b.header.body_root => return Err(BlockError::BodyRootMismatch),
                     None if require_body => return Err(BlockError::MissingBody),
-                    None => {}
+                    _ => {}
                 }
             }
         }

@@ -48,7 +48,14 @@ pub enum PolicyError {
     /// History chunks must hold at least one item and at most 65 536.
     #[error("history_chunk_size must be in 1..=65536")]
     BadChunkSize,
+    /// Blocks must fit the network's block size limit.
+    #[error("max_transactions_per_block must be at most {MAX_TRANSACTIONS_PER_BLOCK}")]
+    TooManyTransactions,
 }
+
+/// Upper bound of `max_transactions_per_block`, so that a full block (about 200 bytes per
+/// transfer) stays under the 2 MiB block limit of the protocol.
+pub const MAX_TRANSACTIONS_PER_BLOCK: u32 = 8_000;
 
 impl Policy {
     /// The devnet defaults: 32 blocks per batch, 4 batches per epoch, 512 slots.
@@ -89,6 +96,9 @@ impl Policy {
         }
         if self.history_chunk_size == 0 || self.history_chunk_size > 65_536 {
             return Err(PolicyError::BadChunkSize);
+        }
+        if self.max_transactions_per_block > MAX_TRANSACTIONS_PER_BLOCK {
+            return Err(PolicyError::TooManyTransactions);
         }
         Ok(())
     }

@@ -122,8 +122,11 @@ impl AccountTree {
             self.index.remove(&address);
         }
         for (i, account) in undo.previous.into_iter().rev() {
-            self.entries[i as usize].1 = account;
-            dirty.push(i as usize);
+            // Accounts created by the undone apply are already gone.
+            if let Some(entry) = self.entries.get_mut(i as usize) {
+                entry.1 = account;
+                dirty.push(i as usize);
+            }
         }
         self.rehash(dirty);
     }

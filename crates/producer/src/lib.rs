@@ -28,6 +28,8 @@ pub const GENESIS_BALANCE: u64 = 1_000_000_000_000;
 /// The keys of a generated network, all derived from one seed.
 #[derive(Clone, Debug)]
 pub struct DevnetKeys {
+    /// The seed everything derives from.
+    pub seed: u64,
     /// Validator key pool; each epoch's set is a window of it.
     pub validators: Vec<SchnorrSecretKey>,
     /// Funded accounts.
@@ -44,6 +46,7 @@ impl DevnetKeys {
     /// Derives `validators` validator keys and `accounts` account keys from `seed`.
     pub fn derive(seed: u64, validators: usize, accounts: usize) -> Self {
         Self {
+            seed,
             validators: (0..validators).map(|i| SchnorrSecretKey::from_seed(&derive(seed, "validator", i))).collect(),
             accounts: (0..accounts).map(|i| AccountKey::from_seed(derive(seed, "account", i))).collect(),
         }
@@ -51,7 +54,7 @@ impl DevnetKeys {
 
     /// The reward address of validator key `i` of the pool.
     pub fn reward_address(&self, i: usize) -> Address {
-        AccountKey::from_seed(derive(0, "reward", i)).address()
+        AccountKey::from_seed(derive(self.seed, "reward", i)).address()
     }
 }
 
@@ -62,7 +65,7 @@ pub struct ProducerConfig {
     pub seed: u64,
     /// Validators per epoch.
     pub validators: usize,
-    /// Extra validator keys in the pool; with `rotate` each epoch's set shifts by one key.
+    /// Extra validator keys in the pool; each epoch's set is the window shifted by one key.
     pub spare_validators: usize,
     /// Funded accounts that send transfers.
     pub accounts: usize,
@@ -244,7 +247,7 @@ impl Producer {
         let policy = state.policy;
         let number = state.head_number() + 1;
         let parent_hash = state.head_hash;
-        let timestamp = state.head.timestamp().max(self.genesis_time(state)) + self.config.block_interval_ms;
+        let timestamp = state.head.timestamp() + self.config.block_interval_ms;
         let validators = state.validators.clone();
         if policy.is_macro_block_at(number) {
             let body = MacroBody::expected(&validators, &policy);
@@ -310,10 +313,6 @@ impl Producer {
             self.sign_micro(&mut block, &validators, &policy)?;
             Ok(Block::Micro(block))
         }
-    }
-
-    fn genesis_time(&self, _state: &ChainState) -> u64 {
-        0
     }
 }
 

@@ -23,6 +23,6 @@ pub struct FullBlocks;
 
 impl Topic for FullBlocks {
     const NAME: &'static str = "petrel/blocks/1";
-    const MAX_SIZE: usize = 1024 * 1024;
+    const MAX_SIZE: usize = crate::MAX_BLOCK_SIZE;
     type Item = Block;
 }

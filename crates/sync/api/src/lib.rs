@@ -1,0 +1,168 @@
+//! The interfaces between sync strategies and the consensus layer.
+//!
+//! A macro sync brings the node to a peer's macro state and reports one [`MacroSyncReturn`] per peer;
+//! a live sync then follows new blocks. Consensus moves peers between the two (see
+//! `petrel-consensus`). Implementations are thin async drivers around sans-I/O state machines.
+
+use std::collections::HashSet;
+
+use futures::Stream;
+use petrel_network_api::PeerId;
+
+/// The verdict of a macro sync about one peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MacroSyncReturn {
+    /// We reached this peer's macro state: it can join live sync.
+    Good(PeerId),
+    /// The peer is behind us (or has nothing for us): check it again later.
+    Outdated(PeerId),
+    /// The peer lacks the services we need; it may still serve live sync.
+    Incompatible(PeerId),
+    /// The peer's chain cannot be reconciled optimistically (pico only): fall back.
+    Conflicting(PeerId),
+}
+
+impl MacroSyncReturn {
+    /// The peer concerned.
+    pub fn peer(&self) -> PeerId {
+        match *self {
+            Self::Good(p) | Self::Outdated(p) | Self::Incompatible(p) | Self::Conflicting(p) => p,
+        }
+    }
+}
+
+/// A macro sync strategy: a stream of per-peer verdicts.
+///
+/// The stream ends only when the strategy is shut down; "nothing to report" is `Pending`.
+pub trait MacroSync: Stream<Item = MacroSyncReturn> + Unpin + Send {
+    /// Starts syncing with a peer (again).
+    fn add_peer(&mut self, peer: PeerId);
+    /// Stops syncing with every peer and returns them.
+    fn drain_peers(&mut self) -> Vec<PeerId>;
+    /// Switches to the fallback strategy with these peers. Only meaningful for strategies that have
+    /// one (pico → light); others ignore it.
+    fn fallback(&mut self, _peers: Vec<PeerId>) {}
+    /// Number of peers being synced.
+    fn num_peers(&self) -> usize;
+}
+
+/// What a live sync reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiveSyncEvent {
+    /// A gossiped block extended our chain.
+    AcceptedAnnouncedBlock(petrel_primitives::Blake2bHash),
+    /// A buffered block was applied after its parent arrived.
+    AcceptedBufferedBlock(petrel_primitives::Blake2bHash),
+    /// Missing blocks were fetched and applied.
+    ReceivedMissingBlocks(usize),
+    /// A block was rejected.
+    RejectedBlock(petrel_primitives::Blake2bHash),
+    /// The peer is too far behind: back to macro sync's outdated set.
+    Behind(PeerId),
+    /// The peer is too far ahead: back to macro sync.
+    Ahead(PeerId),
+}
+
+/// A live sync strategy: follows gossiped blocks with a set of peers.
+pub trait LiveSync: Stream<Item = LiveSyncEvent> + Unpin + Send {
+    /// Adds a peer to follow.
+    fn add_peer(&mut self, peer: PeerId);
+    /// Removes a peer.
+    fn remove_peer(&mut self, peer: &PeerId);
+    /// Peers followed.
+    fn peers(&self) -> Vec<PeerId>;
+    /// Number of peers followed.
+    fn num_peers(&self) -> usize {
+        self.peers().len()
+    }
+}
+
+/// An ordered set of peers with a round-robin cursor (protocol-reference §6.9).
+#[derive(Clone, Debug, Default)]
+pub struct PeerList {
+    order: Vec<PeerId>,
+    set: HashSet<PeerId>,
+    cursor: usize,
+}
+
+impl PeerList {
+    /// Adds a peer at the end; returns false if it was present.
+    pub fn add(&mut self, peer: PeerId) -> bool {
+        if self.set.insert(peer) {
+            self.order.push(peer);
+            true
+        } else {
+            false
+        }
+    }
+    /// Removes a peer; returns false if it was absent.
+    pub fn remove(&mut self, peer: &PeerId) -> bool {
+        if !self.set.remove(peer) {
+            return false;
+        }
+        if let Some(i) = self.order.iter().position(|p| p == peer) {
+            self.order.remove(i);
+            if i < self.cursor {
+                self.cursor -= 1;
+            }
+        }
+        true
+    }
+    /// Whether the peer is listed.
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.set.contains(peer)
+    }
+    /// Number of peers.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+    /// The next peer in round-robin order.
+    pub fn next(&mut self) -> Option<PeerId> {
+        if self.order.is_empty() {
+            return None;
+        }
+        if self.cursor >= self.order.len() {
+            self.cursor = 0;
+        }
+        let p = self.order[self.cursor];
+        self.cursor += 1;
+        Some(p)
+    }
+    /// The peers in order.
+    pub fn iter(&self) -> impl Iterator<Item = &PeerId> {
+        self.order.iter()
+    }
+    /// Removes and returns all peers.
+    pub fn drain(&mut self) -> Vec<PeerId> {
+        self.set.clear();
+        self.cursor = 0;
+        std::mem::take(&mut self.order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_list_round_robin_survives_removal() {
+        let p: Vec<_> = (0..4).map(PeerId::from_index).collect();
+        let mut list = PeerList::default();
+        for x in &p {
+            assert!(list.add(*x));
+        }
+        assert!(!list.add(p[0]));
+        assert_eq!(list.next(), Some(p[0]));
+        assert_eq!(list.next(), Some(p[1]));
+        assert!(list.remove(&p[0]));
+        assert_eq!(list.next(), Some(p[2]));
+        assert_eq!(list.next(), Some(p[3]));
+        assert_eq!(list.next(), Some(p[1]));
+        assert_eq!(list.drain().len(), 3);
+        assert_eq!(list.next(), None);
+    }
+}
