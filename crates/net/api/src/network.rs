@@ -83,7 +83,7 @@ pub fn decode_response_frame(mut frame: Vec<u8>) -> Result<Vec<u8>, RequestError
 /// A network: raw frames in and out. Implementations enforce, on the serving side, the size limit
 /// and per-peer rate limit of each request type, penalise and eventually ban misbehaving peers, and
 /// time out outbound requests.
-pub trait Network: Clone + Send + Sync + 'static {
+pub trait Network: Clone + Send + Sync + Unpin + 'static {
     /// Our own peer id.
     fn local_peer_id(&self) -> PeerId;
 

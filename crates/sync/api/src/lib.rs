@@ -37,6 +37,8 @@ impl MacroSyncReturn {
 pub trait MacroSync: Stream<Item = MacroSyncReturn> + Unpin + Send {
     /// Starts syncing with a peer (again).
     fn add_peer(&mut self, peer: PeerId);
+    /// Stops syncing with a peer (it left); its outstanding responses are ignored.
+    fn remove_peer(&mut self, peer: &PeerId);
     /// Stops syncing with every peer and returns them.
     fn drain_peers(&mut self) -> Vec<PeerId>;
     /// Switches to the fallback strategy with these peers. Only meaningful for strategies that have

@@ -1,0 +1,296 @@
+//! The light-sync state machine (no I/O).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use petrel_blockchain::{LightBlockchain, PushResult};
+use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
+use petrel_primitives::{Blake2bHash, Block, MacroBlock};
+use petrel_protocol::{BlockRequestError, MAX_EPOCHS, MacroChain, MacroChainError};
+use petrel_sync_api::MacroSyncReturn;
+
+/// Identifies a request issued by the machine.
+pub type RequestId = u64;
+
+/// Settings.
+#[derive(Clone, Copy, Debug)]
+pub struct LightConfig {
+    /// Services a peer must advertise.
+    pub required_services: Services,
+    /// Election hashes asked for per macro-chain request (at most [`MAX_EPOCHS`]).
+    pub max_epochs: u16,
+    /// Block requests in flight per peer. Higher hides latency; each costs one block of memory
+    /// (a few KiB of header and justification) while it waits to be applied in order.
+    pub window: usize,
+}
+
+impl Default for LightConfig {
+    fn default() -> Self {
+        Self { required_services: Services::MACRO_CHAIN, max_epochs: MAX_EPOCHS, window: 16 }
+    }
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send `RequestMacroChain`.
+    RequestMacroChain {
+        /// Request id.
+        id: RequestId,
+        /// Peer.
+        peer: PeerId,
+        /// Locators, newest first.
+        locators: Vec<Blake2bHash>,
+        /// Hashes wanted.
+        max_epochs: u16,
+    },
+    /// Send `RequestBlock` without body.
+    RequestBlock {
+        /// Request id.
+        id: RequestId,
+        /// Peer.
+        peer: PeerId,
+        /// Hash.
+        hash: Blake2bHash,
+    },
+    /// Report a verdict.
+    Emit(MacroSyncReturn),
+    /// Disconnect (and for `Malicious`, ban) a peer.
+    Disconnect {
+        /// Peer.
+        peer: PeerId,
+        /// Reason.
+        reason: DisconnectReason,
+    },
+}
+
+#[derive(Debug)]
+enum PeerState {
+    Discovering,
+    Fetching(Fetch),
+}
+
+#[derive(Debug, Default)]
+struct Fetch {
+    /// Hashes not yet requested, with their sequence numbers.
+    queue: VecDeque<(usize, Blake2bHash)>,
+    /// Requests in flight: id → (sequence, hash).
+    in_flight: HashMap<RequestId, (usize, Blake2bHash)>,
+    /// Received, waiting for their turn.
+    received: BTreeMap<usize, MacroBlock>,
+    /// Next sequence number to apply.
+    next: usize,
+    /// Number of blocks in this round.
+    total: usize,
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LightStats {
+    /// Macro-chain requests sent.
+    pub macro_chain_requests: u64,
+    /// Block requests sent.
+    pub block_requests: u64,
+    /// Blocks verified and adopted.
+    pub verified_blocks: u64,
+}
+
+/// The light machine.
+#[derive(Debug, Default)]
+pub struct LightMachine {
+    config: LightConfig,
+    peers: HashMap<PeerId, PeerState>,
+    requests: HashMap<RequestId, PeerId>,
+    next_id: RequestId,
+    actions: VecDeque<Action>,
+    stats: LightStats,
+}
+
+impl LightMachine {
+    /// A machine with no peers.
+    pub fn new(config: LightConfig) -> Self {
+        Self { config, ..Default::default() }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> LightStats {
+        self.stats
+    }
+
+    /// Peers being synced.
+    pub fn num_peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The next action.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn discover(&mut self, peer: PeerId, chain: &LightBlockchain) {
+        let id = self.next_id();
+        let mut locators = Vec::with_capacity(2);
+        let macro_hash = chain.macro_head().hash();
+        let election_hash = chain.election_head().hash();
+        if macro_hash != election_hash {
+            locators.push(macro_hash);
+        }
+        locators.push(election_hash);
+        self.requests.insert(id, peer);
+        self.peers.insert(peer, PeerState::Discovering);
+        self.stats.macro_chain_requests += 1;
+        self.actions.push_back(Action::RequestMacroChain {
+            id,
+            peer,
+            locators,
+            max_epochs: self.config.max_epochs.clamp(1, MAX_EPOCHS),
+        });
+    }
+
+    /// Starts syncing with a peer advertising `services` (`None`: unknown peer).
+    pub fn add_peer(&mut self, peer: PeerId, services: Option<Services>, chain: &LightBlockchain) {
+        if self.peers.contains_key(&peer) {
+            return;
+        }
+        if !services.is_some_and(|s| s.contains(self.config.required_services)) {
+            self.actions.push_back(Action::Emit(MacroSyncReturn::Incompatible(peer)));
+            return;
+        }
+        self.discover(peer, chain);
+    }
+
+    /// Forgets a peer.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+        self.requests.retain(|_, p| p != peer);
+    }
+
+    /// Removes and returns every peer.
+    pub fn drain_peers(&mut self) -> Vec<PeerId> {
+        self.requests.clear();
+        self.peers.drain().map(|(p, _)| p).collect()
+    }
+
+    fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
+        self.remove_peer(&peer);
+        self.actions.push_back(Action::Emit(verdict));
+    }
+
+    fn fail(&mut self, peer: PeerId, reason: DisconnectReason) {
+        self.remove_peer(&peer);
+        self.actions.push_back(Action::Disconnect { peer, reason });
+    }
+
+    fn transport_reason(e: &RequestError) -> DisconnectReason {
+        if e.is_peer_fault() { DisconnectReason::Malicious } else { DisconnectReason::Error }
+    }
+
+    /// A macro-chain answer (or its failure) arrived.
+    pub fn on_macro_chain(
+        &mut self,
+        id: RequestId,
+        result: Result<Result<MacroChain, MacroChainError>, RequestError>,
+        chain: &LightBlockchain,
+    ) {
+        let Some(peer) = self.requests.remove(&id) else { return };
+        if !matches!(self.peers.get(&peer), Some(PeerState::Discovering)) {
+            return;
+        }
+        let answer = match result {
+            Ok(Ok(answer)) => answer,
+            // The peer does not know our locators: it is behind or on another chain.
+            Ok(Err(_)) => return self.finish(peer, MacroSyncReturn::Outdated(peer)),
+            Err(e) => return self.fail(peer, Self::transport_reason(&e)),
+        };
+        if answer.epochs.len() > usize::from(self.config.max_epochs.clamp(1, MAX_EPOCHS)) {
+            return self.fail(peer, DisconnectReason::Malicious);
+        }
+        let policy = *chain.policy();
+        let our_epoch = policy.epoch_at(chain.election_head().block_number());
+        let mut checkpoint = answer.checkpoint;
+        if let Some((number, _)) = checkpoint {
+            let expected_epoch = our_epoch + answer.epochs.len() as u32 + 1;
+            if !policy.is_macro_block_at(number) || policy.is_election_block_at(number) || policy.epoch_at(number) != expected_epoch {
+                return self.fail(peer, DisconnectReason::Malicious);
+            }
+            if number <= chain.macro_head().block_number() {
+                checkpoint = None;
+            }
+        }
+        if answer.epochs.is_empty() && checkpoint.is_none() {
+            return self.finish(peer, MacroSyncReturn::Good(peer));
+        }
+        let mut hashes: Vec<Blake2bHash> = answer.epochs;
+        hashes.extend(checkpoint.map(|(_, h)| h));
+        let fetch = Fetch { total: hashes.len(), queue: hashes.into_iter().enumerate().collect(), ..Default::default() };
+        self.peers.insert(peer, PeerState::Fetching(fetch));
+        self.fill_window(peer);
+    }
+
+    fn fill_window(&mut self, peer: PeerId) {
+        let window = self.config.window.max(1);
+        let mut issue = Vec::new();
+        if let Some(PeerState::Fetching(f)) = self.peers.get_mut(&peer) {
+            while f.in_flight.len() + f.received.len() < window {
+                let Some((seq, hash)) = f.queue.pop_front() else { break };
+                issue.push((seq, hash));
+            }
+        }
+        for (seq, hash) in issue {
+            let id = self.next_id();
+            self.requests.insert(id, peer);
+            if let Some(PeerState::Fetching(f)) = self.peers.get_mut(&peer) {
+                f.in_flight.insert(id, (seq, hash));
+            }
+            self.stats.block_requests += 1;
+            self.actions.push_back(Action::RequestBlock { id, peer, hash });
+        }
+    }
+
+    /// A block answer (or its failure) arrived.
+    pub fn on_block(
+        &mut self,
+        id: RequestId,
+        result: Result<Result<Block, BlockRequestError>, RequestError>,
+        chain: &mut LightBlockchain,
+    ) {
+        let Some(peer) = self.requests.remove(&id) else { return };
+        let Some(PeerState::Fetching(fetch)) = self.peers.get_mut(&peer) else { return };
+        let Some((seq, hash)) = fetch.in_flight.remove(&id) else { return };
+        match result {
+            Ok(Ok(Block::Macro(block))) if block.hash() == hash => {
+                fetch.received.insert(seq, block);
+            }
+            // A block it announced but does not have, or a transport error.
+            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Error),
+            Err(e) => return self.fail(peer, Self::transport_reason(&e)),
+            // Not the block we asked for.
+            Ok(Ok(_)) => return self.fail(peer, DisconnectReason::Malicious),
+        }
+        // Apply in order.
+        loop {
+            let Some(PeerState::Fetching(fetch)) = self.peers.get_mut(&peer) else { return };
+            let Some(block) = fetch.received.remove(&fetch.next) else { break };
+            fetch.next += 1;
+            let done = fetch.next == fetch.total;
+            match chain.push_macro(block) {
+                Ok(PushResult::Extended) => self.stats.verified_blocks += 1,
+                Ok(PushResult::Known | PushResult::Ignored) => {}
+                Err(e) => {
+                    tracing::info!(target: "sync::light", %peer, error = %e, "peer served a block that does not verify");
+                    return self.fail(peer, DisconnectReason::Malicious);
+                }
+            }
+            if done {
+                // Ask again: the peer may have more, or reports nothing new (Good).
+                self.discover(peer, chain);
+                return;
+            }
+        }
+        self.fill_window(peer);
+    }
+}

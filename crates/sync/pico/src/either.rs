@@ -1,0 +1,97 @@
+//! `EitherSyncer`: Pico Macro Sync that falls back to Light Macro Sync on conflict.
+//!
+//! On `fallback(peers)` while still pico: the light chain is reset to its anchor (whatever pico
+//! adopted on trust is forgotten), a Light Macro Sync is built over the same chain and network, and
+//! every peer is handed to it (duplicates removed). The conflicting peer is penalised mildly by the
+//! caller; a peer that served invalid blocks is banned by Light Macro Sync when verification fails.
+//! There is no way back to pico in the same session. See `docs/adr/0009-pico-fallback.md`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::{Stream, StreamExt};
+use petrel_network_api::{Network, PeerId};
+use petrel_sync_api::{MacroSync, MacroSyncReturn};
+use petrel_sync_light::{LightConfig, LightMacroSync};
+
+use crate::{PicoMacroSync, SharedLightChain};
+
+/// Pico, or the Light Macro Sync it fell back to.
+pub enum EitherSyncer<N: Network> {
+    /// Fast optimistic sync.
+    Normal(PicoMacroSync<N>, SharedLightChain, N, LightConfig),
+    /// Verifying sync after a conflict.
+    Fallback(LightMacroSync<N>),
+}
+
+impl<N: Network> EitherSyncer<N> {
+    /// Starts in pico mode.
+    pub fn new(pico: PicoMacroSync<N>, chain: SharedLightChain, network: N, light_config: LightConfig) -> Self {
+        EitherSyncer::Normal(pico, chain, network, light_config)
+    }
+
+    /// Whether the fallback happened.
+    pub fn is_fallback(&self) -> bool {
+        matches!(self, EitherSyncer::Fallback(_))
+    }
+
+    fn inner(&mut self) -> &mut dyn MacroSync {
+        match self {
+            EitherSyncer::Normal(p, ..) => p,
+            EitherSyncer::Fallback(l) => l,
+        }
+    }
+}
+
+impl<N: Network> Stream for EitherSyncer<N> {
+    type Item = MacroSyncReturn;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<MacroSyncReturn>> {
+        match self.get_mut() {
+            EitherSyncer::Normal(p, ..) => p.poll_next_unpin(cx),
+            EitherSyncer::Fallback(l) => l.poll_next_unpin(cx),
+        }
+    }
+}
+
+impl<N: Network> MacroSync for EitherSyncer<N> {
+    fn add_peer(&mut self, peer: PeerId) {
+        self.inner().add_peer(peer);
+    }
+
+    fn remove_peer(&mut self, peer: &PeerId) {
+        self.inner().remove_peer(peer);
+    }
+
+    fn drain_peers(&mut self) -> Vec<PeerId> {
+        self.inner().drain_peers()
+    }
+
+    fn num_peers(&self) -> usize {
+        match self {
+            EitherSyncer::Normal(p, ..) => p.num_peers(),
+            EitherSyncer::Fallback(l) => l.num_peers(),
+        }
+    }
+
+    fn fallback(&mut self, peers: Vec<PeerId>) {
+        let EitherSyncer::Normal(pico, chain, network, config) = self else { return };
+        let mut all = pico.drain_peers();
+        all.extend(peers);
+        all.sort();
+        all.dedup();
+        {
+            let mut guard = chain.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = guard.reset() {
+                // The in-memory chain is reset even if persisting failed; the next save retries.
+                tracing::warn!(target: "sync::pico", error = %e, "could not persist the reset light chain");
+            }
+        }
+        tracing::info!(target: "sync::pico", peers = all.len(), "conflict: falling back to light macro sync");
+        let mut light = LightMacroSync::new(network.clone(), chain.clone(), *config);
+        for peer in all {
+            light.add_peer(peer);
+        }
+        *self = EitherSyncer::Fallback(light);
+    }
+}

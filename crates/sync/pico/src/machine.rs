@@ -1,0 +1,298 @@
+//! The pico state machine (no I/O).
+//!
+//! Per peer: `RequestHead` → compare the peer's macro and election hashes with ours → fetch the
+//! election block and the checkpoint that differ (`RequestBlock`, no body) → apply them in order →
+//! `RequestHead` again, until the hashes match (Good). Apply rules:
+//! - election block equal to ours: skip; while our chain is at its anchor: adopt it optimistically
+//!   (intrinsic checks only); when it is the *next* election block after our macro head: verify it
+//!   like any macro block (improvement over the reference, which declared Conflicting here);
+//!   otherwise Conflicting;
+//! - checkpoint equal to our macro head: skip; otherwise verify it by the macro-successor rule and
+//!   the current validators' justification; failure is Conflicting.
+//! A peer whose macro head is older than ours is Outdated (the reference looped on it).
+
+use std::collections::{HashMap, VecDeque};
+
+use petrel_blockchain::{LightBlockchain, PushResult};
+use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
+use petrel_primitives::{Blake2bHash, Block, MacroBlock};
+use petrel_protocol::{BlockRequestError, ResponseHead};
+use petrel_sync_api::MacroSyncReturn;
+
+/// Identifies a request issued by the machine.
+pub type RequestId = u64;
+
+/// Settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PicoConfig {
+    /// Services a peer must advertise to be synced from.
+    pub required_services: Services,
+    /// Head rounds per peer before giving up on a peer that keeps moving (it is then emitted
+    /// Good: live sync follows the rest).
+    pub max_rounds: u32,
+}
+
+impl Default for PicoConfig {
+    fn default() -> Self {
+        Self { required_services: Services::MACRO_CHAIN, max_rounds: 8 }
+    }
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send `RequestHead`.
+    RequestHead {
+        /// Request id.
+        id: RequestId,
+        /// Peer.
+        peer: PeerId,
+    },
+    /// Send `RequestBlock` without body.
+    RequestBlock {
+        /// Request id.
+        id: RequestId,
+        /// Peer.
+        peer: PeerId,
+        /// Block hash.
+        hash: Blake2bHash,
+    },
+    /// Report a verdict.
+    Emit(MacroSyncReturn),
+    /// Disconnect (and for `Malicious`, ban) a peer.
+    Disconnect {
+        /// Peer.
+        peer: PeerId,
+        /// Reason.
+        reason: DisconnectReason,
+    },
+}
+
+#[derive(Debug)]
+enum PeerState {
+    AwaitingHead { round: u32 },
+    AwaitingBlocks { round: u32, wanted: Vec<(Blake2bHash, Option<MacroBlock>)> },
+}
+
+/// Counters for tests, benches and progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PicoStats {
+    /// Head requests sent.
+    pub head_requests: u64,
+    /// Block requests sent.
+    pub block_requests: u64,
+    /// Election blocks adopted optimistically.
+    pub optimistic_adoptions: u64,
+    /// Macro blocks verified and adopted.
+    pub verified_blocks: u64,
+}
+
+/// The pico machine.
+#[derive(Debug, Default)]
+pub struct PicoMachine {
+    config: PicoConfig,
+    peers: HashMap<PeerId, PeerState>,
+    requests: HashMap<RequestId, PeerId>,
+    next_id: RequestId,
+    actions: VecDeque<Action>,
+    /// The peer whose election block we adopted optimistically, if any.
+    optimistic_source: Option<PeerId>,
+    stats: PicoStats,
+}
+
+impl PicoMachine {
+    /// A machine with no peers.
+    pub fn new(config: PicoConfig) -> Self {
+        Self { config, ..Default::default() }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PicoStats {
+        self.stats
+    }
+
+    /// The peer whose election block was adopted on trust.
+    pub fn optimistic_source(&self) -> Option<PeerId> {
+        self.optimistic_source
+    }
+
+    /// Peers being synced.
+    pub fn num_peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The next action, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn request_head(&mut self, peer: PeerId, round: u32) {
+        let id = self.next_id();
+        self.requests.insert(id, peer);
+        self.peers.insert(peer, PeerState::AwaitingHead { round });
+        self.stats.head_requests += 1;
+        self.actions.push_back(Action::RequestHead { id, peer });
+    }
+
+    fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Starts syncing with a peer that advertises `services` (`None`: unknown peer).
+    pub fn add_peer(&mut self, peer: PeerId, services: Option<Services>) {
+        if self.peers.contains_key(&peer) {
+            return;
+        }
+        if !services.is_some_and(|s| s.contains(self.config.required_services)) {
+            self.actions.push_back(Action::Emit(MacroSyncReturn::Incompatible(peer)));
+            return;
+        }
+        self.request_head(peer, 0);
+    }
+
+    /// Forgets a peer (it left); its outstanding responses are ignored.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+        self.requests.retain(|_, p| p != peer);
+    }
+
+    /// Removes and returns every peer.
+    pub fn drain_peers(&mut self) -> Vec<PeerId> {
+        self.requests.clear();
+        self.peers.drain().map(|(p, _)| p).collect()
+    }
+
+    fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
+        self.remove_peer(&peer);
+        self.actions.push_back(Action::Emit(verdict));
+    }
+
+    fn fail(&mut self, peer: PeerId, reason: DisconnectReason) {
+        self.remove_peer(&peer);
+        self.actions.push_back(Action::Disconnect { peer, reason });
+    }
+
+    /// A head response (or its failure) arrived.
+    pub fn on_head(&mut self, id: RequestId, result: Result<ResponseHead, RequestError>, chain: &mut LightBlockchain) {
+        let Some(peer) = self.requests.remove(&id) else { return };
+        let Some(PeerState::AwaitingHead { round }) = self.peers.get(&peer) else { return };
+        let round = *round;
+        let head = match result {
+            Ok(h) => h,
+            Err(e) => {
+                let reason = if e.is_peer_fault() { DisconnectReason::Malicious } else { DisconnectReason::Error };
+                return self.fail(peer, reason);
+            }
+        };
+        let ours = chain.head();
+        if head.macro_hash == ours.macro_hash && head.election_hash == ours.election_hash {
+            return self.finish(peer, MacroSyncReturn::Good(peer));
+        }
+        if head.block_number < chain.macro_head().block_number() {
+            return self.finish(peer, MacroSyncReturn::Outdated(peer));
+        }
+        if round >= self.config.max_rounds {
+            // The peer keeps moving; live sync follows from here.
+            return self.finish(peer, MacroSyncReturn::Good(peer));
+        }
+        let mut wanted = Vec::with_capacity(2);
+        if head.election_hash != ours.election_hash {
+            wanted.push((head.election_hash, None));
+        }
+        if head.macro_hash != head.election_hash && head.macro_hash != ours.macro_hash {
+            wanted.push((head.macro_hash, None));
+        }
+        if wanted.is_empty() {
+            // Same election block, peer's macro head is its election block and ours is newer.
+            return self.finish(peer, MacroSyncReturn::Outdated(peer));
+        }
+        for (hash, _) in &wanted {
+            let id = self.next_id();
+            self.requests.insert(id, peer);
+            self.stats.block_requests += 1;
+            self.actions.push_back(Action::RequestBlock { id, peer, hash: *hash });
+        }
+        self.peers.insert(peer, PeerState::AwaitingBlocks { round, wanted });
+    }
+
+    /// A block response (or its failure) arrived.
+    pub fn on_block(
+        &mut self,
+        id: RequestId,
+        result: Result<Result<Block, BlockRequestError>, RequestError>,
+        chain: &mut LightBlockchain,
+    ) {
+        let Some(peer) = self.requests.remove(&id) else { return };
+        let block = match result {
+            Ok(Ok(block)) => block,
+            // A peer that just announced the hash and now does not know it, or a transport error.
+            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Error),
+            Err(e) => {
+                let reason = if e.is_peer_fault() { DisconnectReason::Malicious } else { DisconnectReason::Error };
+                return self.fail(peer, reason);
+            }
+        };
+        let Some(PeerState::AwaitingBlocks { wanted, .. }) = self.peers.get_mut(&peer) else { return };
+        let hash = block.hash();
+        let slot = wanted.iter_mut().find(|(h, got)| *h == hash && got.is_none());
+        match (slot, block) {
+            (Some(slot), Block::Macro(m)) => slot.1 = Some(m),
+            // Not what we asked for, or not a macro block: provably bad.
+            _ => return self.fail(peer, DisconnectReason::Malicious),
+        }
+        if wanted.iter().any(|(_, got)| got.is_none()) {
+            return;
+        }
+        let Some(PeerState::AwaitingBlocks { round, wanted }) = self.peers.remove(&peer) else { return };
+        for (_, block) in wanted {
+            let Some(block) = block else { continue };
+            if let Err(verdict) = self.apply(peer, block, chain) {
+                return self.finish(peer, verdict);
+            }
+        }
+        self.request_head(peer, round + 1);
+    }
+
+    fn apply(&mut self, peer: PeerId, block: MacroBlock, chain: &mut LightBlockchain) -> Result<(), MacroSyncReturn> {
+        let hash = block.hash();
+        if hash == chain.election_head().hash() || hash == chain.macro_head().hash() {
+            return Ok(());
+        }
+        let number = block.block_number();
+        if number == chain.election_head().block_number() || number == chain.macro_head().block_number() {
+            // Same height as one of our heads but another hash: another fork.
+            return Err(MacroSyncReturn::Conflicting(peer));
+        }
+        if number < chain.macro_head().block_number() {
+            // Older than what we have: the peer is behind on this part.
+            return Err(MacroSyncReturn::Outdated(peer));
+        }
+        let policy = *chain.policy();
+        let next_election = policy.election_block_after(chain.macro_head().block_number());
+        let result = if block.is_election() && chain.at_anchor() && block.block_number() > next_election {
+            let r = chain.push_election_pico(block);
+            if r.is_ok() {
+                self.optimistic_source = Some(peer);
+                self.stats.optimistic_adoptions += 1;
+            }
+            r
+        } else if block.is_election() && block.block_number() > next_election {
+            // An election block we cannot verify from here.
+            return Err(MacroSyncReturn::Conflicting(peer));
+        } else {
+            let r = chain.push_macro(block);
+            if matches!(r, Ok(PushResult::Extended)) {
+                self.stats.verified_blocks += 1;
+            }
+            r
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::debug!(target: "sync::pico", %peer, error = %e, "block does not apply");
+                Err(MacroSyncReturn::Conflicting(peer))
+            }
+        }
+    }
+}
