@@ -73,6 +73,8 @@ pub trait LiveSync: Stream<Item = LiveSyncEvent> + Unpin + Send {
     fn remove_peer(&mut self, peer: &PeerId);
     /// Peers followed.
     fn peers(&self) -> Vec<PeerId>;
+    /// A block fetched by consensus (a head request found a head we did not know).
+    fn push_requested(&mut self, block: petrel_primitives::Block, source: PeerId);
     /// Number of peers followed.
     fn num_peers(&self) -> usize {
         self.peers().len()

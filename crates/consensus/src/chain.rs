@@ -1,0 +1,102 @@
+//! What consensus and live sync need from a chain, for both the light chain (pico and light
+//! nodes) and the full chain store (history and full nodes).
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use petrel_blockchain::{Blockchain, HeadInfo, LightBlockchain, PushResult};
+use petrel_primitives::{Blake2bHash, Block, Policy};
+
+/// Why a pushed block was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushError {
+    /// Whether the block is invalid (its sender is to blame) rather than our store failing.
+    pub peer_fault: bool,
+    /// Description.
+    pub message: String,
+}
+
+/// A chain consensus can follow.
+pub trait SyncChain: Clone + Send + Sync + Unpin + 'static {
+    /// Head summary.
+    fn head(&self) -> HeadInfo;
+    /// Number of the macro head.
+    fn macro_head_number(&self) -> u32;
+    /// The policy.
+    fn policy(&self) -> Policy;
+    /// Whether a block with this hash is part of our chain (or its current batch).
+    fn knows(&self, hash: &Blake2bHash) -> bool;
+    /// Locators for missing-block requests: the head, then back to the macro head.
+    fn locators(&self) -> Vec<Blake2bHash>;
+    /// Whether blocks are followed with bodies.
+    fn wants_bodies(&self) -> bool;
+    /// Pushes a block that extends the head.
+    fn push(&self, block: Block) -> Result<PushResult, PushError>;
+}
+
+/// The light chain, shared.
+pub type SharedLight = Arc<Mutex<LightBlockchain>>;
+
+impl SyncChain for SharedLight {
+    fn head(&self) -> HeadInfo {
+        self.lock().unwrap_or_else(|e| e.into_inner()).head()
+    }
+    fn macro_head_number(&self) -> u32 {
+        self.lock().unwrap_or_else(|e| e.into_inner()).macro_head().block_number()
+    }
+    fn policy(&self) -> Policy {
+        *self.lock().unwrap_or_else(|e| e.into_inner()).policy()
+    }
+    fn knows(&self, hash: &Blake2bHash) -> bool {
+        let c = self.lock().unwrap_or_else(|e| e.into_inner());
+        c.head().block_hash == *hash
+            || c.macro_head().hash() == *hash
+            || c.election_head().hash() == *hash
+            || c.batch_headers().any(|b| b.hash() == *hash)
+    }
+    fn locators(&self) -> Vec<Blake2bHash> {
+        let c = self.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = c.batch_headers().map(Block::hash).collect();
+        out.reverse();
+        out.push(c.macro_head().hash());
+        out.dedup();
+        out
+    }
+    fn wants_bodies(&self) -> bool {
+        false
+    }
+    fn push(&self, block: Block) -> Result<PushResult, PushError> {
+        let mut c = self.lock().unwrap_or_else(|e| e.into_inner());
+        c.push(block.without_body()).map_err(|e| PushError { peer_fault: e.is_peer_fault(), message: e.to_string() })
+    }
+}
+
+/// The full chain store, shared.
+pub type SharedFull = Arc<RwLock<Blockchain>>;
+
+impl SyncChain for SharedFull {
+    fn head(&self) -> HeadInfo {
+        self.read().unwrap_or_else(|e| e.into_inner()).head()
+    }
+    fn macro_head_number(&self) -> u32 {
+        self.read().unwrap_or_else(|e| e.into_inner()).state().macro_head.block_number()
+    }
+    fn policy(&self) -> Policy {
+        *self.read().unwrap_or_else(|e| e.into_inner()).policy()
+    }
+    fn knows(&self, hash: &Blake2bHash) -> bool {
+        self.read().unwrap_or_else(|e| e.into_inner()).contains(hash).unwrap_or(false)
+    }
+    fn locators(&self) -> Vec<Blake2bHash> {
+        let c = self.read().unwrap_or_else(|e| e.into_inner());
+        let head = c.head().block_number;
+        let macro_head = c.state().macro_head.block_number();
+        (macro_head..=head).rev().filter_map(|n| c.block_at(n, false).ok().flatten().map(|b| b.hash())).collect()
+    }
+    fn wants_bodies(&self) -> bool {
+        true
+    }
+    fn push(&self, block: Block) -> Result<PushResult, PushError> {
+        let mut c = self.write().unwrap_or_else(|e| e.into_inner());
+        c.push(block).map_err(|e| PushError { peer_fault: e.is_peer_fault(), message: e.to_string() })
+    }
+}

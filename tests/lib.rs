@@ -1,0 +1,1 @@
+//! Workspace-level scenario tests live in `tests/tests/*.rs`; this library is empty.

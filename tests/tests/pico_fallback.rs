@@ -1,0 +1,81 @@
+//! Pico's trust on first use, caught: a liar serves an election block signed by validators it
+//! invented; pico adopts it, an honest peer conflicts, the node falls back to Light Macro Sync,
+//! ends established on the honest chain, and the liar is banned.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use petrel_consensus::{BlockLiveSync, ConsensusEvent, EstablishedConfig, LiveConfig, Syncer, SyncerConfig};
+use petrel_network_api::{Request, Services};
+use petrel_network_mock::{HubConfig, MockHub, ScriptedReply};
+use petrel_primitives::{Block, codec};
+use petrel_protocol::*;
+use petrel_sync_api::MacroSyncReturn;
+use petrel_sync_light::LightConfig;
+use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
+use petrel_test_utils::{TestChain, serve, test_producer};
+
+#[tokio::test(start_paused = true)]
+async fn a_lying_first_peer_is_caught_and_banned() {
+    let honest = TestChain::build(1, 8 * 2 + 4);
+    let policy = honest.genesis.policy;
+    // The liar's election block 16: the honest header with validators it invented, signed by them.
+    let Block::Macro(mut forged) = honest.blocks[15].clone() else { panic!("16 is an election block") };
+    let liar_keys = test_producer(666, 0);
+    let invented = liar_keys.validators_for_epoch(3, &policy);
+    forged.header.validators = Some(liar_keys.validators_for_epoch(4, &policy));
+    liar_keys.sign_macro(&mut forged, &invented, &policy).unwrap();
+    let forged_hash = forged.hash();
+    let fake_head = ResponseHead { block_number: 16, block_hash: forged_hash, macro_hash: forged_hash, election_hash: forged_hash };
+
+    let hub = MockHub::new(HubConfig { seed: 3, latency: Duration::from_millis(30), ..Default::default() });
+    let node = hub.node(Services::NONE);
+    let liar = hub.scripted_node(Services::HISTORY_NODE, move |_, type_id, payload| match type_id {
+        RequestHead::TYPE_ID => ScriptedReply::ok::<RequestHead>(&fake_head),
+        RequestBlock::TYPE_ID => {
+            let req: RequestBlock = codec::decode(&payload, 1024).unwrap();
+            let answer = if req.hash == forged_hash { Ok(Block::Macro(petrel_primitives::MacroBlock { body: None, ..forged.clone() })) } else { Err(BlockRequestError::TargetHashNotFound) };
+            ScriptedReply::ok::<RequestBlock>(&answer)
+        }
+        RequestMacroChain::TYPE_ID => {
+            ScriptedReply::ok::<RequestMacroChain>(&Ok(MacroChain { epochs: vec![forged_hash], checkpoint: None }))
+        }
+        _ => ScriptedReply::Silence,
+    });
+
+    let chain = honest.light_chain();
+    let pico = PicoMacroSync::new(node.clone(), chain.clone(), PicoConfig::default());
+    let either = EitherSyncer::new(pico, chain.clone(), node.clone(), LightConfig::default());
+    let live = BlockLiveSync::new(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
+    let mut config = SyncerConfig::for_batch(policy.blocks_per_batch);
+    config.established = EstablishedConfig { min_peers: 1, ..Default::default() };
+    let mut syncer = Syncer::new(node.clone(), chain.clone(), either, live, config);
+
+    // The liar answers first: pico adopts its election block on trust.
+    hub.connect(node.peer_id(), liar.peer_id()).unwrap();
+    let mut next = async || tokio::time::timeout(Duration::from_secs(300), syncer.next()).await.unwrap().unwrap();
+    loop {
+        if next().await == ConsensusEvent::Verdict(MacroSyncReturn::Good(liar.peer_id())) {
+            break;
+        }
+    }
+    assert_eq!(chain.lock().unwrap().election_head().hash(), forged_hash, "adopted on trust");
+
+    // An honest peer arrives: conflict, fallback, and the honest chain wins.
+    let good = serve(&hub, &honest, Services::HISTORY_NODE);
+    hub.connect(node.peer_id(), good.peer_id()).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let e = next().await;
+        seen.push(e.clone());
+        if e == ConsensusEvent::Established && seen.contains(&ConsensusEvent::FellBack) {
+            break;
+        }
+    }
+    assert!(seen.contains(&ConsensusEvent::Verdict(MacroSyncReturn::Conflicting(good.peer_id()))), "{seen:?}");
+    assert!(seen.contains(&ConsensusEvent::Verdict(MacroSyncReturn::Good(good.peer_id()))), "{seen:?}");
+    let light = chain.lock().unwrap();
+    assert_eq!(light.macro_head().hash(), honest.chain.read().unwrap().head().macro_hash);
+    assert!(node.is_banned(&liar.peer_id()), "the liar served blocks that do not verify: banned");
+    assert!(!node.is_banned(&good.peer_id()), "the honest peer is only penalised mildly");
+}
