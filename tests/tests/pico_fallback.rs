@@ -26,7 +26,8 @@ async fn a_lying_first_peer_is_caught_and_banned() {
     forged.header.validators = Some(liar_keys.validators_for_epoch(4, &policy));
     liar_keys.sign_macro(&mut forged, &invented, &policy).unwrap();
     let forged_hash = forged.hash();
-    let fake_head = ResponseHead { block_number: 16, block_hash: forged_hash, macro_hash: forged_hash, election_hash: forged_hash };
+    let fake_head =
+        ResponseHead { block_number: 16, block_hash: forged_hash, macro_hash: forged_hash, election_hash: forged_hash };
 
     let hub = MockHub::new(HubConfig { seed: 3, latency: Duration::from_millis(30), ..Default::default() });
     let node = hub.node(Services::NONE);
@@ -34,7 +35,11 @@ async fn a_lying_first_peer_is_caught_and_banned() {
         RequestHead::TYPE_ID => ScriptedReply::ok::<RequestHead>(&fake_head),
         RequestBlock::TYPE_ID => {
             let req: RequestBlock = codec::decode(&payload, 1024).unwrap();
-            let answer = if req.hash == forged_hash { Ok(Block::Macro(petrel_primitives::MacroBlock { body: None, ..forged.clone() })) } else { Err(BlockRequestError::TargetHashNotFound) };
+            let answer = if req.hash == forged_hash {
+                Ok(Block::Macro(petrel_primitives::MacroBlock { body: None, ..forged.clone() }))
+            } else {
+                Err(BlockRequestError::TargetHashNotFound)
+            };
             ScriptedReply::ok::<RequestBlock>(&answer)
         }
         RequestMacroChain::TYPE_ID => {

@@ -10,11 +10,11 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransacti
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::ChainError;
 use crate::events::{ChainEvent, EVENT_CAPACITY};
 use crate::queries::HeadInfo;
 use crate::state::{Applied, ChainState};
 use crate::tables::*;
-use crate::ChainError;
 
 /// Serialized history bytes after which a checkpoint closes a batch set (protocol-reference §1.7).
 pub const BATCH_SET_MAX_HISTORY_BYTES: u64 = 25 * 1024 * 1024;
@@ -105,7 +105,10 @@ impl Blockchain {
     /// Opens an existing store using the genesis config stored inside it.
     pub fn open_existing(path: &Path, options: ChainOptions) -> Result<Self, ChainError> {
         if !path.exists() {
-            return Err(ChainError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} does not exist", path.display()))));
+            return Err(ChainError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} does not exist", path.display()),
+            )));
         }
         let genesis = guard_corruption(|| read_genesis(&Database::open(path)?))?;
         Self::open(path, &genesis, options)
@@ -193,7 +196,8 @@ impl Blockchain {
             for row in nodes_table.range((epoch, 0)..(epoch, mmr_size(leaves)))? {
                 nodes.push(Blake2bHash(row?.1.value()));
             }
-            state.history = HistoryTree::from_nodes(nodes, leaves).map_err(|e| ChainError::corrupted("history_nodes", e))?;
+            state.history =
+                HistoryTree::from_nodes(nodes, leaves).map_err(|e| ChainError::corrupted("history_nodes", e))?;
             state.history_epoch = epoch;
             if state.history.root() != *state.head.history_root() {
                 return Err(ChainError::corrupted("history_nodes", "history does not match the head's history root"));
@@ -248,7 +252,11 @@ impl Blockchain {
     }
 
     /// Applies a macro block with the history since the macro head (history sync).
-    pub fn push_history_sync(&mut self, block: MacroBlock, history: Vec<HistoryItem>) -> Result<PushResult, ChainError> {
+    pub fn push_history_sync(
+        &mut self,
+        block: MacroBlock,
+        history: Vec<HistoryItem>,
+    ) -> Result<PushResult, ChainError> {
         let hash = block.hash();
         if self.contains(&hash)? {
             return Ok(PushResult::Known);
@@ -364,8 +372,7 @@ impl Blockchain {
             wtx.open_table(HISTORY_NODES)?.retain_in((from, 0)..(keep_from, 0), |_, _| false)?;
             wtx.open_table(BATCH_SET_ENDS)?.retain_in((from, 0)..(keep_from, 0), |_, _| false)?;
             let first_kept_block = policy.first_block_of(keep_from);
-            wtx.open_table(HISTORY_LEN)?
-                .retain_in(policy.genesis_block_number + 1..first_kept_block, |_, _| false)?;
+            wtx.open_table(HISTORY_LEN)?.retain_in(policy.genesis_block_number + 1..first_kept_block, |_, _| false)?;
             let mut main = wtx.open_table(MAIN_CHAIN)?;
             let mut blocks = wtx.open_table(BLOCKS)?;
             let first = policy.first_block_of(from.max(1));

@@ -2,7 +2,7 @@
 
 use petrel_primitives::codec::CodecError;
 use petrel_primitives::history::HistoryError;
-use petrel_primitives::{BlockError, Blake2bHash, GenesisError, TransactionError};
+use petrel_primitives::{Blake2bHash, BlockError, GenesisError, TransactionError};
 
 /// Why a chain operation failed.
 #[derive(Debug, thiserror::Error)]

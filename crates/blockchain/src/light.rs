@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use petrel_primitives::{Blake2bHash, Block, BlockError, GenesisConfig, MacroBlock, NetworkId, Policy, Validators, codec};
+use petrel_primitives::{
+    Blake2bHash, Block, BlockError, GenesisConfig, MacroBlock, NetworkId, Policy, Validators, codec,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 

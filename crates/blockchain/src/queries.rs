@@ -88,7 +88,12 @@ macro_rules! query_from_storage {
         }
     )*};
 }
-query_from_storage!(redb::TransactionError, redb::TableError, redb::StorageError, petrel_primitives::history::HistoryError);
+query_from_storage!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    petrel_primitives::history::HistoryError
+);
 
 impl Blockchain {
     /// The block with `hash`, with or without its body.
@@ -109,7 +114,11 @@ impl Blockchain {
     }
 
     /// Whether `hash` is the main-chain block at `number`.
-    fn on_main_chain<T: ReadableTable<u32, [u8; 32]>>(main: &T, number: u32, hash: &Blake2bHash) -> Result<bool, ChainError> {
+    fn on_main_chain<T: ReadableTable<u32, [u8; 32]>>(
+        main: &T,
+        number: u32,
+        hash: &Blake2bHash,
+    ) -> Result<bool, ChainError> {
         Ok(main.get(number)?.is_some_and(|v| v.value() == hash.0))
     }
 
@@ -152,8 +161,9 @@ impl Blockchain {
             Some(last) => *last == macro_head.header.parent_election_hash,
             None => start_block.election_hash_after() == macro_head.header.parent_election_hash,
         };
-        let checkpoint = (!macro_head.is_election() && macro_hash != locator && caught_up && macro_head.block_number() > start)
-            .then(|| (macro_head.block_number(), macro_hash));
+        let checkpoint =
+            (!macro_head.is_election() && macro_hash != locator && caught_up && macro_head.block_number() > start)
+                .then(|| (macro_head.block_number(), macro_hash));
         Ok(MacroChain { epochs, checkpoint })
     }
 
@@ -217,7 +227,9 @@ impl Blockchain {
             items.push(decode("history_items", row?.1.value(), MAX_RECORD)?);
         }
         if items.len() as u64 != end - start {
-            return Err(ChainError::corrupted("history_items", format!("epoch {epoch} lacks items {start}..{end}")).into());
+            return Err(
+                ChainError::corrupted("history_items", format!("epoch {epoch} lacks items {start}..{end}")).into()
+            );
         }
         let nodes = rtx.open_table(HISTORY_NODES)?;
         let proof = prove_range(&TableNodes { table: &nodes, epoch }, leaves, start, end - start)

@@ -109,9 +109,8 @@ impl ChainState {
             Block::Micro(micro) => {
                 micro.verify_producer(&self.validators, &self.policy).map_err(err)?;
                 let body = micro.body.as_ref().ok_or_else(|| err(BlockError::MissingBody))?;
-                let changes = execute_transactions(&self.accounts, &body.transactions, self.network).map_err(
-                    |(index, source)| ChainError::InvalidTransaction { number, index, source },
-                )?;
+                let changes = execute_transactions(&self.accounts, &body.transactions, self.network)
+                    .map_err(|(index, source)| ChainError::InvalidTransaction { number, index, source })?;
                 items.extend(body.transactions.iter().map(|tx| HistoryItem {
                     block_number: number,
                     block_time: micro.header.timestamp,
@@ -150,7 +149,10 @@ impl ChainState {
         let number = block.block_number();
         let err = |e: BlockError| ChainError::block(number, e);
         if self.head_hash != self.macro_head.hash() {
-            return Err(ChainError::NotAtMacroHead { head: self.head_number(), macro_head: self.macro_head.block_number() });
+            return Err(ChainError::NotAtMacroHead {
+                head: self.head_number(),
+                macro_head: self.macro_head.block_number(),
+            });
         }
         let as_block = Block::Macro(block);
         as_block.verify_intrinsic(self.network, &self.policy, true).map_err(err)?;
@@ -219,17 +221,18 @@ impl ChainState {
             macro_head: None,
             election: None,
         };
-        let result = self.history.append(items.iter().map(HistoryItem::leaf_hash)).map_err(ChainError::from).and_then(|()| {
-            let computed = self.accounts.root();
-            if computed != *block.state_root() {
-                return Err(ChainError::WrongStateRoot { number, expected: *block.state_root(), computed });
-            }
-            let computed = self.history.root();
-            if computed != *block.history_root() {
-                return Err(ChainError::WrongHistoryRoot { number, expected: *block.history_root(), computed });
-            }
-            Ok(())
-        });
+        let result =
+            self.history.append(items.iter().map(HistoryItem::leaf_hash)).map_err(ChainError::from).and_then(|()| {
+                let computed = self.accounts.root();
+                if computed != *block.state_root() {
+                    return Err(ChainError::WrongStateRoot { number, expected: *block.state_root(), computed });
+                }
+                let computed = self.history.root();
+                if computed != *block.history_root() {
+                    return Err(ChainError::WrongHistoryRoot { number, expected: *block.history_root(), computed });
+                }
+                Ok(())
+            });
         if let Err(e) = result {
             self.undo(undo);
             return Err(e);
@@ -244,10 +247,8 @@ impl ChainState {
         }
         self.head = header_only;
         self.head_hash = hash;
-        let accounts = changes
-            .into_iter()
-            .map(|(a, acc)| (self.accounts.index_of(&a).unwrap_or(u32::MAX), a, acc))
-            .collect();
+        let accounts =
+            changes.into_iter().map(|(a, acc)| (self.accounts.index_of(&a).unwrap_or(u32::MAX), a, acc)).collect();
         Ok(Applied { hash, block, accounts, history: items, epoch, first_leaf: history_leaves, first_node, undo })
     }
 

@@ -8,10 +8,10 @@ use petrel_primitives::history::HistoryItem;
 use petrel_primitives::{Blake2bHash, Block};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+use crate::ChainError;
 use crate::chain::read_genesis;
 use crate::state::ChainState;
 use crate::tables::*;
-use crate::ChainError;
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -65,7 +65,11 @@ pub fn verify_store(path: &Path, progress: Progress<'_>) -> Result<VerifyReport,
 
 fn verify_inner(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, VerifyError> {
     if !path.exists() {
-        return Err(ChainError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} does not exist", path.display()))).into());
+        return Err(ChainError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} does not exist", path.display()),
+        ))
+        .into());
     }
     let db = Database::open(path).map_err(ChainError::from)?;
     let genesis = read_genesis(&db)?;
@@ -73,7 +77,10 @@ fn verify_inner(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, Ver
     let policy = state.policy;
     let rtx = db.begin_read().map_err(ChainError::from)?;
     let meta = rtx.open_table(META).map_err(ChainError::from)?;
-    let info = meta.get(META_CHAIN_INFO).map_err(ChainError::from)?.ok_or_else(|| ChainError::corrupted("meta", "no chain info"))?;
+    let info = meta
+        .get(META_CHAIN_INFO)
+        .map_err(ChainError::from)?
+        .ok_or_else(|| ChainError::corrupted("meta", "no chain info"))?;
     let info: crate::chain::ChainInfo = decode("meta", info.value(), MAX_RECORD)?;
     if info.history_pruned_before > 0 {
         return Err(VerifyError::Pruned(info.history_pruned_before));
@@ -85,7 +92,9 @@ fn verify_inner(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, Ver
     let last = main.last().map_err(ChainError::from)?.map(|(k, _)| k.value()).unwrap_or(policy.genesis_block_number);
     let g = main.get(policy.genesis_block_number).map_err(ChainError::from)?.map(|v| Blake2bHash(v.value()));
     if g != Some(state.genesis_hash) {
-        return Err(ChainError::corrupted("main_chain", "genesis entry does not match the stored genesis config").into());
+        return Err(
+            ChainError::corrupted("main_chain", "genesis entry does not match the stored genesis config").into()
+        );
     }
     let mut report = VerifyReport {
         blocks: 0,
@@ -99,7 +108,9 @@ fn verify_inner(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, Ver
         let (k, v) = row.map_err(ChainError::from)?;
         let (number, hash) = (k.value(), Blake2bHash(v.value()));
         let bad = |source: ChainError| VerifyError::BadBlock { number, hash, source };
-        let block = read_block(&blocks, &hash).map_err(bad)?.ok_or_else(|| bad(ChainError::corrupted("blocks", "main-chain block missing")))?;
+        let block = read_block(&blocks, &hash)
+            .map_err(bad)?
+            .ok_or_else(|| bad(ChainError::corrupted("blocks", "main-chain block missing")))?;
         if block.block_number() != number {
             return Err(bad(ChainError::corrupted("main_chain", "block stored under another number")));
         }
@@ -135,7 +146,8 @@ fn verify_inner(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, Ver
     let mut stored = 0usize;
     for (i, row) in accounts.iter().map_err(ChainError::from)?.enumerate() {
         let (_, v) = row.map_err(ChainError::from)?;
-        let entry: (petrel_primitives::Address, petrel_primitives::Account) = decode("accounts", v.value(), MAX_RECORD)?;
+        let entry: (petrel_primitives::Address, petrel_primitives::Account) =
+            decode("accounts", v.value(), MAX_RECORD)?;
         if state.accounts.entries().get(i) != Some(&entry) {
             return Err(ChainError::corrupted("accounts", format!("leaf {i} differs from the replayed state")).into());
         }

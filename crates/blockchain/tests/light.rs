@@ -48,7 +48,10 @@ fn skipping_an_epoch_fails_the_justification() {
     let mut light = LightBlockchain::new(&g, None, None).unwrap();
     // Block 16 is not a macro successor of genesis (beyond the next election block).
     let err = light.push_macro(macro_at(&blocks, 16)).unwrap_err();
-    assert!(matches!(err, LightError::Chain(ChainError::InvalidBlock { source: BlockError::NotMacroSuccessor { .. }, .. })), "{err}");
+    assert!(
+        matches!(err, LightError::Chain(ChainError::InvalidBlock { source: BlockError::NotMacroSuccessor { .. }, .. })),
+        "{err}"
+    );
     // A checkpoint of epoch 1 verifies with the genesis set.
     assert_eq!(light.push_macro(macro_at(&blocks, 4)).unwrap(), PushResult::Extended);
 }
@@ -97,7 +100,13 @@ fn a_checkpoint_anchor_and_invented_validators() {
     assert_eq!(light.push_macro(macro_at(&blocks, 24)).unwrap(), PushResult::Extended);
     assert_eq!(light.push_macro(macro_at(&blocks, 28)).unwrap(), PushResult::Extended);
     // A liar signs block 8's successor with validators it invented: rejected by justification.
-    let liar = Producer::new(ProducerConfig { seed: 666, validators: 4, spare_validators: 2, accounts: 4, ..Default::default() });
+    let liar = Producer::new(ProducerConfig {
+        seed: 666,
+        validators: 4,
+        spare_validators: 2,
+        accounts: 4,
+        ..Default::default()
+    });
     let mut light = LightBlockchain::new(&g, None, None).unwrap();
     let mut forged = macro_at(&blocks, 8);
     let invented = liar.validators_for_epoch(0, &g.policy);
@@ -105,7 +114,13 @@ fn a_checkpoint_anchor_and_invented_validators() {
     liar.sign_macro(&mut forged, &invented, &g.policy).unwrap();
     let err = light.push_macro(forged).unwrap_err();
     assert!(
-        matches!(err, LightError::Chain(ChainError::InvalidBlock { source: BlockError::InvalidJustification(JustificationError::BadSignature(_)), .. })),
+        matches!(
+            err,
+            LightError::Chain(ChainError::InvalidBlock {
+                source: BlockError::InvalidJustification(JustificationError::BadSignature(_)),
+                ..
+            })
+        ),
         "{err}"
     );
     // An anchor that is not an election block is refused.

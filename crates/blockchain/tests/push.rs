@@ -39,7 +39,8 @@ fn another_network_is_refused_on_open() {
     drop(open(&dir, &g));
     let mut other = g.clone();
     other.network_id = 8;
-    let err = petrel_blockchain::Blockchain::open(&dir.path().join("chain.redb"), &other, Default::default()).unwrap_err();
+    let err =
+        petrel_blockchain::Blockchain::open(&dir.path().join("chain.redb"), &other, Default::default()).unwrap_err();
     assert!(matches!(err, ChainError::GenesisMismatch { .. }), "{err}");
 }
 
@@ -102,7 +103,10 @@ fn bad_micro_blocks_are_rejected_without_side_effects() {
     b.body.as_mut().unwrap().transactions[0].value += 1;
     b.header.body_root = b.body.as_ref().unwrap().root();
     let err = rejects(&mut chain, resign(b));
-    assert!(matches!(err, ChainError::InvalidTransaction { index: 0, source: TransactionError::InvalidSignature, .. }), "{err}");
+    assert!(
+        matches!(err, ChainError::InvalidTransaction { index: 0, source: TransactionError::InvalidSignature, .. }),
+        "{err}"
+    );
     // Missing body.
     let mut b = good.clone();
     b.body = None;
@@ -165,7 +169,10 @@ fn bad_macro_blocks_are_rejected_without_side_effects() {
         j.signers.0[(slot / 64) as usize] &= !(1 << (slot % 64));
     }
     j.signatures.pop();
-    assert!(matches!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::TooFewSigners { .. }));
+    assert!(matches!(
+        justification_err(rejects(&mut chain, Block::Macro(b))),
+        JustificationError::TooFewSigners { .. }
+    ));
     // A signer bit beyond the validator set.
     let mut b = good.clone();
     let j = b.justification.as_mut().unwrap();
@@ -175,7 +182,10 @@ fn bad_macro_blocks_are_rejected_without_side_effects() {
     let slots = u32::from(policy.slots);
     if slots % 64 != 0 {
         b.justification.as_mut().unwrap().signers.set(slots);
-        assert_eq!(justification_err(rejects(&mut chain, Block::Macro(b))), JustificationError::SignerOutsideValidatorSet(slots));
+        assert_eq!(
+            justification_err(rejects(&mut chain, Block::Macro(b))),
+            JustificationError::SignerOutsideValidatorSet(slots)
+        );
     }
     // A bad signature.
     let mut b = good.clone();

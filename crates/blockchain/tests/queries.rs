@@ -18,7 +18,10 @@ fn head_block_and_macro_chain_queries() {
     let hash = |n: u32| blocks[n as usize - 1].hash();
 
     let head = chain.head();
-    assert_eq!((head.block_number, head.block_hash, head.macro_hash, head.election_hash), (28, hash(28), hash(28), hash(24)));
+    assert_eq!(
+        (head.block_number, head.block_hash, head.macro_hash, head.election_hash),
+        (28, hash(28), hash(28), hash(24))
+    );
 
     // Block by hash, with and without body; unknown hash.
     let b = chain.block_by_hash(&hash(5), true).unwrap().unwrap();
@@ -53,7 +56,10 @@ fn head_block_and_macro_chain_queries() {
     let got = chain.missing_blocks(&hash(19), &[hash(17)], true).unwrap();
     assert_eq!(got.iter().map(Block::block_number).collect::<Vec<_>>(), vec![18, 19]);
     assert!(got.iter().all(Block::has_body));
-    assert!(matches!(chain.missing_blocks(&Blake2bHash::ZERO, &[hash(17)], false), Err(QueryError::TargetHashNotFound)));
+    assert!(matches!(
+        chain.missing_blocks(&Blake2bHash::ZERO, &[hash(17)], false),
+        Err(QueryError::TargetHashNotFound)
+    ));
     assert!(matches!(chain.missing_blocks(&hash(19), &[Blake2bHash::ZERO], false), Err(QueryError::UnknownLocators)));
 
     // Batch set of a checkpoint and of an election block; a micro block is refused.
@@ -139,7 +145,10 @@ fn chunk_queries_reject_bad_parameters() {
     let mut chain = open(&dir, &g);
     extend(&mut chain, &p, 16);
     for (epoch, block, index) in [(1, 16, 0), (2, 4, 0), (1, 8, 1_000), (1, 8, u64::MAX), (0, 0, 0), (9, 72, 0)] {
-        assert!(matches!(chain.history_chunk(epoch, block, index), Err(QueryError::CouldntProduceProof)), "{epoch} {block} {index}");
+        assert!(
+            matches!(chain.history_chunk(epoch, block, index), Err(QueryError::CouldntProduceProof)),
+            "{epoch} {block} {index}"
+        );
     }
 }
 

@@ -57,17 +57,18 @@ mod tests {
         let c = EstablishedConfig::default();
         let lone = EstablishedConfig { min_peers: 0, ..c };
         // (live peers, accepted announcements, head round, config, established?)
-        let cases: &[(usize, u64, Option<(usize, usize)>, EstablishedConfig, bool)] = &[
+        type Case = (usize, u64, Option<(usize, usize)>, EstablishedConfig, bool);
+        let cases: &[Case] = &[
             (0, 0, None, c, false),
             (2, 100, Some((2, 0)), c, false), // too few peers, whatever else
             (3, 0, None, c, false),           // enough peers, no evidence yet
             (3, 5, None, c, true),            // five accepted announcements
             (3, 4, None, c, false),
-            (3, 0, Some((2, 1)), c, true),    // 2/3 of heads known
-            (3, 0, Some((1, 1)), c, false),   // only half
+            (3, 0, Some((2, 1)), c, true),  // 2/3 of heads known
+            (3, 0, Some((1, 1)), c, false), // only half
             (4, 0, Some((3, 1)), c, true),
-            (3, 0, Some((0, 0)), c, false),   // nobody answered
-            (0, 0, None, lone, true),         // a lone seed
+            (3, 0, Some((0, 0)), c, false), // nobody answered
+            (0, 0, None, lone, true),       // a lone seed
             (1, 0, Some((0, 1)), lone, false),
         ];
         for &(live_peers, accepted_announcements, head_round, config, expected) in cases {

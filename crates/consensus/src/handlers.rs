@@ -39,7 +39,12 @@ pub trait Answer: Request {
 impl Answer for RequestHead {
     fn answer(&self, chain: &Blockchain) -> ResponseHead {
         let h = chain.head();
-        ResponseHead { block_number: h.block_number, block_hash: h.block_hash, macro_hash: h.macro_hash, election_hash: h.election_hash }
+        ResponseHead {
+            block_number: h.block_number,
+            block_hash: h.block_hash,
+            macro_hash: h.macro_hash,
+            election_hash: h.election_hash,
+        }
     }
 }
 
@@ -72,11 +77,15 @@ impl Answer for RequestMacroChain {
 impl Answer for RequestBatchSet {
     fn answer(&self, chain: &Blockchain) -> Result<BatchSetInfo, BatchSetError> {
         match chain.batch_set(&self.hash) {
-            Ok(info) => Ok(BatchSetInfo { election_macro_block: info.election_macro_block, batch_sets: info.batch_sets }),
+            Ok(info) => {
+                Ok(BatchSetInfo { election_macro_block: info.election_macro_block, batch_sets: info.batch_sets })
+            }
             Err(QueryError::TargetHashNotFound) => Err(BatchSetError::TargetHashNotFound),
             Err(QueryError::MicroBlockGiven) => Err(BatchSetError::MicroBlockGiven),
             Err(QueryError::TargetNotOnMainChain) => Err(BatchSetError::NotOnMainChain),
-            Err(QueryError::Chain(petrel_blockchain::ChainError::HistoryPruned(_))) => Err(BatchSetError::HistoryUnavailable),
+            Err(QueryError::Chain(petrel_blockchain::ChainError::HistoryPruned(_))) => {
+                Err(BatchSetError::HistoryUnavailable)
+            }
             Err(e) => {
                 tracing::warn!(target: "net::handlers", error = %e, "batch set failed");
                 Err(BatchSetError::Other)

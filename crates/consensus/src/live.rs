@@ -80,7 +80,10 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
     pub fn new(network: N, chain: C, config: LiveConfig) -> Self {
         let net = network.clone();
         let bodies = chain.wants_bodies();
-        let subscribing = async move { if bodies { net.subscribe::<FullBlocks>().await } else { net.subscribe::<BlockHeaders>().await } }.boxed();
+        let subscribing = async move {
+            if bodies { net.subscribe::<FullBlocks>().await } else { net.subscribe::<BlockHeaders>().await }
+        }
+        .boxed();
         Self {
             network,
             chain,
@@ -162,7 +165,11 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
         if self.missing.len() >= self.config.max_missing_requests || !self.requested_targets.insert(target) {
             return;
         }
-        let req = RequestMissingBlocks { target_hash: target, include_body: self.chain.wants_bodies(), locators: self.chain.locators() };
+        let req = RequestMissingBlocks {
+            target_hash: target,
+            include_body: self.chain.wants_bodies(),
+            locators: self.chain.locators(),
+        };
         let net = self.network.clone();
         self.missing.push(async move { (from, target, net.request(from, &req).await) }.boxed());
     }

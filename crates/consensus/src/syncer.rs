@@ -292,7 +292,12 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
         self.last_round = Some((known, unknown));
     }
 
-    fn on_fetch(&mut self, peer: PeerId, hash: Blake2bHash, result: Result<Result<Block, BlockRequestError>, RequestError>) {
+    fn on_fetch(
+        &mut self,
+        peer: PeerId,
+        hash: Blake2bHash,
+        result: Result<Result<Block, BlockRequestError>, RequestError>,
+    ) {
         self.fetching.remove(&hash);
         match result {
             Ok(Ok(block)) if block.hash() == hash => {

@@ -20,7 +20,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let p = Producer::new(ProducerConfig { validators: 4, spare_validators: 2, accounts: 16, transactions_per_block: 3, ..Default::default() });
+        let p = Producer::new(ProducerConfig {
+            validators: 4,
+            spare_validators: 2,
+            accounts: 16,
+            transactions_per_block: 3,
+            ..Default::default()
+        });
         let g = p.genesis(3, 0, Policy::TEST);
         let dir = tempfile::tempdir().unwrap();
         let mut chain = Blockchain::open(&dir.path().join("c.redb"), &g, ChainOptions { durable: false }).unwrap();
@@ -48,7 +54,10 @@ fn every_request_kind_is_answered() {
 
     assert_eq!(RequestBlock { hash: h(7), include_body: true }.answer(&f.chain), Ok(f.blocks[6].clone()));
     assert_eq!(RequestBlock { hash: h(7), include_body: false }.answer(&f.chain), Ok(f.blocks[6].without_body()));
-    assert_eq!(RequestBlock { hash: Blake2bHash::ZERO, include_body: false }.answer(&f.chain), Err(BlockRequestError::TargetHashNotFound));
+    assert_eq!(
+        RequestBlock { hash: Blake2bHash::ZERO, include_body: false }.answer(&f.chain),
+        Err(BlockRequestError::TargetHashNotFound)
+    );
 
     let mc = RequestMacroChain { locators: vec![f.genesis], max_epochs: u16::MAX }.answer(&f.chain).unwrap();
     assert_eq!(mc.epochs, vec![h(8), h(16), h(24)]);
@@ -56,7 +65,10 @@ fn every_request_kind_is_answered() {
     // A micro-block locator is skipped rather than panicking (the reference's 2026 bug).
     let mc = RequestMacroChain { locators: vec![h(9), h(16)], max_epochs: 10 }.answer(&f.chain).unwrap();
     assert_eq!(mc.epochs, vec![h(24)]);
-    assert_eq!(RequestMacroChain { locators: vec![h(9)], max_epochs: 10 }.answer(&f.chain), Err(MacroChainError::UnknownLocators));
+    assert_eq!(
+        RequestMacroChain { locators: vec![h(9)], max_epochs: 10 }.answer(&f.chain),
+        Err(MacroChainError::UnknownLocators)
+    );
 
     let bs = RequestBatchSet { hash: h(24) }.answer(&f.chain).unwrap();
     assert_eq!(bs.election_macro_block.map(|b| b.hash()), Some(h(24)));
@@ -72,7 +84,9 @@ fn every_request_kind_is_answered() {
         Err(HistoryChunkError::CouldntProduceProof)
     );
 
-    let mb = RequestMissingBlocks { target_hash: h(30), include_body: false, locators: vec![h(25)] }.answer(&f.chain).unwrap();
+    let mb = RequestMissingBlocks { target_hash: h(30), include_body: false, locators: vec![h(25)] }
+        .answer(&f.chain)
+        .unwrap();
     assert_eq!(mb.blocks.iter().map(Block::block_number).collect::<Vec<_>>(), vec![26, 27, 28]);
     assert_eq!(
         RequestMissingBlocks { target_hash: h(30), include_body: false, locators: vec![] }.answer(&f.chain),
@@ -85,16 +99,29 @@ fn arbitrary_requests_never_panic() {
     use proptest::prelude::*;
     let f = fixture();
     let hash = || prop_oneof![any::<[u8; 32]>().prop_map(Blake2bHash), (1usize..=30).prop_map(h), Just(f.genesis)];
-    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 200, ..Default::default() });
+    let mut runner =
+        proptest::test_runner::TestRunner::new(proptest::test_runner::Config { cases: 200, ..Default::default() });
     runner
-        .run(&(prop::collection::vec(hash(), 0..200), any::<u16>(), any::<u32>(), any::<u32>(), any::<u64>(), hash(), any::<bool>()), |(locs, max, e, b, i, t, body)| {
-            let _ = RequestMacroChain { locators: locs.clone(), max_epochs: max }.answer(&f.chain);
-            let _ = RequestHistoryChunk { epoch_number: e % 6, block_number: b % 40, chunk_index: i % 4 }.answer(&f.chain);
-            let _ = RequestHistoryChunk { epoch_number: e, block_number: b, chunk_index: i }.answer(&f.chain);
-            let _ = RequestMissingBlocks { target_hash: t, include_body: body, locators: locs }.answer(&f.chain);
-            let _ = RequestBatchSet { hash: t }.answer(&f.chain);
-            let _ = RequestBlock { hash: t, include_body: body }.answer(&f.chain);
-            Ok(())
-        })
+        .run(
+            &(
+                prop::collection::vec(hash(), 0..200),
+                any::<u16>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u64>(),
+                hash(),
+                any::<bool>(),
+            ),
+            |(locs, max, e, b, i, t, body)| {
+                let _ = RequestMacroChain { locators: locs.clone(), max_epochs: max }.answer(&f.chain);
+                let _ = RequestHistoryChunk { epoch_number: e % 6, block_number: b % 40, chunk_index: i % 4 }
+                    .answer(&f.chain);
+                let _ = RequestHistoryChunk { epoch_number: e, block_number: b, chunk_index: i }.answer(&f.chain);
+                let _ = RequestMissingBlocks { target_hash: t, include_body: body, locators: locs }.answer(&f.chain);
+                let _ = RequestBatchSet { hash: t }.answer(&f.chain);
+                let _ = RequestBlock { hash: t, include_body: body }.answer(&f.chain);
+                Ok(())
+            },
+        )
         .unwrap();
 }

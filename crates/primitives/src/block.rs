@@ -302,7 +302,12 @@ impl MacroBlock {
     }
     /// The message its validators sign.
     pub fn signing_message(&self) -> petrel_crypto::FieldElement {
-        macro_signing_message(&self.hash(), self.header.block_number, self.header.round, self.header.validators.as_ref())
+        macro_signing_message(
+            &self.hash(),
+            self.header.block_number,
+            self.header.round,
+            self.header.validators.as_ref(),
+        )
     }
 
     /// The hash of the election block this block belongs after: itself if it is one, else its
@@ -345,8 +350,9 @@ impl MicroBlock {
     /// The producer's signature check against the current validator set.
     pub fn verify_producer(&self, validators: &Validators, policy: &Policy) -> Result<(), BlockError> {
         let sig = self.justification.as_ref().ok_or(BlockError::MissingProducerSignature)?;
-        let (_, producer) =
-            validators.owner_of_slot(producer_slot(self.header.block_number, policy)).ok_or(BlockError::InvalidProducerSignature)?;
+        let (_, producer) = validators
+            .owner_of_slot(producer_slot(self.header.block_number, policy))
+            .ok_or(BlockError::InvalidProducerSignature)?;
         let msg = micro_signing_message(&self.hash(), self.header.block_number);
         producer.public_key.verify(&msg, sig).map_err(|_| BlockError::InvalidProducerSignature)
     }
@@ -494,7 +500,11 @@ impl Block {
 
     /// Immediate-successor rule: number, parent hash, timestamp and (for macro blocks) the parent
     /// election hash against the predecessor `pred` and the latest election block hash before it.
-    pub fn verify_immediate_successor(&self, pred: &Block, pred_election_hash_after: &Blake2bHash) -> Result<(), BlockError> {
+    pub fn verify_immediate_successor(
+        &self,
+        pred: &Block,
+        pred_election_hash_after: &Blake2bHash,
+    ) -> Result<(), BlockError> {
         let expected = pred.block_number().saturating_add(1);
         if self.block_number() != expected {
             return Err(BlockError::WrongBlockNumber { expected, got: self.block_number() });

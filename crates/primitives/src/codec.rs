@@ -13,10 +13,7 @@ use serde::de::DeserializeOwned;
 pub const HARD_LIMIT: usize = 64 * 1024 * 1024;
 
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard()
-        .with_little_endian()
-        .with_variable_int_encoding()
-        .with_limit::<HARD_LIMIT>()
+    bincode::config::standard().with_little_endian().with_variable_int_encoding().with_limit::<HARD_LIMIT>()
 }
 
 /// Why a value could not be decoded or encoded.
@@ -106,10 +103,7 @@ mod tests {
     #[test]
     fn limit_is_checked_before_decoding() {
         let bytes = encode(&vec![0u8; 100]).unwrap();
-        assert_eq!(
-            decode::<Vec<u8>>(&bytes, 10),
-            Err(CodecError::TooLarge { len: bytes.len(), limit: 10 })
-        );
+        assert_eq!(decode::<Vec<u8>>(&bytes, 10), Err(CodecError::TooLarge { len: bytes.len(), limit: 10 }));
     }
 
     #[test]

@@ -160,8 +160,11 @@ impl GenesisConfig {
         let mut seen = HashSet::new();
         let mut entries = Vec::with_capacity(self.accounts.len());
         for (index, a) in self.accounts.iter().enumerate() {
-            let address = Address::from_hex(&a.address)
-                .map_err(|e| GenesisError::BadKey { what: "account", index, reason: e.to_string() })?;
+            let address = Address::from_hex(&a.address).map_err(|e| GenesisError::BadKey {
+                what: "account",
+                index,
+                reason: e.to_string(),
+            })?;
             if !seen.insert(address) {
                 return Err(GenesisError::DuplicateAccount(index));
             }

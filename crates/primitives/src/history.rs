@@ -285,7 +285,10 @@ impl RangeProof {
     /// Verifies that `leaves` (hashes) are the leaves from `start` of the tree with `root`.
     pub fn verify(&self, root: &Blake2bHash, start: u64, leaves: &[Blake2bHash]) -> Result<(), HistoryError> {
         let count = leaves.len() as u64;
-        if count == 0 || self.total_leaves > MAX_LEAVES || start.checked_add(count).is_none_or(|e| e > self.total_leaves) {
+        if count == 0
+            || self.total_leaves > MAX_LEAVES
+            || start.checked_add(count).is_none_or(|e| e > self.total_leaves)
+        {
             return Err(HistoryError::BadRange { start, count, total: self.total_leaves });
         }
         if self.nodes.len() > MAX_PROOF_NODES {

@@ -281,7 +281,12 @@ mod tests {
         let mut roots = vec![tree.root()];
         for step in 0u8..40 {
             let changes: Vec<_> = (0..(step % 5 + 1))
-                .map(|k| (addr(step.wrapping_mul(7).wrapping_add(k) % 23), Account { balance: u64::from(step) * 10 + u64::from(k), nonce: 1 }))
+                .map(|k| {
+                    (
+                        addr(step.wrapping_mul(7).wrapping_add(k) % 23),
+                        Account { balance: u64::from(step) * 10 + u64::from(k), nonce: 1 },
+                    )
+                })
                 .collect();
             undos.push(tree.apply(&changes));
             assert_eq!(tree.root(), naive_root(tree.entries()), "step {step}");
@@ -303,15 +308,24 @@ mod tests {
         let tree = AccountTree::from_entries([(k1.address(), Account { balance: 100, nonce: 0 })]);
         let ok = Transaction::transfer(&k1, k2.address(), 60, 0, 1);
         let changes = execute_transactions(&tree, std::slice::from_ref(&ok), 1).unwrap();
-        assert_eq!(changes, vec![(k1.address(), Account { balance: 40, nonce: 1 }), (k2.address(), Account { balance: 60, nonce: 0 })]);
+        assert_eq!(
+            changes,
+            vec![(k1.address(), Account { balance: 40, nonce: 1 }), (k2.address(), Account { balance: 60, nonce: 0 })]
+        );
         let replay = vec![ok.clone(), ok.clone()];
-        assert_eq!(execute_transactions(&tree, &replay, 1), Err((1, TransactionError::WrongNonce { expected: 1, got: 0 })));
+        assert_eq!(
+            execute_transactions(&tree, &replay, 1),
+            Err((1, TransactionError::WrongNonce { expected: 1, got: 0 }))
+        );
         let second = Transaction::transfer(&k1, k2.address(), 60, 1, 1);
         assert_eq!(
             execute_transactions(&tree, &[ok, second], 1),
             Err((1, TransactionError::InsufficientFunds { balance: 40, needed: 60 }))
         );
         let from_empty = Transaction::transfer(&k2, k1.address(), 1, 0, 1);
-        assert!(matches!(execute_transactions(&tree, &[from_empty], 1), Err((0, TransactionError::InsufficientFunds { .. }))));
+        assert!(matches!(
+            execute_transactions(&tree, &[from_empty], 1),
+            Err((0, TransactionError::InsufficientFunds { .. }))
+        ));
     }
 }

@@ -164,8 +164,7 @@ impl Transaction {
         }
         let key = VerifyingKey::from_bytes(&self.sender.0).map_err(|_| TransactionError::InvalidSignature)?;
         let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify_strict(self.signing_hash().as_bytes(), &sig)
-            .map_err(|_| TransactionError::InvalidSignature)
+        key.verify_strict(self.signing_hash().as_bytes(), &sig).map_err(|_| TransactionError::InvalidSignature)
     }
 }
 
@@ -203,8 +202,14 @@ mod tests {
 
     #[test]
     fn degenerate_transfers_are_rejected() {
-        assert_eq!(Transaction::transfer(&key(1), key(2).address(), 0, 0, 7).verify(7), Err(TransactionError::ZeroValue));
-        assert_eq!(Transaction::transfer(&key(1), key(1).address(), 1, 0, 7).verify(7), Err(TransactionError::SelfTransfer));
+        assert_eq!(
+            Transaction::transfer(&key(1), key(2).address(), 0, 0, 7).verify(7),
+            Err(TransactionError::ZeroValue)
+        );
+        assert_eq!(
+            Transaction::transfer(&key(1), key(1).address(), 1, 0, 7).verify(7),
+            Err(TransactionError::SelfTransfer)
+        );
     }
 
     #[test]

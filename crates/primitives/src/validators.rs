@@ -275,7 +275,12 @@ impl MacroJustification {
 
     /// Checks that the signers hold at least 2f+1 slots of `validators` and that every signature
     /// verifies over `message`.
-    pub fn verify(&self, validators: &Validators, policy: &Policy, message: &FieldElement) -> Result<(), JustificationError> {
+    pub fn verify(
+        &self,
+        validators: &Validators,
+        policy: &Policy,
+        message: &FieldElement,
+    ) -> Result<(), JustificationError> {
         let words = usize::from(policy.slots).div_ceil(64);
         if self.signers.0.len() != words {
             return Err(JustificationError::BitmapLength { expected: words, got: self.signers.0.len() });
@@ -301,7 +306,10 @@ impl MacroJustification {
             signing.push(i);
         }
         if signing.len() != self.signatures.len() {
-            return Err(JustificationError::SignatureCount { signers: signing.len(), signatures: self.signatures.len() });
+            return Err(JustificationError::SignatureCount {
+                signers: signing.len(),
+                signatures: self.signatures.len(),
+            });
         }
         if signed_slots < u32::from(policy.two_f_plus_one()) {
             return Err(JustificationError::TooFewSigners { got: signed_slots, needed: policy.two_f_plus_one() });

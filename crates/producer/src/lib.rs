@@ -181,16 +181,27 @@ impl Producer {
     }
 
     /// Signs a micro block as the owner of its producer slot.
-    pub fn sign_micro(&self, block: &mut MicroBlock, validators: &Validators, policy: &Policy) -> Result<(), ProduceError> {
+    pub fn sign_micro(
+        &self,
+        block: &mut MicroBlock,
+        validators: &Validators,
+        policy: &Policy,
+    ) -> Result<(), ProduceError> {
         let number = block.header.block_number;
-        let (index, _) = validators.owner_of_slot(producer_slot(number, policy)).ok_or(ProduceError::UnknownValidator(0))?;
+        let (index, _) =
+            validators.owner_of_slot(producer_slot(number, policy)).ok_or(ProduceError::UnknownValidator(0))?;
         let key = self.secret_of(validators, index)?;
         block.justification = Some(key.sign(&micro_signing_message(&block.hash(), number)));
         Ok(())
     }
 
     /// Signs a macro block with the smallest rotating set of validators that holds 2f+1 slots.
-    pub fn sign_macro(&self, block: &mut MacroBlock, validators: &Validators, policy: &Policy) -> Result<(), ProduceError> {
+    pub fn sign_macro(
+        &self,
+        block: &mut MacroBlock,
+        validators: &Validators,
+        policy: &Policy,
+    ) -> Result<(), ProduceError> {
         let n = validators.len();
         let start = block.header.block_number as usize % n.max(1);
         let mut signers = Vec::new();
@@ -234,7 +245,8 @@ impl Producer {
             if account.balance < value {
                 continue;
             }
-            let tx = Transaction::transfer(sender, self.keys.accounts[to].address(), value, account.nonce, state.network);
+            let tx =
+                Transaction::transfer(sender, self.keys.accounts[to].address(), value, account.nonce, state.network);
             if overlay.execute(&tx).is_ok() {
                 txs.push(tx);
             }
@@ -261,7 +273,9 @@ impl Producer {
                 })
                 .collect();
             let (state_root, history_root) = state.preview_roots(number, &overlay.into_changes(), &items)?;
-            let next = policy.is_election_block_at(number).then(|| self.validators_for_epoch(policy.epoch_at(number), &policy));
+            let next = policy
+                .is_election_block_at(number)
+                .then(|| self.validators_for_epoch(policy.epoch_at(number), &policy));
             let mut block = MacroBlock {
                 header: MacroHeader {
                     network: state.network,
@@ -291,7 +305,11 @@ impl Producer {
             }
             let items: Vec<_> = txs
                 .iter()
-                .map(|tx| HistoryItem { block_number: number, block_time: timestamp, kind: HistoryKind::Transfer(tx.clone()) })
+                .map(|tx| HistoryItem {
+                    block_number: number,
+                    block_time: timestamp,
+                    kind: HistoryKind::Transfer(tx.clone()),
+                })
                 .collect();
             let (state_root, history_root) = state.preview_roots(number, &overlay.into_changes(), &items)?;
             let body = MicroBody { transactions: txs };

@@ -142,7 +142,8 @@ pub async fn disconnect_mid_request<R: Runner>() {
 pub async fn garbage_answers<R: Runner>() {
     let server = TestChain::build(1, 8 * 5 + 4);
     let mut h = Harness::<R>::new(&server);
-    let liar = h.hub.scripted_node(Services::HISTORY_NODE, |_, _, _| ScriptedReply::Frame(vec![0, 0xff, 0xfe, 0xfd, 0x07]));
+    let liar =
+        h.hub.scripted_node(Services::HISTORY_NODE, |_, _, _| ScriptedReply::Frame(vec![0, 0xff, 0xfe, 0xfd, 0x07]));
     h.add(liar.peer_id());
     let honest = serve(&h.hub, &server, Services::HISTORY_NODE);
     h.add(honest.peer_id());

@@ -47,8 +47,8 @@ impl TestChain {
     /// A chain of the test policy, `blocks` blocks long, by `producer` on `genesis`.
     pub fn build_on(producer: Producer, genesis: GenesisConfig, blocks: usize) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut chain =
-            Blockchain::open(&dir.path().join("chain.redb"), &genesis, ChainOptions { durable: false }).expect("open test chain");
+        let mut chain = Blockchain::open(&dir.path().join("chain.redb"), &genesis, ChainOptions { durable: false })
+            .expect("open test chain");
         let mut scratch = chain.state().clone();
         let mut out = Vec::with_capacity(blocks);
         for _ in 0..blocks {

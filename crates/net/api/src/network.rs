@@ -9,8 +9,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::request::{Request, ResponseStatus};
 use crate::{
-    DisconnectReason, GossipId, GossipMessage, InboundError, NetworkError, NetworkEvent, PeerId, PeerInfo, RequestError,
-    Services, Topic, Verdict,
+    DisconnectReason, GossipId, GossipMessage, InboundError, NetworkError, NetworkEvent, PeerId, PeerInfo,
+    RequestError, Services, Topic, Verdict,
 };
 
 /// Limits of one request type, enforced by the serving side.
@@ -166,7 +166,11 @@ pub type TypedRequests<R> = BoxStream<'static, TypedInbound<R>>;
 /// The typed layer: encoding, size checks and error mapping, written once for every network.
 pub trait NetworkExt: Network {
     /// Sends a typed request and decodes the response within the type's size limit.
-    fn request<R: Request>(&self, peer: PeerId, request: &R) -> impl Future<Output = Result<R::Response, RequestError>> + Send {
+    fn request<R: Request>(
+        &self,
+        peer: PeerId,
+        request: &R,
+    ) -> impl Future<Output = Result<R::Response, RequestError>> + Send {
         let encoded = codec::encode(request);
         let this = self.clone();
         async move {
@@ -216,7 +220,9 @@ pub trait NetworkExt: Network {
     }
 
     /// Subscribes to a typed topic; items that do not decode are rejected automatically.
-    fn subscribe<T: Topic>(&self) -> impl Future<Output = Result<BoxStream<'static, GossipMessage<T::Item>>, NetworkError>> + Send {
+    fn subscribe<T: Topic>(
+        &self,
+    ) -> impl Future<Output = Result<BoxStream<'static, GossipMessage<T::Item>>, NetworkError>> + Send {
         let this = self.clone();
         async move {
             let rx = this.subscribe_raw(T::NAME, T::MAX_SIZE).await?;

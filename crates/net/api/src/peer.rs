@@ -52,7 +52,8 @@ impl Services {
     pub const RECENT_HISTORY: Self = Self(1 << 3);
 
     /// What a history node provides.
-    pub const HISTORY_NODE: Self = Self(Self::FULL_BLOCKS.0 | Self::HISTORY.0 | Self::MACRO_CHAIN.0 | Self::RECENT_HISTORY.0);
+    pub const HISTORY_NODE: Self =
+        Self(Self::FULL_BLOCKS.0 | Self::HISTORY.0 | Self::MACRO_CHAIN.0 | Self::RECENT_HISTORY.0);
     /// What a full node provides.
     pub const FULL_NODE: Self = Self(Self::FULL_BLOCKS.0 | Self::MACRO_CHAIN.0 | Self::RECENT_HISTORY.0);
 
@@ -68,7 +69,12 @@ impl Services {
 
 impl fmt::Debug for Services {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = [(Self::FULL_BLOCKS, "FULL_BLOCKS"), (Self::HISTORY, "HISTORY"), (Self::MACRO_CHAIN, "MACRO_CHAIN"), (Self::RECENT_HISTORY, "RECENT_HISTORY")];
+        let names = [
+            (Self::FULL_BLOCKS, "FULL_BLOCKS"),
+            (Self::HISTORY, "HISTORY"),
+            (Self::MACRO_CHAIN, "MACRO_CHAIN"),
+            (Self::RECENT_HISTORY, "RECENT_HISTORY"),
+        ];
         let set: Vec<_> = names.iter().filter(|(s, _)| self.contains(*s)).map(|(_, n)| *n).collect();
         write!(f, "Services({})", if set.is_empty() { "NONE".to_string() } else { set.join("|") })
     }

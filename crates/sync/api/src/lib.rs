@@ -125,7 +125,7 @@ impl PeerList {
         self.order.is_empty()
     }
     /// The next peer in round-robin order.
-    pub fn next(&mut self) -> Option<PeerId> {
+    pub fn next_peer(&mut self) -> Option<PeerId> {
         if self.order.is_empty() {
             return None;
         }
@@ -160,13 +160,13 @@ mod tests {
             assert!(list.add(*x));
         }
         assert!(!list.add(p[0]));
-        assert_eq!(list.next(), Some(p[0]));
-        assert_eq!(list.next(), Some(p[1]));
+        assert_eq!(list.next_peer(), Some(p[0]));
+        assert_eq!(list.next_peer(), Some(p[1]));
         assert!(list.remove(&p[0]));
-        assert_eq!(list.next(), Some(p[2]));
-        assert_eq!(list.next(), Some(p[3]));
-        assert_eq!(list.next(), Some(p[1]));
+        assert_eq!(list.next_peer(), Some(p[2]));
+        assert_eq!(list.next_peer(), Some(p[3]));
+        assert_eq!(list.next_peer(), Some(p[1]));
         assert_eq!(list.drain().len(), 3);
-        assert_eq!(list.next(), None);
+        assert_eq!(list.next_peer(), None);
     }
 }

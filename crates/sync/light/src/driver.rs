@@ -18,7 +18,7 @@ use crate::machine::{Action, LightConfig, LightMachine, LightStats, RequestId};
 
 enum Outcome {
     MacroChain(RequestId, Result<Result<MacroChain, MacroChainError>, RequestError>),
-    Block(RequestId, Result<Result<Block, BlockRequestError>, RequestError>),
+    Block(RequestId, Box<Result<Result<Block, BlockRequestError>, RequestError>>),
     Done,
 }
 
@@ -35,7 +35,14 @@ pub struct LightMacroSync<N: Network> {
 impl<N: Network> LightMacroSync<N> {
     /// A light sync over `chain`.
     pub fn new(network: N, chain: Arc<Mutex<LightBlockchain>>, config: LightConfig) -> Self {
-        Self { machine: LightMachine::new(config), network, chain, in_flight: FuturesUnordered::new(), ready: VecDeque::new(), waker: None }
+        Self {
+            machine: LightMachine::new(config),
+            network,
+            chain,
+            in_flight: FuturesUnordered::new(),
+            ready: VecDeque::new(),
+            waker: None,
+        }
     }
 
     /// Counters.
@@ -53,7 +60,7 @@ impl<N: Network> LightMacroSync<N> {
                 }
                 Action::RequestBlock { id, peer, hash } => {
                     let req = RequestBlock { hash, include_body: false };
-                    self.in_flight.push(async move { Outcome::Block(id, net.request(peer, &req).await) }.boxed());
+                    self.in_flight.push(async move { Outcome::Block(id, Box::new(net.request(peer, &req).await)) }.boxed());
                 }
                 Action::Emit(v) => self.ready.push_back(v),
                 Action::Disconnect { peer, reason } => {
@@ -87,7 +94,7 @@ impl<N: Network> Stream for LightMacroSync<N> {
                     let mut guard = chain.lock().unwrap_or_else(|e| e.into_inner());
                     match outcome {
                         Outcome::MacroChain(id, r) => this.machine.on_macro_chain(id, r, &guard),
-                        Outcome::Block(id, r) => this.machine.on_block(id, r, &mut guard),
+                        Outcome::Block(id, r) => this.machine.on_block(id, *r, &mut guard),
                         Outcome::Done => {}
                     }
                 }

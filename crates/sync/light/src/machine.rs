@@ -214,7 +214,10 @@ impl LightMachine {
         let mut checkpoint = answer.checkpoint;
         if let Some((number, _)) = checkpoint {
             let expected_epoch = our_epoch + answer.epochs.len() as u32 + 1;
-            if !policy.is_macro_block_at(number) || policy.is_election_block_at(number) || policy.epoch_at(number) != expected_epoch {
+            if !policy.is_macro_block_at(number)
+                || policy.is_election_block_at(number)
+                || policy.epoch_at(number) != expected_epoch
+            {
                 return self.fail(peer, DisconnectReason::Malicious);
             }
             if number <= chain.macro_head().block_number() {
@@ -226,7 +229,8 @@ impl LightMachine {
         }
         let mut hashes: Vec<Blake2bHash> = answer.epochs;
         hashes.extend(checkpoint.map(|(_, h)| h));
-        let fetch = Fetch { total: hashes.len(), queue: hashes.into_iter().enumerate().collect(), ..Default::default() };
+        let fetch =
+            Fetch { total: hashes.len(), queue: hashes.into_iter().enumerate().collect(), ..Default::default() };
         self.peers.insert(peer, PeerState::Fetching(fetch));
         self.fill_window(peer);
     }

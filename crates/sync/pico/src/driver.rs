@@ -23,7 +23,7 @@ pub type SharedLightChain = Arc<Mutex<LightBlockchain>>;
 
 enum Outcome {
     Head(RequestId, Result<ResponseHead, RequestError>),
-    Block(RequestId, Result<Result<Block, BlockRequestError>, RequestError>),
+    Block(RequestId, Box<Result<Result<Block, BlockRequestError>, RequestError>>),
     Done,
 }
 
@@ -40,7 +40,14 @@ pub struct PicoMacroSync<N: Network> {
 impl<N: Network> PicoMacroSync<N> {
     /// A pico sync over `chain`.
     pub fn new(network: N, chain: SharedLightChain, config: PicoConfig) -> Self {
-        Self { machine: PicoMachine::new(config), network, chain, in_flight: FuturesUnordered::new(), ready: VecDeque::new(), waker: None }
+        Self {
+            machine: PicoMachine::new(config),
+            network,
+            chain,
+            in_flight: FuturesUnordered::new(),
+            ready: VecDeque::new(),
+            waker: None,
+        }
     }
 
     /// Counters of the machine.
@@ -64,22 +71,25 @@ impl<N: Network> PicoMacroSync<N> {
             match action {
                 Action::RequestHead { id, peer } => {
                     let net = self.network.clone();
-                    self.in_flight.push(async move { Outcome::Head(id, net.request(peer, &RequestHead).await) }.boxed());
+                    self.in_flight
+                        .push(async move { Outcome::Head(id, net.request(peer, &RequestHead).await) }.boxed());
                 }
                 Action::RequestBlock { id, peer, hash } => {
                     let net = self.network.clone();
                     let req = RequestBlock { hash, include_body: false };
-                    self.in_flight.push(async move { Outcome::Block(id, net.request(peer, &req).await) }.boxed());
+                    self.in_flight.push(async move { Outcome::Block(id, Box::new(net.request(peer, &req).await)) }.boxed());
                 }
                 Action::Emit(verdict) => self.ready.push_back(verdict),
                 Action::Disconnect { peer, reason } => {
                     tracing::debug!(target: "sync::pico", %peer, ?reason, "disconnecting");
                     let net = self.network.clone();
-                    self.in_flight.push(async move {
-                        net.disconnect(peer, reason).await;
-                        Outcome::Done
-                    }
-                    .boxed());
+                    self.in_flight.push(
+                        async move {
+                            net.disconnect(peer, reason).await;
+                            Outcome::Done
+                        }
+                        .boxed(),
+                    );
                 }
             }
         }
@@ -108,7 +118,7 @@ impl<N: Network> Stream for PicoMacroSync<N> {
                     let mut guard = chain.lock().unwrap_or_else(|e| e.into_inner());
                     match outcome {
                         Outcome::Head(id, r) => this.machine.on_head(id, r, &mut guard),
-                        Outcome::Block(id, r) => this.machine.on_block(id, r, &mut guard),
+                        Outcome::Block(id, r) => this.machine.on_block(id, *r, &mut guard),
                         Outcome::Done => {}
                     }
                 }

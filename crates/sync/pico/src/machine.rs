@@ -9,6 +9,7 @@
 //!   otherwise Conflicting;
 //! - checkpoint equal to our macro head: skip; otherwise verify it by the macro-successor rule and
 //!   the current validators' justification; failure is Conflicting.
+//!
 //! A peer whose macro head is older than ours is Outdated (the reference looped on it).
 
 use std::collections::{HashMap, VecDeque};
