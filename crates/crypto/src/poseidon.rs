@@ -192,8 +192,80 @@ pub fn poseidon_length_prefix(n: usize) -> FieldElement {
     FieldElement::from_u128((u128::from(POSEIDON_LENGTH_TAG) << 64) | n as u128)
 }
 
+/// The round constants and MDS matrix of [`poseidon_config`] in fixed-size form.
+struct Permutation {
+    ark: Vec<[Fr; 3]>,
+    mds: [[Fr; 3]; 3],
+}
+
+fn permutation() -> &'static Permutation {
+    static P: OnceLock<Permutation> = OnceLock::new();
+    P.get_or_init(|| {
+        let c = poseidon_config();
+        let row = |v: &Vec<Fr>| [v[0], v[1], v[2]];
+        Permutation { ark: c.ark.iter().map(row).collect(), mds: [row(&c.mds[0]), row(&c.mds[1]), row(&c.mds[2])] }
+    })
+}
+
+#[inline]
+fn sbox(x: &mut Fr) {
+    // x^17 = x^16 · x
+    let mut y = x.square();
+    y.square_in_place();
+    y.square_in_place();
+    y.square_in_place();
+    *x *= y;
+}
+
+/// The Poseidon permutation of width 3: the same rounds as arkworks' `PoseidonSponge::permute`
+/// (half the full rounds, the partial rounds on the first element, the other full rounds; each
+/// round adds its constants, applies the S-box and multiplies by the MDS matrix), on a fixed-size
+/// state without allocation. Checked against the arkworks sponge by tests.
+fn permute(state: &mut [Fr; 3]) {
+    let p = permutation();
+    let half = POSEIDON_FULL_ROUNDS / 2;
+    for (round, ark) in p.ark.iter().enumerate() {
+        for (s, a) in state.iter_mut().zip(ark) {
+            *s += a;
+        }
+        if round < half || round >= half + POSEIDON_PARTIAL_ROUNDS {
+            state.iter_mut().for_each(sbox);
+        } else {
+            sbox(&mut state[0]);
+        }
+        let m = &p.mds;
+        *state = [
+            state[0] * m[0][0] + state[1] * m[0][1] + state[2] * m[0][2],
+            state[0] * m[1][0] + state[1] * m[1][1] + state[2] * m[1][2],
+            state[0] * m[2][0] + state[1] * m[2][1] + state[2] * m[2][2],
+        ];
+    }
+}
+
 /// Poseidon hash of a sequence of field elements (length-prefixed, see the module docs).
+///
+/// A duplex sponge with capacity 1 and rate 2 exactly as arkworks' `PoseidonSponge` absorbs and
+/// squeezes (rate elements are added into state positions 1 and 2; the state is permuted only when
+/// more input remains, and once before squeezing), with the allocation-free [`permute`].
 pub fn poseidon_hash(inputs: &[FieldElement]) -> FieldElement {
+    let mut state = [Fr::ZERO; 3];
+    let mut next = 0usize;
+    let prefix = poseidon_length_prefix(inputs.len()).0;
+    for x in std::iter::once(prefix).chain(inputs.iter().map(|e| e.0)) {
+        if next == POSEIDON_RATE {
+            permute(&mut state);
+            next = 0;
+        }
+        state[POSEIDON_CAPACITY + next] += x;
+        next += 1;
+    }
+    permute(&mut state);
+    FieldElement(state[POSEIDON_CAPACITY])
+}
+
+/// The reference computation with arkworks' sponge, which the circuit's `PoseidonSpongeVar`
+/// mirrors; [`poseidon_hash`] must always equal it.
+pub fn poseidon_hash_reference(inputs: &[FieldElement]) -> FieldElement {
     let mut elems = Vec::with_capacity(inputs.len() + 1);
     elems.push(poseidon_length_prefix(inputs.len()).0);
     elems.extend(inputs.iter().map(|e| e.0));
@@ -208,6 +280,20 @@ mod tests {
 
     fn elems(vals: &[u64]) -> Vec<FieldElement> {
         vals.iter().copied().map(FieldElement::from_u64).collect()
+    }
+
+    #[test]
+    fn fast_permutation_equals_the_arkworks_sponge() {
+        let mut x = FieldElement::from_u64(0x5eed);
+        for n in 0..24u64 {
+            let inputs: Vec<_> = (0..n)
+                .map(|i| {
+                    x = poseidon_hash_reference(&[x, FieldElement::from_u64(i)]);
+                    x
+                })
+                .collect();
+            assert_eq!(poseidon_hash(&inputs), poseidon_hash_reference(&inputs), "{n} inputs");
+        }
     }
 
     #[test]

@@ -216,6 +216,12 @@ impl fmt::Debug for SchnorrSecretKey {
 // Public key
 // ---------------------------------------------------------------------------------------------
 
+/// Most validated public keys remembered by [`SchnorrPublicKey::from_bytes`].
+pub const KEY_CACHE_CAPACITY: usize = 4096;
+
+static KEY_CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<[u8; 32], EdwardsAffine>>> =
+    std::sync::OnceLock::new();
+
 /// A validated public key: a point of the prime-order subgroup other than the identity.
 ///
 /// Equality, ordering and hashing follow the 32-byte compressed encoding. Serde: 32 raw bytes in
@@ -243,9 +249,26 @@ impl SchnorrPublicKey {
 
     /// Decodes and validates a public key: the canonical encoding of a curve point
     /// ([`CryptoError::InvalidPoint`]), not the identity ([`CryptoError::IdentityKey`]), in the
-    /// prime-order subgroup ([`CryptoError::SmallSubgroupPoint`]). The subgroup check costs a
-    /// full scalar multiplication: cache decoded keys.
+    /// prime-order subgroup ([`CryptoError::SmallSubgroupPoint`]).
+    ///
+    /// The subgroup check costs a full scalar multiplication, and validator keys recur in every
+    /// election block, so keys that passed are remembered in a process-wide cache of at most
+    /// [`KEY_CACHE_CAPACITY`] entries (cleared when full). Only valid keys are cached.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
+        let cache = KEY_CACHE.get_or_init(Default::default);
+        if let Some(point) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(bytes) {
+            return Ok(Self { point: *point, bytes: *bytes });
+        }
+        let key = Self::from_bytes_uncached(bytes)?;
+        let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= KEY_CACHE_CAPACITY {
+            map.clear();
+        }
+        map.insert(*bytes, key.point);
+        Ok(key)
+    }
+
+    fn from_bytes_uncached(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
         let point = decode_point(bytes)?;
         if point.is_zero() {
             return Err(CryptoError::IdentityKey);

@@ -60,7 +60,8 @@ impl<N: Network> LightMacroSync<N> {
                 }
                 Action::RequestBlock { id, peer, hash } => {
                     let req = RequestBlock { hash, include_body: false };
-                    self.in_flight.push(async move { Outcome::Block(id, Box::new(net.request(peer, &req).await)) }.boxed());
+                    self.in_flight
+                        .push(async move { Outcome::Block(id, Box::new(net.request(peer, &req).await)) }.boxed());
                 }
                 Action::Emit(v) => self.ready.push_back(v),
                 Action::Disconnect { peer, reason } => {
