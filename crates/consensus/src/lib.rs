@@ -4,12 +4,14 @@
 //! its chain to peers.
 
 pub mod chain;
+pub mod direct;
 pub mod established;
 pub mod handlers;
 pub mod live;
 pub mod syncer;
 
 pub use chain::{PushError, SharedFull, SharedLight, SyncChain};
+pub use direct::DirectToLive;
 pub use established::{EstablishedConfig, EstablishedInputs, is_established, is_lost};
 pub use live::{BlockLiveSync, LiveConfig};
 pub use syncer::{ConsensusEvent, Syncer, SyncerConfig, SyncerStats};

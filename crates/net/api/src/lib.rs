@@ -7,12 +7,14 @@
 //! checks and error mapping are written once. Every decode checks the message type's size limit
 //! before allocating.
 
+mod counting;
 mod error;
 mod gossip;
 mod network;
 mod peer;
 mod request;
 
+pub use counting::{Counting, Traffic, TrafficSnapshot};
 pub use error::{InboundError, NetworkError, RequestError};
 pub use gossip::{GossipId, GossipMessage, Topic, Verdict};
 pub use network::{

@@ -1,0 +1,79 @@
+//! Block live sync on the mock network: after pico sync, a node follows gossiped headers in order,
+//! out of order (buffered, gaps fetched with missing-block requests), and after falling far
+//! behind (the peer is Ahead: back to macro sync, then live again).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use petrel_consensus::{BlockLiveSync, ConsensusEvent, EstablishedConfig, LiveConfig, Syncer, SyncerConfig};
+use petrel_network_api::{NetworkExt, Services};
+use petrel_network_mock::{HubConfig, MockHub};
+use petrel_protocol::BlockHeaders;
+use petrel_sync_api::LiveSyncEvent;
+use petrel_sync_light::LightConfig;
+use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
+use petrel_test_utils::{TestChain, serve};
+
+#[tokio::test(start_paused = true)]
+async fn follows_in_order_out_of_order_and_after_a_gap() {
+    let mut server = TestChain::build(1, 8 * 2 + 4);
+    let policy = server.genesis.policy;
+    let hub = MockHub::new(HubConfig { seed: 11, latency: Duration::from_millis(25), ..Default::default() });
+    let node = hub.node(Services::NONE);
+    let peer = serve(&hub, &server, Services::HISTORY_NODE);
+    let chain = server.light_chain();
+    let pico = PicoMacroSync::new(node.clone(), chain.clone(), PicoConfig::default());
+    let either = EitherSyncer::new(pico, chain.clone(), node.clone(), LightConfig::default());
+    let live = BlockLiveSync::new(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
+    let mut config = SyncerConfig::for_batch(policy.blocks_per_batch);
+    config.established = EstablishedConfig { min_peers: 1, ..Default::default() };
+    let mut syncer = Syncer::new(node.clone(), chain.clone(), either, live, config);
+    hub.connect(node.peer_id(), peer.peer_id()).unwrap();
+
+    // Drives the syncer until `cond` holds on the light chain, collecting events.
+    let server_head = |s: &TestChain| s.chain.read().unwrap().head().block_hash;
+    macro_rules! run_until {
+        ($cond:expr) => {{
+            let mut events = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            while !$cond {
+                match tokio::time::timeout_at(deadline, syncer.next()).await {
+                    Ok(Some(e)) => events.push(e),
+                    _ => panic!("condition not reached; events: {events:?}"),
+                }
+            }
+            events
+        }};
+    }
+    let events = run_until!(syncer.is_established());
+    assert!(events.contains(&ConsensusEvent::Established));
+
+    // In order.
+    for block in server.extend(3) {
+        peer.publish::<BlockHeaders>(&block.without_body()).await.unwrap();
+    }
+    let events = run_until!(chain.lock().unwrap().head().block_hash == server_head(&server));
+    let announced =
+        events.iter().filter(|e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::AcceptedAnnouncedBlock(_)))).count();
+    assert_eq!(announced, 3, "{events:?}");
+
+    // Out of order: only the third of three new blocks is announced; the gap is fetched.
+    let new = server.extend(3);
+    peer.publish::<BlockHeaders>(&new[2].without_body()).await.unwrap();
+    let events = run_until!(chain.lock().unwrap().head().block_hash == server_head(&server));
+    assert!(
+        events.iter().any(|e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::ReceivedMissingBlocks(_)))),
+        "{events:?}"
+    );
+
+    // Far ahead: more than the window of two batches; the peer goes back to macro sync, and head
+    // requests then catch the node up to the tip.
+    let new = server.extend(3 * policy.blocks_per_batch as usize + 1);
+    peer.publish::<BlockHeaders>(&new.last().unwrap().without_body()).await.unwrap();
+    let events = run_until!(chain.lock().unwrap().head().block_hash == server_head(&server));
+    assert!(events.iter().any(|e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::Ahead(_)))), "{events:?}");
+    // Its only live peer left live sync, so consensus was lost; the next head round with the
+    // peer back in live sync establishes it again.
+    assert!(events.contains(&ConsensusEvent::Lost), "{events:?}");
+    run_until!(syncer.is_established());
+}
