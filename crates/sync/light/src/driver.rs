@@ -51,6 +51,10 @@ impl<N: Network> LightMacroSync<N> {
     }
 
     fn run_actions(&mut self) {
+        {
+            let chain = self.chain.lock().unwrap_or_else(|e| e.into_inner());
+            self.machine.resume(&chain);
+        }
         while let Some(action) = self.machine.poll_action() {
             let net = self.network.clone();
             match action {

@@ -66,17 +66,21 @@ pub enum Action {
 #[derive(Debug)]
 enum PeerState {
     Discovering,
+    /// Has blocks for us, but another peer is fetching: asked again when that one is done, so the
+    /// election chain is downloaded once, not once per peer.
+    Parked,
     Fetching(Fetch),
 }
 
 #[derive(Debug, Default)]
 struct Fetch {
-    /// Hashes not yet requested, with their sequence numbers.
-    queue: VecDeque<(usize, Blake2bHash)>,
+    /// Hashes not yet requested, with their sequence and block numbers.
+    queue: VecDeque<(usize, Blake2bHash, u32)>,
     /// Requests in flight: id → (sequence, hash).
     in_flight: HashMap<RequestId, (usize, Blake2bHash)>,
-    /// Received, waiting for their turn.
-    received: BTreeMap<usize, MacroBlock>,
+    /// Received blocks waiting for their turn; `None` for a block skipped because another peer's
+    /// sync already adopted its height.
+    received: BTreeMap<usize, Option<MacroBlock>>,
     /// Next sequence number to apply.
     next: usize,
     /// Number of blocks in this round.
@@ -163,6 +167,19 @@ impl LightMachine {
         self.discover(peer, chain);
     }
 
+    /// Asks parked peers again once nobody is fetching. The driver calls it before handling
+    /// actions.
+    pub fn resume(&mut self, chain: &LightBlockchain) {
+        if self.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
+            return;
+        }
+        let parked: Vec<_> =
+            self.peers.iter().filter(|(_, s)| matches!(s, PeerState::Parked)).map(|(p, _)| *p).collect();
+        for peer in parked {
+            self.discover(peer, chain);
+        }
+    }
+
     /// Forgets a peer.
     pub fn remove_peer(&mut self, peer: &PeerId) {
         self.peers.remove(peer);
@@ -227,21 +244,35 @@ impl LightMachine {
         if answer.epochs.is_empty() && checkpoint.is_none() {
             return self.finish(peer, MacroSyncReturn::Good(peer));
         }
-        let mut hashes: Vec<Blake2bHash> = answer.epochs;
-        hashes.extend(checkpoint.map(|(_, h)| h));
-        let fetch =
-            Fetch { total: hashes.len(), queue: hashes.into_iter().enumerate().collect(), ..Default::default() };
+        if self.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
+            self.peers.insert(peer, PeerState::Parked);
+            return;
+        }
+        let mut items: Vec<(Blake2bHash, u32)> = answer
+            .epochs
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (h, policy.election_block_of(our_epoch + i as u32 + 1)))
+            .collect();
+        items.extend(checkpoint.map(|(n, h)| (h, n)));
+        let queue = items.into_iter().enumerate().map(|(seq, (h, n))| (seq, h, n)).collect::<VecDeque<_>>();
+        let fetch = Fetch { total: queue.len(), queue, ..Default::default() };
         self.peers.insert(peer, PeerState::Fetching(fetch));
-        self.fill_window(peer);
+        self.fill_window(peer, chain.macro_head().block_number());
     }
 
-    fn fill_window(&mut self, peer: PeerId) {
+    fn fill_window(&mut self, peer: PeerId, adopted_up_to: u32) {
         let window = self.config.window.max(1);
         let mut issue = Vec::new();
         if let Some(PeerState::Fetching(f)) = self.peers.get_mut(&peer) {
-            while f.in_flight.len() + f.received.len() < window {
-                let Some((seq, hash)) = f.queue.pop_front() else { break };
-                issue.push((seq, hash));
+            while f.in_flight.len() + f.received.len() + issue.len() < window {
+                let Some((seq, hash, number)) = f.queue.pop_front() else { break };
+                if number <= adopted_up_to {
+                    // Another peer's sync already took us past it: nothing to fetch.
+                    f.received.insert(seq, None);
+                } else {
+                    issue.push((seq, hash));
+                }
             }
         }
         for (seq, hash) in issue {
@@ -267,7 +298,7 @@ impl LightMachine {
         let Some((seq, hash)) = fetch.in_flight.remove(&id) else { return };
         match result {
             Ok(Ok(Block::Macro(block))) if block.hash() == hash => {
-                fetch.received.insert(seq, block);
+                fetch.received.insert(seq, Some(block));
             }
             // A block it announced but does not have, or a transport error.
             Ok(Err(_)) => return self.fail(peer, DisconnectReason::Error),
@@ -278,10 +309,14 @@ impl LightMachine {
         // Apply in order.
         loop {
             let Some(PeerState::Fetching(fetch)) = self.peers.get_mut(&peer) else { return };
-            let Some(block) = fetch.received.remove(&fetch.next) else { break };
+            let Some(entry) = fetch.received.remove(&fetch.next) else { break };
             fetch.next += 1;
             let done = fetch.next == fetch.total;
-            match chain.push_macro(block) {
+            let result = match entry {
+                Some(block) => chain.push_macro(block),
+                None => Ok(PushResult::Known),
+            };
+            match result {
                 Ok(PushResult::Extended) => self.stats.verified_blocks += 1,
                 Ok(PushResult::Known | PushResult::Ignored) => {}
                 Err(e) => {
@@ -295,6 +330,44 @@ impl LightMachine {
                 return;
             }
         }
-        self.fill_window(peer);
+        self.fill_window(peer, chain.macro_head().block_number());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petrel_protocol::MacroChain;
+
+    #[test]
+    fn block_requests_stay_within_the_window() {
+        let genesis = {
+            let key = petrel_primitives::SchnorrSecretKey::from_seed(&[1; 32]);
+            petrel_primitives::GenesisConfig {
+                network_id: 1,
+                timestamp: 0,
+                policy: petrel_primitives::Policy::TEST,
+                validators: vec![petrel_primitives::genesis::GenesisValidator {
+                    public_key: key.public_key().to_hex(),
+                    reward_address: "00".repeat(32),
+                    slots: petrel_primitives::Policy::TEST.slots,
+                }],
+                accounts: vec![],
+            }
+        };
+        let chain = LightBlockchain::new(&genesis, None, None).unwrap();
+        let mut m = LightMachine::new(LightConfig { window: 4, ..Default::default() });
+        let peer = PeerId::from_index(1);
+        m.add_peer(peer, Some(Services::HISTORY_NODE), &chain);
+        let Some(Action::RequestMacroChain { id, .. }) = m.poll_action() else { panic!("macro chain first") };
+        let epochs = (0..10u8).map(|i| Blake2bHash([i; 32])).collect();
+        m.on_macro_chain(id, Ok(Ok(MacroChain { epochs, checkpoint: None })), &chain);
+        let mut requested = 0;
+        while let Some(a) = m.poll_action() {
+            assert!(matches!(a, Action::RequestBlock { .. }));
+            requested += 1;
+        }
+        assert_eq!(requested, 4);
+        assert_eq!(m.stats().block_requests, 4);
     }
 }
