@@ -147,6 +147,27 @@ fn answer_one<R: Answer>(inbound: TypedInbound<R>, chain: &SharedChain) {
     }
 }
 
+/// Serves what a light or pico node can answer: its head (so that full nodes can check whether it
+/// is synced and let it follow their blocks). Every other request type is `Unsupported`.
+pub async fn serve_light_chain<N: Network>(
+    network: N,
+    chain: Arc<std::sync::Mutex<petrel_blockchain::LightBlockchain>>,
+) {
+    let mut requests = network.receive_requests::<RequestHead>();
+    while let Some(inbound) = requests.next().await {
+        let h = chain.lock().unwrap_or_else(|e| e.into_inner()).head();
+        let response = ResponseHead {
+            block_number: h.block_number,
+            block_hash: h.block_hash,
+            macro_hash: h.macro_hash,
+            election_hash: h.election_hash,
+        };
+        if let Err(e) = inbound.respond(&response) {
+            tracing::debug!(target: "net::handlers", error = %e, "response not delivered");
+        }
+    }
+}
+
 /// Serves every sync request type from `chain` until the network shuts down.
 pub async fn serve_full_chain<N: Network>(network: N, chain: SharedChain, config: HandlerConfig) {
     futures::join!(

@@ -223,11 +223,16 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
         if !self.incompatible.contains(&peer) {
             return;
         }
-        let Ok(head) = result else {
-            let net = self.network.clone();
-            self.misc.push(async move { net.disconnect(peer, DisconnectReason::Error).await }.boxed());
-            self.incompatible.remove(&peer);
-            return;
+        let head = match result {
+            Ok(head) => head,
+            // It does not serve heads: it stays incompatible (checked again later).
+            Err(RequestError::Unsupported) => return,
+            Err(_) => {
+                let net = self.network.clone();
+                self.misc.push(async move { net.disconnect(peer, DisconnectReason::Error).await }.boxed());
+                self.incompatible.remove(&peer);
+                return;
+            }
         };
         let policy = self.chain.policy();
         let ours = self.chain.head().block_number;

@@ -24,6 +24,85 @@ pub(crate) enum Command {
     /// Work with a chain store on disk: generate, verify, inspect.
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Run a node: serve and follow the chain over libp2p (history/full), or sync a light chain
+    /// (light/pico).
+    Node(NodeArgs),
+    /// Start a local network on loopback: a producing history node, two serving history nodes,
+    /// and a pico and a light node that sync from them; show progress and a summary.
+    Devnet(DevnetArgs),
+}
+
+/// Options of `petrel node` (each also settable in the `--config` TOML file; flags win).
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// history, full, light or pico.
+    #[arg(long, value_enum)]
+    pub(crate) mode: Option<crate::node::Mode>,
+    /// Directory of the node's store, key and genesis.toml.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Genesis TOML [default: DATA_DIR/genesis.toml].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) genesis: Option<PathBuf>,
+    /// Listen multiaddress, e.g. /ip4/127.0.0.1/tcp/4001 (repeatable) [default: /ip4/0.0.0.0/tcp/0].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) listen: Vec<String>,
+    /// Peer to dial, with its /p2p/ id (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) peer: Vec<String>,
+    /// Produce blocks with the devnet validator keys (history/full).
+    #[arg(long)]
+    pub(crate) produce: bool,
+    /// Milliseconds between produced blocks [default: 1000].
+    #[arg(long, value_name = "MS")]
+    pub(crate) block_interval_ms: Option<u64>,
+    /// Seed of the producer's keys (as given to `chain generate`) [default: 1].
+    #[arg(long, value_name = "S")]
+    pub(crate) seed: Option<u64>,
+    /// Validators per epoch of the producer (as given to `chain generate`) [default: 16].
+    #[arg(long, value_name = "V")]
+    pub(crate) validators: Option<usize>,
+    /// Live-sync peers needed to be established [default: 3].
+    #[arg(long, value_name = "N")]
+    pub(crate) min_peers: Option<usize>,
+    /// Light/pico: trusted checkpoint election block NUMBER:HASH to sync from instead of genesis.
+    #[arg(long, value_name = "NUMBER:HASH")]
+    pub(crate) checkpoint: Option<String>,
+    /// TOML file with any of the options above.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print JSON lines (listening, established/lost, status) on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Options of `petrel devnet`.
+#[derive(Debug, Args)]
+pub(crate) struct DevnetArgs {
+    /// Epochs of chain built before the syncing nodes start.
+    #[arg(long, value_name = "N", default_value_t = 24)]
+    pub(crate) epochs: u32,
+    /// Transfers per micro block.
+    #[arg(long, value_name = "T", default_value_t = 10)]
+    pub(crate) tx_per_block: usize,
+    /// Milliseconds between blocks produced while the devnet runs.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub(crate) block_interval_ms: u64,
+    /// Where the nodes keep their stores [default: a temporary directory, removed at exit].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Seed of keys and transactions.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Exit (0) once every syncing node is established and its head matches the producer's.
+    #[arg(long)]
+    pub(crate) exit_when_synced: bool,
+    /// Give up (exit 1) if the syncing nodes are not synced within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub(crate) timeout_secs: u64,
+    /// Print the summary as JSON on stdout (no progress bars).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `petrel chain …`

@@ -4,7 +4,10 @@
 
 mod chain_cmd;
 mod cli;
+mod devnet;
 mod errors;
+mod node;
+mod node_cmd;
 mod progress;
 
 use std::io::IsTerminal;
@@ -17,14 +20,15 @@ use crate::cli::{Cli, Command};
 use crate::errors::{error_line, run_catching_panics};
 
 /// Log filter used when RUST_LOG is unset: info for petrel's crates, warn for dependencies.
-const DEFAULT_LOG_FILTER: &str =
-    "warn,petrel=info,petrel_node=info,petrel_blockchain=info,petrel_producer=info,petrel_primitives=info";
+const DEFAULT_LOG_FILTER: &str = "warn,petrel=info,petrel_node=info,petrel_blockchain=info,petrel_producer=info,petrel_primitives=info,consensus=info,sync=info,net=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = run_catching_panics(|| match &cli.command {
         Command::Chain(command) => chain_cmd::run(command),
+        Command::Node(args) => node_cmd::run(args),
+        Command::Devnet(args) => devnet::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

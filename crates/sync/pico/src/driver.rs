@@ -77,7 +77,8 @@ impl<N: Network> PicoMacroSync<N> {
                 Action::RequestBlock { id, peer, hash } => {
                     let net = self.network.clone();
                     let req = RequestBlock { hash, include_body: false };
-                    self.in_flight.push(async move { Outcome::Block(id, Box::new(net.request(peer, &req).await)) }.boxed());
+                    self.in_flight
+                        .push(async move { Outcome::Block(id, Box::new(net.request(peer, &req).await)) }.boxed());
                 }
                 Action::Emit(verdict) => self.ready.push_back(verdict),
                 Action::Disconnect { peer, reason } => {

@@ -1,0 +1,257 @@
+//! The wire codec of Petrel's one request-response protocol, [`PROTOCOL_NAME`].
+//!
+//! Every message is length-delimited: a `u32` big-endian length, then that many bytes. The length
+//! is checked against a limit before anything is allocated.
+//!
+//! - Request: length, then `type_id: u16` big-endian, then the payload. At most
+//!   [`MAX_REQUEST_FRAME`] bytes after the length; the request type's own limit is enforced by the
+//!   event loop when it dispatches (an oversized request is answered `Malformed`).
+//! - Response: length, then one status byte ([`petrel_network_api::ResponseStatus`]), then the
+//!   payload. The reader accepts at most the `max_response` the requester asked for (plus the
+//!   status byte), and never more than [`MAX_RESPONSE_FRAME`].
+//!
+//! The request-response handler uses one codec value per stream: it writes the request and then
+//! reads the response with the same value, which is how the per-request response limit reaches
+//! [`Codec::read_response`].
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use libp2p::request_response::Codec;
+
+/// The request-response protocol name.
+pub const PROTOCOL_NAME: &str = "/petrel/req/1";
+/// Largest request frame (type id and payload) a node reads.
+pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
+/// Largest response frame (status and payload) a node ever reads, whatever the request type.
+pub const MAX_RESPONSE_FRAME: usize = petrel_primitives::codec::HARD_LIMIT + 1;
+
+/// Frames up to this size are written with a single write (one Yamux frame), larger ones as the
+/// length prefix followed by the frame, to avoid copying them.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// An outbound or inbound request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WireRequest {
+    /// The request type.
+    pub(crate) type_id: u16,
+    /// The encoded request.
+    pub(crate) payload: Vec<u8>,
+    /// Local only (never sent): the largest response payload the requester accepts.
+    pub(crate) max_response: usize,
+}
+
+/// A response, as written by the server or as read by the requester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WireResponse {
+    /// A complete frame as a handler produced it: status byte, then payload.
+    Frame(Vec<u8>),
+    /// A frame split into its status byte and payload (what the reader produces, without moving
+    /// the payload).
+    Parsed {
+        /// The status byte.
+        status: u8,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+}
+
+/// A length prefix over the reader's limit; carried inside the `io::Error` so that the event
+/// loop can tell it from transport failures.
+#[derive(Debug, thiserror::Error)]
+#[error("frame of {len} bytes is over the limit of {limit} bytes")]
+pub(crate) struct FrameTooLarge {
+    /// The announced payload length.
+    pub(crate) len: usize,
+    /// The limit.
+    pub(crate) limit: usize,
+}
+
+impl FrameTooLarge {
+    /// Finds this error inside an I/O error.
+    pub(crate) fn find(e: &io::Error) -> Option<&FrameTooLarge> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<FrameTooLarge>())
+    }
+}
+
+/// The codec; see the module documentation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WireCodec {
+    /// Response payload limit of the request this codec value wrote.
+    max_response: usize,
+}
+
+async fn read_len<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<usize> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    Ok(u32::from_be_bytes(len) as usize)
+}
+
+fn invalid(msg: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn too_large(len: usize, limit: usize) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, FrameTooLarge { len, limit })
+}
+
+fn frame_len(len: usize) -> io::Result<[u8; 4]> {
+    u32::try_from(len)
+        .map(u32::to_be_bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))
+}
+
+/// Writes a length-prefixed frame given as a head and a body.
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let len = frame_len(head.len() + body.len())?;
+    if head.len() + body.len() <= COALESCE_LIMIT {
+        let mut buf = Vec::with_capacity(4 + head.len() + body.len());
+        buf.extend_from_slice(&len);
+        buf.extend_from_slice(head);
+        buf.extend_from_slice(body);
+        io.write_all(&buf).await
+    } else {
+        let mut first = Vec::with_capacity(4 + head.len());
+        first.extend_from_slice(&len);
+        first.extend_from_slice(head);
+        io.write_all(&first).await?;
+        io.write_all(body).await
+    }
+}
+
+impl Codec for WireCodec {
+    type Protocol = StreamProtocol;
+    type Request = WireRequest;
+    type Response = WireResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<WireRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let len = read_len(io).await?;
+        if len < 2 {
+            return Err(invalid("request frame without a type id"));
+        }
+        if len > MAX_REQUEST_FRAME {
+            return Err(too_large(len, MAX_REQUEST_FRAME));
+        }
+        let mut type_id = [0u8; 2];
+        io.read_exact(&mut type_id).await?;
+        let mut payload = vec![0u8; len - 2];
+        io.read_exact(&mut payload).await?;
+        Ok(WireRequest { type_id: u16::from_be_bytes(type_id), payload, max_response: 0 })
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<WireResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let len = read_len(io).await?;
+        if len == 0 {
+            return Err(invalid("response frame without a status"));
+        }
+        let limit = self.max_response.min(MAX_RESPONSE_FRAME - 1);
+        if len - 1 > limit {
+            return Err(too_large(len - 1, limit));
+        }
+        let mut status = [0u8; 1];
+        io.read_exact(&mut status).await?;
+        let mut payload = vec![0u8; len - 1];
+        io.read_exact(&mut payload).await?;
+        Ok(WireResponse::Parsed { status: status[0], payload })
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: WireRequest) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        self.max_response = req.max_response;
+        if req.payload.len() + 2 > MAX_REQUEST_FRAME {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "request over the frame limit"));
+        }
+        write_frame(io, &req.type_id.to_be_bytes(), &req.payload).await
+    }
+
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: WireResponse) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        match res {
+            WireResponse::Frame(frame) => write_frame(io, &[], &frame).await,
+            WireResponse::Parsed { status, payload } => write_frame(io, &[status], &payload).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+    use futures::io::Cursor;
+
+    use super::*;
+
+    fn protocol() -> StreamProtocol {
+        StreamProtocol::new(PROTOCOL_NAME)
+    }
+
+    #[test]
+    fn request_round_trip() {
+        block_on(async {
+            let mut codec = WireCodec::default();
+            let req = WireRequest { type_id: 0x1234, payload: vec![7; 100], max_response: 99 };
+            let mut buf = Cursor::new(Vec::new());
+            codec.write_request(&protocol(), &mut buf, req.clone()).await.unwrap();
+            assert_eq!(&buf.get_ref()[..6], &[0, 0, 0, 102, 0x12, 0x34]);
+            buf.set_position(0);
+            let read = WireCodec::default().read_request(&protocol(), &mut buf).await.unwrap();
+            assert_eq!(read, WireRequest { max_response: 0, ..req });
+        });
+    }
+
+    #[test]
+    fn response_round_trip_large_and_small() {
+        block_on(async {
+            for size in [0usize, 10, COALESCE_LIMIT, 1 << 20] {
+                let mut frame = vec![0u8];
+                frame.extend(std::iter::repeat_n(9u8, size));
+                let mut buf = Cursor::new(Vec::new());
+                WireCodec::default().write_response(&protocol(), &mut buf, WireResponse::Frame(frame)).await.unwrap();
+                buf.set_position(0);
+                let mut codec = WireCodec { max_response: size };
+                let read = codec.read_response(&protocol(), &mut buf).await.unwrap();
+                assert_eq!(read, WireResponse::Parsed { status: 0, payload: vec![9u8; size] });
+            }
+        });
+    }
+
+    #[test]
+    fn oversized_lengths_are_refused_before_reading_the_body() {
+        block_on(async {
+            // A request announcing 1 GiB: refused from the prefix alone.
+            let mut buf = Cursor::new((1u32 << 30).to_be_bytes().to_vec());
+            let err = WireCodec::default().read_request(&protocol(), &mut buf).await.unwrap_err();
+            assert_eq!(FrameTooLarge::find(&err).map(|e| e.len), Some(1 << 30));
+
+            // A response over the requester's limit.
+            let mut bytes = 11u32.to_be_bytes().to_vec();
+            bytes.extend([0u8; 11]);
+            let mut codec = WireCodec { max_response: 9 };
+            let err = codec.read_response(&protocol(), &mut Cursor::new(bytes)).await.unwrap_err();
+            let e = FrameTooLarge::find(&err).unwrap();
+            assert_eq!((e.len, e.limit), (10, 9));
+        });
+    }
+
+    #[test]
+    fn truncated_and_empty_frames_are_errors() {
+        block_on(async {
+            let mut short = Cursor::new(vec![0, 0, 0, 1, 5]);
+            assert!(WireCodec::default().read_request(&protocol(), &mut short).await.is_err());
+            let mut truncated = Cursor::new(vec![0, 0, 0, 10, 0, 1, 2]);
+            assert!(WireCodec::default().read_request(&protocol(), &mut truncated).await.is_err());
+            let mut empty = Cursor::new(vec![0, 0, 0, 0]);
+            assert!(WireCodec { max_response: 10 }.read_response(&protocol(), &mut empty).await.is_err());
+        });
+    }
+}

@@ -1,0 +1,257 @@
+//! `petrel devnet`: the main job. Builds a chain, starts a producing history node and two serving
+//! history nodes (copies of that chain) on loopback, then a pico and a light node that sync from
+//! them over libp2p; shows progress per syncing node and ends with a summary per syncing node.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use petrel_blockchain::{Blockchain, ChainOptions};
+use petrel_primitives::Policy;
+use petrel_producer::{Producer, ProducerConfig};
+use serde::Serialize;
+
+use crate::cli::DevnetArgs;
+use crate::node::{Mode, NodeConfig, NodeHandle, start};
+
+const LOOPBACK: &str = "/ip4/127.0.0.1/tcp/0";
+
+#[derive(Serialize)]
+struct Summary {
+    mode: &'static str,
+    established: bool,
+    established_after_secs: Option<f64>,
+    requests_sent: u64,
+    bytes_received: u64,
+    head_number: u32,
+    head_hash: String,
+    head_matches_producer: bool,
+    fell_back: bool,
+}
+
+fn producer_config(args: &DevnetArgs) -> ProducerConfig {
+    ProducerConfig {
+        seed: args.seed,
+        validators: 16,
+        transactions_per_block: args.tx_per_block,
+        ..ProducerConfig::default()
+    }
+}
+
+/// Builds the chain in `dir` (or continues one already there).
+fn build_chain(dir: &Path, args: &DevnetArgs, quiet: bool) -> Result<petrel_primitives::GenesisConfig> {
+    let producer = Producer::new(producer_config(args));
+    let genesis = producer.genesis(1, 1_700_000_000_000, Policy::DEVNET);
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
+    let mut chain = Blockchain::open(&dir.join("chain.redb"), &genesis, ChainOptions { durable: false })
+        .with_context(|| format!("cannot open {}", dir.display()))?;
+    let target = genesis.policy.election_block_of(args.epochs);
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(u64::from(target))
+    };
+    bar.set_style(
+        ProgressStyle::with_template("building chain {bar:40} {pos}/{len} blocks ({per_sec}, eta {eta})")
+            .unwrap_or(ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    while chain.head().block_number < target {
+        let mut scratch = chain.state().clone();
+        let block = producer.produce(&mut scratch)?;
+        chain.push(block)?;
+        bar.set_position(u64::from(chain.head().block_number));
+    }
+    bar.finish_and_clear();
+    if !quiet {
+        eprintln!("built {} epochs ({} blocks) in {:.1} s", args.epochs, target, started.elapsed().as_secs_f64());
+    }
+    Ok(genesis)
+}
+
+fn copy_node_dir(from: &Path, to: &Path, with_chain: bool) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    std::fs::copy(from.join("genesis.toml"), to.join("genesis.toml"))?;
+    if with_chain {
+        std::fs::copy(from.join("chain.redb"), to.join("chain.redb"))?;
+    }
+    Ok(())
+}
+
+/// Runs `petrel devnet`.
+pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
+    let temp;
+    let root: PathBuf = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new().prefix("petrel-devnet-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let quiet = args.json;
+    let genesis = build_chain(&root.join("producer"), args, quiet)?;
+    for name in ["serve-1", "serve-2"] {
+        copy_node_dir(&root.join("producer"), &root.join(name), true)?;
+    }
+    for name in ["pico", "light"] {
+        copy_node_dir(&root.join("producer"), &root.join(name), false)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_nodes(args, &root, genesis))
+}
+
+async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::GenesisConfig) -> Result<()> {
+    let interval = Duration::from_millis(args.block_interval_ms.max(10));
+    let base = |mode, dir: &str, peers: Vec<String>| NodeConfig {
+        mode,
+        data_dir: root.join(dir),
+        genesis: genesis.clone(),
+        listen: vec![LOOPBACK.to_string()],
+        peers,
+        produce: None,
+        block_interval: interval,
+        min_peers: 0,
+        checkpoint: None,
+    };
+    let producer =
+        start(NodeConfig { produce: Some(producer_config(args)), ..base(Mode::History, "producer", vec![]) }).await?;
+    let mut servers = vec![producer.dial_addrs()];
+    let mut serving = Vec::new();
+    for name in ["serve-1", "serve-2"] {
+        let node = start(base(Mode::History, name, producer.dial_addrs())).await?;
+        servers.push(node.dial_addrs());
+        serving.push(node);
+    }
+    let all_servers: Vec<String> = servers.into_iter().flatten().collect();
+    let started = Instant::now();
+    let mut syncing: Vec<NodeHandle> = Vec::new();
+    for (mode, name) in [(Mode::Pico, "pico"), (Mode::Light, "light")] {
+        syncing.push(start(NodeConfig { min_peers: 3, ..base(mode, name, all_servers.clone()) }).await?);
+    }
+
+    let show_bars = !args.json && std::io::stderr().is_terminal();
+    let multi = MultiProgress::new();
+    let style =
+        ProgressStyle::with_template("{prefix:>6} {bar:40} {pos}/{len} {msg}").unwrap_or(ProgressStyle::default_bar());
+    let bars: Vec<ProgressBar> = syncing
+        .iter()
+        .map(|n| {
+            let bar = if show_bars { multi.add(ProgressBar::new(1)) } else { ProgressBar::hidden() };
+            bar.set_style(style.clone());
+            bar.set_prefix(n.mode.name());
+            bar
+        })
+        .collect();
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let mut last_line = Instant::now();
+    let mut paused = false;
+    let mut converged_at: Option<Instant> = None;
+    let outcome: Result<()> = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let target = producer.status();
+        let statuses: Vec<_> = syncing.iter().map(NodeHandle::status).collect();
+        for (bar, s) in bars.iter().zip(&statuses) {
+            bar.set_length(u64::from(target.head_number.max(1)));
+            bar.set_position(u64::from(s.head_number));
+            bar.set_message(format!(
+                "{} peers {}",
+                s.live_peers,
+                if s.established { "established" } else { "syncing" }
+            ));
+        }
+        if !show_bars && !args.json && last_line.elapsed() >= Duration::from_secs(2) {
+            last_line = Instant::now();
+            for (n, s) in syncing.iter().zip(&statuses) {
+                eprintln!(
+                    "{:>6}: head {}/{} live peers {} {}",
+                    n.mode.name(),
+                    s.head_number,
+                    target.head_number,
+                    s.live_peers,
+                    if s.established { "established" } else { "syncing" }
+                );
+            }
+        }
+        let all_established = statuses.iter().all(|s| s.established);
+        if all_established && args.exit_when_synced && !paused {
+            // Stop producing so the heads can be compared at rest.
+            let _ = producer.production.send(true);
+            paused = true;
+        }
+        let matches = statuses.iter().all(|s| s.head_hash == producer.status().head_hash);
+        if paused && all_established && matches {
+            converged_at.get_or_insert_with(Instant::now);
+            break Ok(());
+        }
+        if Instant::now() > deadline {
+            break Err(anyhow::anyhow!("the syncing nodes were not synced after {} s", args.timeout_secs));
+        }
+        if !args.exit_when_synced
+            && all_established
+            && tokio::time::timeout(Duration::from_millis(1), tokio::signal::ctrl_c()).await.is_ok()
+        {
+            break Ok(());
+        }
+    };
+    for bar in &bars {
+        bar.finish_and_clear();
+    }
+    let producer_head = producer.status();
+    let summaries: Vec<Summary> = syncing
+        .iter()
+        .map(|n| {
+            let s = n.status();
+            Summary {
+                mode: n.mode.name(),
+                established: s.established,
+                established_after_secs: s.established_after.map(|d| d.as_secs_f64()),
+                requests_sent: s.traffic.requests_sent,
+                bytes_received: s.traffic.bytes_received,
+                head_number: s.head_number,
+                head_hash: s.head_hash.to_hex(),
+                head_matches_producer: s.head_hash == producer_head.head_hash,
+                fell_back: s.fell_back,
+            }
+        })
+        .collect();
+    let ok = outcome.is_ok() && summaries.iter().all(|s| s.established && s.head_matches_producer);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": ok,
+                "epochs": args.epochs,
+                "producer_head": { "number": producer_head.head_number, "hash": producer_head.head_hash.to_hex() },
+                "nodes": summaries,
+            }))?
+        );
+    } else {
+        println!("producer head: #{} {}", producer_head.head_number, producer_head.head_hash);
+        println!(
+            "{:<6} {:>12} {:>10} {:>12} {:>8} {:>13}",
+            "mode", "established", "requests", "bytes in", "head", "matches head"
+        );
+        for s in &summaries {
+            println!(
+                "{:<6} {:>12} {:>10} {:>12} {:>8} {:>13}",
+                s.mode,
+                s.established_after_secs.map_or("no".to_string(), |t| format!("{t:.2} s")),
+                s.requests_sent,
+                s.bytes_received,
+                s.head_number,
+                if s.head_matches_producer { "yes" } else { "no" }
+            );
+        }
+    }
+    for n in syncing.iter().chain(&serving).chain(std::iter::once(&producer)) {
+        n.stop();
+    }
+    outcome?;
+    if !ok {
+        bail!("a syncing node's head does not match the producer's");
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! A running node: network, chain store, request handlers, syncer, and (optionally) the block
+//! producer, as tasks on the current tokio runtime. `petrel node` runs one; `petrel devnet` runs
+//! several in one process.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures::StreamExt;
+use petrel_blockchain::{Blockchain, ChainOptions, HeadInfo, LightBlockchain};
+use petrel_consensus::handlers::{HandlerConfig, serve_full_chain};
+use petrel_consensus::{
+    BlockLiveSync, ConsensusEvent, DirectToLive, EstablishedConfig, LiveConfig, SyncChain, Syncer, SyncerConfig,
+};
+use petrel_network_api::{Counting, Network, NetworkExt, Services, TrafficSnapshot};
+use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
+use petrel_primitives::{Blake2bHash, Block, GenesisConfig, MacroBlock};
+use petrel_producer::{Producer, ProducerConfig};
+use petrel_protocol::{BlockHeaders, FullBlocks, RequestBlock};
+use petrel_sync_light::{LightConfig, LightMacroSync};
+use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// What kind of node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    /// Full chain and all history; serves everything.
+    History,
+    /// Full chain; serves blocks and recent history.
+    Full,
+    /// Light chain verified from the anchor by Light Macro Sync.
+    Light,
+    /// Light chain by Pico Macro Sync, falling back to Light on conflict.
+    Pico,
+}
+
+impl Mode {
+    fn services(self) -> Services {
+        match self {
+            Mode::History => Services::HISTORY_NODE,
+            Mode::Full => Services::FULL_NODE,
+            Mode::Light | Mode::Pico => Services::NONE,
+        }
+    }
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::History => "history",
+            Mode::Full => "full",
+            Mode::Light => "light",
+            Mode::Pico => "pico",
+        }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeConfig {
+    pub(crate) mode: Mode,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) genesis: GenesisConfig,
+    pub(crate) listen: Vec<String>,
+    pub(crate) peers: Vec<String>,
+    /// Produce blocks (history/full only) with this producer, every `block_interval`.
+    pub(crate) produce: Option<ProducerConfig>,
+    pub(crate) block_interval: Duration,
+    pub(crate) min_peers: usize,
+    /// Light/pico anchor: a checkpoint election block (number, hash), fetched from peers.
+    pub(crate) checkpoint: Option<(u32, Blake2bHash)>,
+}
+
+/// What a running node reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct NodeStatus {
+    pub(crate) head_number: u32,
+    pub(crate) head_hash: Blake2bHash,
+    pub(crate) macro_head_hash: Blake2bHash,
+    pub(crate) established: bool,
+    /// Time from start to the first "established".
+    pub(crate) established_after: Option<Duration>,
+    pub(crate) live_peers: usize,
+    pub(crate) connected_peers: usize,
+    pub(crate) traffic: TrafficSnapshot,
+    pub(crate) fell_back: bool,
+}
+
+/// A started node.
+pub(crate) struct NodeHandle {
+    pub(crate) mode: Mode,
+    pub(crate) peer_id: String,
+    pub(crate) listen_addrs: Vec<String>,
+    pub(crate) status: watch::Receiver<NodeStatus>,
+    /// Pauses (true) or resumes block production.
+    pub(crate) production: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Stops every task of the node.
+    pub(crate) fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+    /// The latest status.
+    pub(crate) fn status(&self) -> NodeStatus {
+        self.status.borrow().clone()
+    }
+    /// Addresses with the peer id, for `--peer`.
+    pub(crate) fn dial_addrs(&self) -> Vec<String> {
+        self.listen_addrs.iter().map(|a| format!("{a}/p2p/{}", self.peer_id)).collect()
+    }
+}
+
+/// Reads the node key from `data_dir/node.key`, creating it (from the OS RNG seeded by time and
+/// path, via Blake2b) on first start, so the peer id stays the same across restarts.
+fn node_key(data_dir: &Path) -> Result<[u8; 32]> {
+    let path = data_dir.join("node.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        return bytes
+            .try_into()
+            .map_err(|_| anyhow!("{} is not a 32-byte key; delete it to make a new one", path.display()));
+    }
+    let mut h = petrel_primitives::Hasher::new();
+    h.update(path.to_string_lossy().as_bytes());
+    h.u64(std::process::id().into());
+    h.u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+    let key = h.finish().0;
+    std::fs::write(&path, key).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key)
+}
+
+/// Starts a node on the current runtime.
+pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let genesis_hash = config.genesis.genesis_hash()?;
+    let mut net_config = Libp2pConfig::with_seed(node_key(&config.data_dir)?);
+    net_config.listen = config.listen.clone();
+    net_config.bootstrap = config.peers.clone();
+    net_config.genesis_hash = genesis_hash;
+    net_config.services = config.mode.services();
+    let (network, event_loop) = Libp2pNetwork::new(net_config).context("cannot start the network")?;
+    let mut tasks = vec![tokio::spawn(event_loop.run())];
+    let listen_addrs: Vec<String> = network.listen_addrs().await.iter().map(ToString::to_string).collect();
+    let peer_id = network.local_libp2p_peer_id();
+    let net = Counting::new(network);
+    let (status_tx, status) = watch::channel(NodeStatus::default());
+    let (production, production_rx) = watch::channel(false);
+    let policy = config.genesis.policy;
+    let mut syncer_config = SyncerConfig::for_batch(policy.blocks_per_batch);
+    syncer_config.established = EstablishedConfig { min_peers: config.min_peers, ..Default::default() };
+    let live_config = LiveConfig::for_batch(policy.blocks_per_batch);
+    let started = Instant::now();
+
+    match config.mode {
+        Mode::History | Mode::Full => {
+            let path = config.data_dir.join("chain.redb");
+            let chain = Blockchain::open(&path, &config.genesis, ChainOptions::default())
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            let chain = Arc::new(RwLock::new(chain));
+            tasks.push(tokio::spawn(serve_full_chain(net.clone(), chain.clone(), HandlerConfig::default())));
+            if let Some(producer) = config.produce.clone() {
+                tasks.push(tokio::spawn(produce(
+                    net.clone(),
+                    chain.clone(),
+                    Producer::new(producer),
+                    config.block_interval,
+                    production_rx,
+                )));
+            }
+            let macro_sync = DirectToLive::new(net.clone(), Services::FULL_BLOCKS);
+            let live = BlockLiveSync::new(net.clone(), chain.clone(), live_config);
+            let syncer = Syncer::new(net.clone(), chain.clone(), macro_sync, live, syncer_config);
+            tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));
+        }
+        Mode::Light | Mode::Pico => {
+            let anchor = match config.checkpoint {
+                Some((number, hash)) => Some(fetch_anchor(&net, number, hash).await?),
+                None => None,
+            };
+            let light = LightBlockchain::new(&config.genesis, anchor, Some(&config.data_dir.join("light.bin")))
+                .context("cannot open the light chain")?;
+            let chain = Arc::new(Mutex::new(light));
+            tasks.push(tokio::spawn(petrel_consensus::handlers::serve_light_chain(net.clone(), chain.clone())));
+            let live = BlockLiveSync::new(net.clone(), chain.clone(), live_config);
+            if config.mode == Mode::Pico {
+                let pico = PicoMacroSync::new(net.clone(), chain.clone(), PicoConfig::default());
+                let either = EitherSyncer::new(pico, chain.clone(), net.clone(), LightConfig::default());
+                let syncer = Syncer::new(net.clone(), chain.clone(), either, live, syncer_config);
+                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));
+            } else {
+                let light = LightMacroSync::new(net.clone(), chain.clone(), LightConfig::default());
+                let syncer = Syncer::new(net.clone(), chain.clone(), light, live, syncer_config);
+                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));
+            }
+        }
+    }
+    Ok(NodeHandle { mode: config.mode, peer_id, listen_addrs, status, production, tasks })
+}
+
+/// Fetches the configured checkpoint election block from the first peer that has it.
+async fn fetch_anchor<N: Network>(net: &N, number: u32, hash: Blake2bHash) -> Result<MacroBlock> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for (peer, _) in net.peers() {
+            if let Ok(Ok(Block::Macro(b))) = net.request(peer, &RequestBlock { hash, include_body: false }).await
+                && b.hash() == hash
+            {
+                if b.block_number() != number || !b.is_election() {
+                    bail!(
+                        "checkpoint {hash} is block {} (election: {}), not election block {number}",
+                        b.block_number(),
+                        b.is_election()
+                    );
+                }
+                return Ok(b);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("no peer served the checkpoint block {number} ({hash}) within 60 s")
+}
+
+async fn drive<N, C, M, L>(
+    mut syncer: Syncer<Counting<N>, C, M, L>,
+    chain: C,
+    net: Counting<N>,
+    status: watch::Sender<NodeStatus>,
+    started: Instant,
+) where
+    N: Network,
+    C: SyncChain,
+    M: petrel_sync_api::MacroSync,
+    L: petrel_sync_api::LiveSync,
+{
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut fell_back = false;
+    let mut established_after = None;
+    loop {
+        tokio::select! {
+            event = syncer.next() => {
+                let Some(event) = event else { return };
+                match &event {
+                    ConsensusEvent::Established => {
+                        established_after.get_or_insert(started.elapsed());
+                    }
+                    ConsensusEvent::FellBack => fell_back = true,
+                    ConsensusEvent::Verdict(v) => tracing::debug!(target: "consensus", ?v, "macro sync verdict"),
+                    ConsensusEvent::Lost => tracing::warn!(target: "consensus", "consensus lost"),
+                    ConsensusEvent::Live(_) => {}
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let head: HeadInfo = chain.head();
+        status.send_replace(NodeStatus {
+            head_number: head.block_number,
+            head_hash: head.block_hash,
+            macro_head_hash: head.macro_hash,
+            established: syncer.is_established(),
+            established_after,
+            live_peers: petrel_sync_api::LiveSync::num_peers(syncer.live()),
+            connected_peers: net.peers().len(),
+            traffic: net.traffic(),
+            fell_back,
+        });
+    }
+}
+
+/// Produces a block every `interval` on top of the store and gossips it on both block topics.
+async fn produce<N: Network>(
+    net: N,
+    chain: Arc<RwLock<Blockchain>>,
+    producer: Producer,
+    interval: Duration,
+    mut paused: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if *paused.borrow_and_update() {
+            continue;
+        }
+        let block = {
+            let mut guard = chain.write().unwrap_or_else(|e| e.into_inner());
+            let mut scratch = guard.state().clone();
+            let block = match producer.produce(&mut scratch) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(target: "producer", error = %e, "cannot produce; stopping production");
+                    return;
+                }
+            };
+            if let Err(e) = guard.push(block.clone()) {
+                tracing::error!(target: "producer", error = %e, "own block refused; stopping production");
+                return;
+            }
+            block
+        };
+        tracing::debug!(target: "producer", number = block.block_number(), "produced");
+        // Nobody subscribed yet is not an error for a producer.
+        let _ = net.publish::<FullBlocks>(&block).await;
+        let _ = net.publish::<BlockHeaders>(&block.without_body()).await;
+    }
+}

@@ -1,0 +1,139 @@
+//! `petrel node`: runs one node until Ctrl-C. Options come from flags and, with `--config FILE`,
+//! from a TOML file with the same keys (flags win).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use petrel_primitives::{Blake2bHash, GenesisConfig};
+use petrel_producer::ProducerConfig;
+use serde::Deserialize;
+
+use crate::cli::NodeArgs;
+use crate::node::{Mode, NodeConfig, start};
+
+/// The `--config` file: every key optional, same meaning as the flag of the same name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    mode: Option<Mode>,
+    data_dir: Option<PathBuf>,
+    genesis: Option<PathBuf>,
+    listen: Option<Vec<String>>,
+    peer: Option<Vec<String>>,
+    produce: Option<bool>,
+    block_interval_ms: Option<u64>,
+    seed: Option<u64>,
+    validators: Option<usize>,
+    min_peers: Option<usize>,
+    checkpoint: Option<String>,
+}
+
+/// Parses `NUMBER:HASH`.
+pub(crate) fn parse_checkpoint(s: &str) -> Result<(u32, Blake2bHash)> {
+    let (n, h) = s.split_once(':').ok_or_else(|| anyhow!("checkpoint must be NUMBER:HASH, got {s:?}"))?;
+    let number = n.parse().with_context(|| format!("bad checkpoint number {n:?}"))?;
+    let hash = Blake2bHash::from_hex(h).with_context(|| format!("bad checkpoint hash {h:?}"))?;
+    Ok((number, hash))
+}
+
+/// Merges flags over the file and checks the result.
+fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mode = args.mode.or(file.mode).ok_or_else(|| anyhow!("--mode is required (history, full, light or pico)"))?;
+    let data_dir = args.data_dir.clone().or(file.data_dir).ok_or_else(|| anyhow!("--data-dir is required"))?;
+    let genesis_path = args.genesis.clone().or(file.genesis).unwrap_or_else(|| data_dir.join("genesis.toml"));
+    let genesis = GenesisConfig::load(&genesis_path).with_context(|| {
+        format!(
+            "cannot load the genesis {} (run `petrel chain generate` first, or pass --genesis)",
+            genesis_path.display()
+        )
+    })?;
+    let listen = if args.listen.is_empty() { file.listen.unwrap_or_default() } else { args.listen.clone() };
+    let listen = if listen.is_empty() { vec!["/ip4/0.0.0.0/tcp/0".to_string()] } else { listen };
+    let peers = if args.peer.is_empty() { file.peer.unwrap_or_default() } else { args.peer.clone() };
+    let produce = args.produce || file.produce.unwrap_or(false);
+    if produce && !matches!(mode, Mode::History | Mode::Full) {
+        bail!("--produce needs --mode history or full");
+    }
+    let checkpoint = match args.checkpoint.clone().or(file.checkpoint) {
+        Some(s) => Some(parse_checkpoint(&s)?),
+        None => None,
+    };
+    let block_interval =
+        Duration::from_millis(args.block_interval_ms.or(file.block_interval_ms).unwrap_or(1000).max(10));
+    let producer = ProducerConfig {
+        seed: args.seed.or(file.seed).unwrap_or(1),
+        validators: args.validators.or(file.validators).unwrap_or(16),
+        transactions_per_block: 10,
+        ..ProducerConfig::default()
+    };
+    Ok(NodeConfig {
+        mode,
+        data_dir,
+        genesis,
+        listen,
+        peers,
+        produce: produce.then_some(producer),
+        block_interval,
+        min_peers: args.min_peers.or(file.min_peers).unwrap_or(3),
+        checkpoint,
+    })
+}
+
+/// Runs `petrel node`.
+pub(crate) fn run(args: &NodeArgs) -> Result<()> {
+    let config = resolve(args)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let node = start(config).await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "event": "listening", "mode": node.mode.name(), "peer_id": node.peer_id, "addrs": node.dial_addrs() })
+            );
+        } else {
+            println!("peer id: {}", node.peer_id);
+            for a in node.dial_addrs() {
+                println!("listening on {a}");
+            }
+        }
+        let mut status = node.status.clone();
+        let mut was_established = false;
+        let mut report = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                changed = status.changed() => {
+                    if changed.is_err() { break; }
+                    let s = status.borrow().clone();
+                    if s.established != was_established {
+                        was_established = s.established;
+                        if args.json {
+                            println!("{}", serde_json::json!({ "event": if s.established { "established" } else { "lost" }, "status": s }));
+                        } else {
+                            tracing::info!(target: "petrel", head = s.head_number, peers = s.live_peers, "consensus {}", if s.established { "established" } else { "lost" });
+                        }
+                    }
+                }
+                _ = report.tick() => {
+                    let s = status.borrow().clone();
+                    if args.json {
+                        println!("{}", serde_json::json!({ "event": "status", "status": s }));
+                    } else {
+                        tracing::info!(target: "petrel", head = s.head_number, hash = %s.head_hash.short(), established = s.established, live_peers = s.live_peers, connected = s.connected_peers, "status");
+                    }
+                }
+            }
+        }
+        node.stop();
+        Ok(())
+    })
+}
