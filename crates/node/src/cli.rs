@@ -27,6 +27,8 @@ pub(crate) enum Command {
     /// Run a node: serve and follow the chain over libp2p (history/full), or sync a light chain
     /// (light/pico).
     Node(NodeArgs),
+    /// Ask a running node one question (head, block, macro chain) and print the answer as JSON.
+    Query(QueryArgs),
     /// Start a local network on loopback: a producing history node, two serving history nodes,
     /// and a pico and a light node that sync from them; show progress and a summary.
     Devnet(DevnetArgs),
@@ -74,6 +76,40 @@ pub(crate) struct NodeArgs {
     /// Print JSON lines (listening, established/lost, status) on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// Options of `petrel query`.
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The node to ask, with its /p2p/ id (as printed by `petrel node`).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) peer: String,
+    /// Genesis TOML of the node's network.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) genesis: PathBuf,
+    /// Seconds to wait for the connection and the answer.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) timeout_secs: u64,
+    /// The question.
+    #[command(subcommand)]
+    pub(crate) what: QueryWhat,
+}
+
+/// What `petrel query` asks.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueryWhat {
+    /// The node's head, macro head and election head.
+    Head,
+    /// One block by hash.
+    Block {
+        /// Block hash (64 hex characters).
+        hash: String,
+        /// Include the body.
+        #[arg(long)]
+        body: bool,
+    },
+    /// The election block hashes after genesis (and the latest checkpoint).
+    MacroChain,
 }
 
 /// Options of `petrel devnet`.

@@ -9,6 +9,7 @@ mod errors;
 mod node;
 mod node_cmd;
 mod progress;
+mod query;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Chain(command) => chain_cmd::run(command),
         Command::Node(args) => node_cmd::run(args),
         Command::Devnet(args) => devnet::run(args),
+        Command::Query(args) => query::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
