@@ -133,7 +133,8 @@ pub(crate) struct DevnetArgs {
     /// Exit (0) once every syncing node is established and its head matches the producer's.
     #[arg(long)]
     pub(crate) exit_when_synced: bool,
-    /// Give up (exit 1) if the syncing nodes are not synced within this many seconds.
+    /// With --exit-when-synced: give up (exit 1) if the syncing nodes are not synced within this
+    /// many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub(crate) timeout_secs: u64,
     /// Print the summary as JSON on stdout (no progress bars).

@@ -149,8 +149,16 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
     let mut last_line = Instant::now();
     let mut paused = false;
     let mut converged_at: Option<Instant> = None;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let outcome: Result<()> = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::select! {
+            _ = &mut ctrl_c => {
+                // Ctrl-C: stop and summarise. Without --exit-when-synced that is the normal end.
+                let _ = producer.production.send(true);
+                break if args.exit_when_synced { Err(anyhow::anyhow!("interrupted")) } else { Ok(()) };
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
         let target = producer.status();
         let statuses: Vec<_> = syncing.iter().map(NodeHandle::status).collect();
         for (bar, s) in bars.iter().zip(&statuses) {
@@ -186,14 +194,8 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
             converged_at.get_or_insert_with(Instant::now);
             break Ok(());
         }
-        if Instant::now() > deadline {
+        if args.exit_when_synced && Instant::now() > deadline {
             break Err(anyhow::anyhow!("the syncing nodes were not synced after {} s", args.timeout_secs));
-        }
-        if !args.exit_when_synced
-            && all_established
-            && tokio::time::timeout(Duration::from_millis(1), tokio::signal::ctrl_c()).await.is_ok()
-        {
-            break Ok(());
         }
     };
     for bar in &bars {
