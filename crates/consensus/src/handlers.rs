@@ -5,6 +5,7 @@
 //! type, so a flood of one type cannot starve the others. Size limits, rate limits and penalties
 //! for malformed requests are enforced by the network below (see `petrel-network-api`).
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
@@ -122,17 +123,21 @@ impl Answer for RequestMissingBlocks {
     }
 }
 
-async fn serve<R: Answer, N: Network>(network: N, chain: SharedChain, config: HandlerConfig) {
+/// Registers the handler for `R` now (requests arriving before the first poll are queued, not
+/// refused) and returns the loop that answers them.
+fn serve<R: Answer, N: Network>(network: N, chain: SharedChain, config: HandlerConfig) -> impl Future<Output = ()> {
     let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
     let mut requests = network.receive_requests::<R>();
-    while let Some(inbound) = requests.next().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
-        let chain = chain.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            answer_one(inbound, &chain);
-        });
-        drop(task);
+    async move {
+        while let Some(inbound) = requests.next().await {
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let chain = chain.clone();
+            // The task is detached: it answers through the request's own responder.
+            drop(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                answer_one(inbound, &chain);
+            }));
+        }
     }
 }
 
@@ -148,34 +153,43 @@ fn answer_one<R: Answer>(inbound: TypedInbound<R>, chain: &SharedChain) {
 }
 
 /// Serves what a light or pico node can answer: its head (so that full nodes can check whether it
-/// is synced and let it follow their blocks). Every other request type is `Unsupported`.
-pub async fn serve_light_chain<N: Network>(
+/// is synced and let it follow their blocks). Every other request type is `Unsupported`. The
+/// handler is registered when this is called, before the returned future first runs.
+pub fn serve_light_chain<N: Network>(
     network: N,
     chain: Arc<std::sync::Mutex<petrel_blockchain::LightBlockchain>>,
-) {
+) -> impl Future<Output = ()> {
     let mut requests = network.receive_requests::<RequestHead>();
-    while let Some(inbound) = requests.next().await {
-        let h = chain.lock().unwrap_or_else(|e| e.into_inner()).head();
-        let response = ResponseHead {
-            block_number: h.block_number,
-            block_hash: h.block_hash,
-            macro_hash: h.macro_hash,
-            election_hash: h.election_hash,
-        };
-        if let Err(e) = inbound.respond(&response) {
-            tracing::debug!(target: "net::handlers", error = %e, "response not delivered");
+    async move {
+        while let Some(inbound) = requests.next().await {
+            let h = chain.lock().unwrap_or_else(|e| e.into_inner()).head();
+            let response = ResponseHead {
+                block_number: h.block_number,
+                block_hash: h.block_hash,
+                macro_hash: h.macro_hash,
+                election_hash: h.election_hash,
+            };
+            if let Err(e) = inbound.respond(&response) {
+                tracing::debug!(target: "net::handlers", error = %e, "response not delivered");
+            }
         }
     }
 }
 
-/// Serves every sync request type from `chain` until the network shuts down.
-pub async fn serve_full_chain<N: Network>(network: N, chain: SharedChain, config: HandlerConfig) {
-    futures::join!(
+/// Serves every sync request type from `chain` until the network shuts down. Every handler is
+/// registered when this is called, before the returned future first runs.
+pub fn serve_full_chain<N: Network>(network: N, chain: SharedChain, config: HandlerConfig) -> impl Future<Output = ()> {
+    let first = futures::future::join3(
         serve::<RequestHead, N>(network.clone(), chain.clone(), config),
         serve::<RequestBlock, N>(network.clone(), chain.clone(), config),
         serve::<RequestMacroChain, N>(network.clone(), chain.clone(), config),
+    );
+    let second = futures::future::join3(
         serve::<RequestBatchSet, N>(network.clone(), chain.clone(), config),
         serve::<RequestHistoryChunk, N>(network.clone(), chain.clone(), config),
         serve::<RequestMissingBlocks, N>(network, chain, config),
     );
+    async move {
+        futures::future::join(first, second).await;
+    }
 }
