@@ -54,12 +54,41 @@ pub fn encode_infallible<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     encode(value).unwrap_or_default()
 }
 
+/// Encodes a value directly after `prefix`, in one allocation of the exact size: `prefix`
+/// followed by [`encode`]`(value)`. Used to build frames (a status byte, then the payload) without
+/// copying the payload a second time.
+///
+/// A value whose encoding would exceed [`HARD_LIMIT`] is refused before anything is allocated.
+pub fn encode_with_prefix<T: Serialize + ?Sized>(prefix: &[u8], value: &T) -> Result<Vec<u8>, CodecError> {
+    let len = exact_len(value)?;
+    if len > HARD_LIMIT {
+        return Err(CodecError::TooLarge { len, limit: HARD_LIMIT });
+    }
+    let mut out = VecAppender(Vec::with_capacity(prefix.len() + len));
+    out.0.extend_from_slice(prefix);
+    bincode::serde::encode_into_writer(value, &mut out, config()).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(out.0)
+}
+
 /// The encoded length of a value.
 pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    exact_len(value).unwrap_or(usize::MAX)
+}
+
+fn exact_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError> {
     let mut counter = SizeCounter(0);
-    match bincode::serde::encode_into_writer(value, &mut counter, config()) {
-        Ok(()) => counter.0,
-        Err(_) => usize::MAX,
+    bincode::serde::encode_into_writer(value, &mut counter, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    Ok(counter.0)
+}
+
+/// Appends to a vector whose capacity was reserved up front.
+struct VecAppender(Vec<u8>);
+
+impl bincode::enc::write::Writer for VecAppender {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
@@ -98,6 +127,25 @@ mod tests {
         let bytes = encode(&v).unwrap();
         assert_eq!(bytes.len(), encoded_len(&v));
         assert_eq!(decode::<(u32, Vec<u8>, String)>(&bytes, 1024).unwrap(), v);
+    }
+
+    #[test]
+    fn encode_with_prefix_is_prefix_then_encoding() {
+        let v: (u32, Vec<u8>, String) = (7, vec![1, 2, 3], "petrel".into());
+        let framed = encode_with_prefix(&[0xAB, 0xCD], &v).unwrap();
+        assert_eq!(&framed[..2], &[0xAB, 0xCD]);
+        assert_eq!(&framed[2..], encode(&v).unwrap().as_slice());
+        assert_eq!(framed.capacity(), framed.len(), "one allocation of the exact size");
+        assert_eq!(decode::<(u32, Vec<u8>, String)>(&framed[2..], 1024).unwrap(), v);
+        // Empty prefix and empty encoding.
+        assert_eq!(encode_with_prefix(&[], &v).unwrap(), encode(&v).unwrap());
+        assert_eq!(encode_with_prefix(&[9], &()).unwrap(), vec![9]);
+        // A large value: still exact.
+        let big = vec![5u8; 1 << 20];
+        let framed = encode_with_prefix(&[0], &big).unwrap();
+        assert_eq!(framed.len(), 1 + encoded_len(&big));
+        assert_eq!(framed.capacity(), framed.len());
+        assert_eq!(decode::<Vec<u8>>(&framed[1..], 2 << 20).unwrap(), big);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::{
     DisconnectReason, GossipId, InboundRequest, Network, NetworkError, NetworkEvent, PeerId, PeerInfo, RequestError,
-    RequestLimits, Verdict,
+    RequestLimits, ResponseFrame, Verdict,
 };
 
 /// Counters of a [`Counting`] network.
@@ -88,7 +88,7 @@ impl<N: Network> Network for Counting<N> {
         type_id: u16,
         payload: Vec<u8>,
         max_response: usize,
-    ) -> impl Future<Output = Result<Vec<u8>, RequestError>> + Send {
+    ) -> impl Future<Output = Result<ResponseFrame, RequestError>> + Send {
         let traffic = self.traffic.clone();
         traffic.requests_sent.fetch_add(1, Ordering::Relaxed);
         traffic.bytes_sent.fetch_add(payload.len() as u64, Ordering::Relaxed);
@@ -96,7 +96,7 @@ impl<N: Network> Network for Counting<N> {
         async move {
             let result = fut.await;
             match &result {
-                Ok(bytes) => traffic.bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed),
+                Ok(frame) => traffic.bytes_received.fetch_add(frame.payload().len() as u64, Ordering::Relaxed),
                 Err(_) => traffic.requests_failed.fetch_add(1, Ordering::Relaxed),
             };
             result

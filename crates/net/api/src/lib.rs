@@ -18,7 +18,8 @@ pub use counting::{Counting, Traffic, TrafficSnapshot};
 pub use error::{InboundError, NetworkError, RequestError};
 pub use gossip::{GossipId, GossipMessage, Topic, Verdict};
 pub use network::{
-    InboundRequest, Network, NetworkExt, RequestLimits, TypedInbound, TypedRequests, decode_response_frame,
+    InboundRequest, Network, NetworkExt, RequestLimits, ResponseFrame, TypedInbound, TypedRequests,
+    decode_response_frame,
 };
 pub use peer::{DisconnectReason, NetworkEvent, PeerId, PeerInfo, Services};
 pub use request::{Request, ResponseStatus};

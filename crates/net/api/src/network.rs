@@ -53,30 +53,80 @@ pub struct InboundRequest {
 }
 
 impl InboundRequest {
-    /// Answers with a status and payload.
+    /// Answers with a status and payload (copied into a new frame; see
+    /// [`InboundRequest::respond_frame`] to send a frame built in place).
     pub fn respond(self, status: ResponseStatus, payload: &[u8]) -> Result<(), InboundError> {
         let mut frame = Vec::with_capacity(1 + payload.len());
         frame.push(status as u8);
         frame.extend_from_slice(payload);
+        self.respond_frame(frame)
+    }
+
+    /// Answers with a complete response frame, moved as is: one status byte
+    /// ([`ResponseStatus`]), then the payload. The network applies the type's response size limit
+    /// to it exactly as to [`InboundRequest::respond`]; an empty frame reaches the requester as a
+    /// malformed response.
+    pub fn respond_frame(self, frame: Vec<u8>) -> Result<(), InboundError> {
         self.responder.send(frame).map_err(|_| InboundError::RequesterGone)
     }
 }
 
-/// Splits a response frame, mapping non-OK statuses to errors.
-pub fn decode_response_frame(mut frame: Vec<u8>) -> Result<Vec<u8>, RequestError> {
-    if frame.is_empty() {
-        return Err(RequestError::MalformedResponse("empty response frame".into()));
+/// A response frame whose status is OK: the status byte, then the payload, kept in the buffer it
+/// arrived in so that the payload is never moved. Only [`decode_response_frame`] makes one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseFrame {
+    /// Never empty; the first byte is [`ResponseStatus::Ok`].
+    bytes: Vec<u8>,
+}
+
+impl ResponseFrame {
+    /// The response payload (the frame after its status byte).
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[1..]
     }
-    match ResponseStatus::from_byte(frame[0]) {
-        Some(ResponseStatus::Ok) => {
-            frame.remove(0);
-            Ok(frame)
-        }
+
+    /// The whole frame, status byte included.
+    pub fn as_frame(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Length of the payload.
+    pub fn len(&self) -> usize {
+        self.bytes.len() - 1
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.len() == 1
+    }
+
+    /// The payload as its own vector. This moves the payload down by one byte (O(n)); prefer
+    /// [`ResponseFrame::payload`].
+    pub fn into_payload(mut self) -> Vec<u8> {
+        self.bytes.remove(0);
+        self.bytes
+    }
+}
+
+impl std::fmt::Debug for ResponseFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFrame").field("payload_len", &self.len()).finish()
+    }
+}
+
+/// Checks a response frame's status byte, mapping non-OK statuses to errors. The frame is kept
+/// as it is (no copy, no move of the payload).
+pub fn decode_response_frame(frame: Vec<u8>) -> Result<ResponseFrame, RequestError> {
+    let Some(&status) = frame.first() else {
+        return Err(RequestError::MalformedResponse("empty response frame".into()));
+    };
+    match ResponseStatus::from_byte(status) {
+        Some(ResponseStatus::Ok) => Ok(ResponseFrame { bytes: frame }),
         Some(ResponseStatus::RateLimited) => Err(RequestError::RateLimited),
         Some(ResponseStatus::Malformed) => Err(RequestError::RejectedAsMalformed),
         Some(ResponseStatus::Unsupported) => Err(RequestError::Unsupported),
         Some(ResponseStatus::Busy) => Err(RequestError::Busy),
-        None => Err(RequestError::MalformedResponse(format!("unknown status {}", frame[0]))),
+        None => Err(RequestError::MalformedResponse(format!("unknown status {status}"))),
     }
 }
 
@@ -102,15 +152,17 @@ pub trait Network: Clone + Send + Sync + Unpin + 'static {
         self.peer_info(peer).is_some_and(|i| i.services.contains(services))
     }
 
-    /// Sends a request payload and returns the response payload (status OK), at most
-    /// `max_response` bytes.
+    /// Sends a request payload and returns the response frame, whose status implementations
+    /// have checked with [`decode_response_frame`] (non-OK statuses are errors) and whose payload
+    /// ([`ResponseFrame::payload`]) is at most `max_response` bytes (larger ones are
+    /// [`RequestError::ResponseTooLarge`], refused before they are read when the transport can).
     fn request_raw(
         &self,
         peer: PeerId,
         type_id: u16,
         payload: Vec<u8>,
         max_response: usize,
-    ) -> impl Future<Output = Result<Vec<u8>, RequestError>> + Send;
+    ) -> impl Future<Output = Result<ResponseFrame, RequestError>> + Send;
 
     /// Starts serving one request type; inbound requests of that type arrive on the returned
     /// bounded queue. Registering the same type again replaces the previous queue.
@@ -150,8 +202,9 @@ impl<R: Request> TypedInbound<R> {
     /// Sends the response, refusing to send one larger than the type allows (the requester then
     /// sees `Busy`).
     pub fn respond(self, response: &R::Response) -> Result<(), InboundError> {
-        match codec::encode(response) {
-            Ok(bytes) if bytes.len() <= R::MAX_RESPONSE_SIZE => self.responder.respond(ResponseStatus::Ok, &bytes),
+        // The frame is built in place: the status byte, then the encoding, in one allocation.
+        match codec::encode_with_prefix(&[ResponseStatus::Ok as u8], response) {
+            Ok(frame) if frame.len() - 1 <= R::MAX_RESPONSE_SIZE => self.responder.respond_frame(frame),
             _ => {
                 let _ = self.responder.respond(ResponseStatus::Busy, &[]);
                 Err(InboundError::ResponseTooLarge)
@@ -172,17 +225,17 @@ pub trait NetworkExt: Network {
         request: &R,
     ) -> impl Future<Output = Result<R::Response, RequestError>> + Send {
         let encoded = codec::encode(request);
-        let this = self.clone();
         async move {
             let bytes = encoded.map_err(|e| RequestError::MalformedResponse(e.to_string()))?;
             if bytes.len() > R::MAX_REQUEST_SIZE {
                 return Err(RequestError::RequestTooLarge(bytes.len()));
             }
-            let response = this.request_raw(peer, R::TYPE_ID, bytes, R::MAX_RESPONSE_SIZE).await?;
-            if response.len() > R::MAX_RESPONSE_SIZE {
-                return Err(RequestError::ResponseTooLarge(response.len()));
+            let response = self.request_raw(peer, R::TYPE_ID, bytes, R::MAX_RESPONSE_SIZE).await?;
+            let payload = response.payload();
+            if payload.len() > R::MAX_RESPONSE_SIZE {
+                return Err(RequestError::ResponseTooLarge(payload.len()));
             }
-            codec::decode(&response, R::MAX_RESPONSE_SIZE).map_err(|e| RequestError::MalformedResponse(e.to_string()))
+            codec::decode(payload, R::MAX_RESPONSE_SIZE).map_err(|e| RequestError::MalformedResponse(e.to_string()))
         }
     }
 
@@ -241,3 +294,85 @@ pub trait NetworkExt: Network {
 }
 
 impl<N: Network> NetworkExt for N {}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Ask;
+
+    impl Request for Ask {
+        const TYPE_ID: u16 = 1;
+        const MAX_REQUEST_SIZE: usize = 8;
+        const MAX_RESPONSE_SIZE: usize = 64;
+        const MAX_REQUESTS: u32 = 1;
+        type Response = Vec<u8>;
+    }
+
+    fn inbound() -> (InboundRequest, oneshot::Receiver<Vec<u8>>) {
+        let (responder, rx) = oneshot::channel();
+        (InboundRequest { peer: PeerId::from_transport_bytes(b"peer"), payload: Vec::new(), responder }, rx)
+    }
+
+    #[test]
+    fn response_frame_keeps_the_payload_in_place() {
+        let frame = vec![ResponseStatus::Ok as u8, 1, 2, 3];
+        let at = frame.as_ptr();
+        let decoded = decode_response_frame(frame).unwrap();
+        assert_eq!(decoded.payload(), &[1, 2, 3]);
+        assert_eq!(decoded.payload().as_ptr(), at.wrapping_add(1), "not moved");
+        assert_eq!((decoded.len(), decoded.is_empty()), (3, false));
+        assert_eq!(decoded.as_frame(), &[0, 1, 2, 3]);
+        assert_eq!(decoded.into_payload(), vec![1, 2, 3]);
+        let empty = decode_response_frame(vec![ResponseStatus::Ok as u8]).unwrap();
+        assert!(empty.is_empty() && empty.payload().is_empty());
+    }
+
+    #[test]
+    fn response_frame_statuses_map_to_errors() {
+        let status = |b: u8| decode_response_frame(vec![b, 9]).map(ResponseFrame::into_payload);
+        assert_eq!(status(ResponseStatus::RateLimited as u8), Err(RequestError::RateLimited));
+        assert_eq!(status(ResponseStatus::Malformed as u8), Err(RequestError::RejectedAsMalformed));
+        assert_eq!(status(ResponseStatus::Unsupported as u8), Err(RequestError::Unsupported));
+        assert_eq!(status(ResponseStatus::Busy as u8), Err(RequestError::Busy));
+        assert!(matches!(status(200), Err(RequestError::MalformedResponse(_))));
+        assert!(matches!(decode_response_frame(Vec::new()), Err(RequestError::MalformedResponse(_))));
+    }
+
+    #[test]
+    fn respond_and_respond_frame_send_the_same_frame() {
+        let (a, rx_a) = inbound();
+        a.respond(ResponseStatus::Ok, &[4, 5]).unwrap();
+        let (b, rx_b) = inbound();
+        b.respond_frame(vec![0, 4, 5]).unwrap();
+        assert_eq!(rx_a.blocking_recv().unwrap(), rx_b.blocking_recv().unwrap());
+        let (c, rx_c) = inbound();
+        drop(rx_c);
+        assert_eq!(c.respond_frame(vec![0]), Err(InboundError::RequesterGone));
+    }
+
+    #[test]
+    fn typed_respond_builds_the_frame_in_place_within_the_limit() {
+        let (raw, rx) = inbound();
+        let typed = TypedInbound::<Ask> { peer: raw.peer, request: Ask, responder: raw };
+        typed.respond(&vec![7u8; 10]).unwrap();
+        let frame = rx.blocking_recv().unwrap();
+        assert_eq!(frame[0], ResponseStatus::Ok as u8);
+        assert_eq!(&frame[1..], codec::encode(&vec![7u8; 10]).unwrap().as_slice());
+        assert_eq!(frame.capacity(), frame.len(), "one exact allocation");
+
+        // Encoded size 65 > 64: refused, the requester sees Busy.
+        let (raw, rx) = inbound();
+        let typed = TypedInbound::<Ask> { peer: raw.peer, request: Ask, responder: raw };
+        assert_eq!(typed.respond(&vec![7u8; 64]), Err(InboundError::ResponseTooLarge));
+        assert_eq!(rx.blocking_recv().unwrap(), vec![ResponseStatus::Busy as u8]);
+        // Exactly at the limit: sent.
+        let (raw, rx) = inbound();
+        let typed = TypedInbound::<Ask> { peer: raw.peer, request: Ask, responder: raw };
+        typed.respond(&vec![7u8; 63]).unwrap();
+        assert_eq!(rx.blocking_recv().unwrap().len(), 1 + 64);
+    }
+}

@@ -10,6 +10,11 @@
 //!   payload. The reader accepts at most the `max_response` the requester asked for (plus the
 //!   status byte), and never more than [`MAX_RESPONSE_FRAME`].
 //!
+//! A response frame (status byte and payload) is one buffer from the handler that builds it to
+//! the requester that decodes it: the writer sends the handler's buffer as is and the reader
+//! reads the frame into one buffer of the announced (checked) length, so the payload is never
+//! copied or moved by Petrel on its way (only by the transport's own buffers).
+//!
 //! The request-response handler uses one codec value per stream: it writes the request and then
 //! reads the response with the same value, which is how the per-request response limit reaches
 //! [`Codec::read_response`].
@@ -27,8 +32,10 @@ pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
 /// Largest response frame (status and payload) a node ever reads, whatever the request type.
 pub const MAX_RESPONSE_FRAME: usize = petrel_primitives::codec::HARD_LIMIT + 1;
 
-/// Frames up to this size are written with a single write (one Yamux frame), larger ones as the
-/// length prefix followed by the frame, to avoid copying them.
+/// Frames up to this size are written with a single write (one Yamux frame). Larger ones are
+/// written as the length prefix together with the first bytes of the frame (up to this size in
+/// all, so the prefix does not cost a Yamux frame of its own), then the rest of the frame
+/// straight from its buffer.
 const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// An outbound or inbound request.
@@ -42,20 +49,10 @@ pub(crate) struct WireRequest {
     pub(crate) max_response: usize,
 }
 
-/// A response, as written by the server or as read by the requester.
+/// A response frame, as written by the server or as read by the requester: the status byte,
+/// then the payload, in one buffer (never empty when read).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum WireResponse {
-    /// A complete frame as a handler produced it: status byte, then payload.
-    Frame(Vec<u8>),
-    /// A frame split into its status byte and payload (what the reader produces, without moving
-    /// the payload).
-    Parsed {
-        /// The status byte.
-        status: u8,
-        /// The payload.
-        payload: Vec<u8>,
-    },
-}
+pub(crate) struct WireResponse(pub(crate) Vec<u8>);
 
 /// A length prefix over the reader's limit; carried inside the `io::Error` so that the event
 /// loop can tell it from transport failures.
@@ -102,22 +99,22 @@ fn frame_len(len: usize) -> io::Result<[u8; 4]> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))
 }
 
-/// Writes a length-prefixed frame given as a head and a body.
+/// Writes a length-prefixed frame given as a head and a body: the prefix, the head and the start
+/// of the body in one write of at most [`COALESCE_LIMIT`] bytes (the whole frame when it fits),
+/// then the rest of the body without copying it.
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, head: &[u8], body: &[u8]) -> io::Result<()> {
     let len = frame_len(head.len() + body.len())?;
-    if head.len() + body.len() <= COALESCE_LIMIT {
-        let mut buf = Vec::with_capacity(4 + head.len() + body.len());
-        buf.extend_from_slice(&len);
-        buf.extend_from_slice(head);
-        buf.extend_from_slice(body);
-        io.write_all(&buf).await
-    } else {
-        let mut first = Vec::with_capacity(4 + head.len());
-        first.extend_from_slice(&len);
-        first.extend_from_slice(head);
-        io.write_all(&first).await?;
-        io.write_all(body).await
+    let first_body = body.len().min(COALESCE_LIMIT.saturating_sub(4 + head.len()));
+    let (start, rest) = body.split_at(first_body);
+    let mut first = Vec::with_capacity(4 + head.len() + start.len());
+    first.extend_from_slice(&len);
+    first.extend_from_slice(head);
+    first.extend_from_slice(start);
+    io.write_all(&first).await?;
+    if !rest.is_empty() {
+        io.write_all(rest).await?;
     }
+    Ok(())
 }
 
 impl Codec for WireCodec {
@@ -155,11 +152,10 @@ impl Codec for WireCodec {
         if len - 1 > limit {
             return Err(too_large(len - 1, limit));
         }
-        let mut status = [0u8; 1];
-        io.read_exact(&mut status).await?;
-        let mut payload = vec![0u8; len - 1];
-        io.read_exact(&mut payload).await?;
-        Ok(WireResponse::Parsed { status: status[0], payload })
+        // Status byte and payload in one buffer: the payload stays where it was read.
+        let mut frame = vec![0u8; len];
+        io.read_exact(&mut frame).await?;
+        Ok(WireResponse(frame))
     }
 
     async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: WireRequest) -> io::Result<()>
@@ -177,10 +173,7 @@ impl Codec for WireCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        match res {
-            WireResponse::Frame(frame) => write_frame(io, &[], &frame).await,
-            WireResponse::Parsed { status, payload } => write_frame(io, &[status], &payload).await,
-        }
+        write_frame(io, &[], &res.0).await
     }
 }
 
@@ -212,16 +205,61 @@ mod tests {
     #[test]
     fn response_round_trip_large_and_small() {
         block_on(async {
-            for size in [0usize, 10, COALESCE_LIMIT, 1 << 20] {
+            for size in [0usize, 10, COALESCE_LIMIT - 5, COALESCE_LIMIT - 4, COALESCE_LIMIT, 1 << 20] {
                 let mut frame = vec![0u8];
-                frame.extend(std::iter::repeat_n(9u8, size));
+                frame.extend((0..size).map(|i| (i % 251) as u8));
                 let mut buf = Cursor::new(Vec::new());
-                WireCodec::default().write_response(&protocol(), &mut buf, WireResponse::Frame(frame)).await.unwrap();
+                let written = WireResponse(frame.clone());
+                WireCodec::default().write_response(&protocol(), &mut buf, written).await.unwrap();
+                assert_eq!(&buf.get_ref()[..4], &((size + 1) as u32).to_be_bytes());
+                assert_eq!(buf.get_ref().len(), 4 + size + 1);
                 buf.set_position(0);
                 let mut codec = WireCodec { max_response: size };
                 let read = codec.read_response(&protocol(), &mut buf).await.unwrap();
-                assert_eq!(read, WireResponse::Parsed { status: 0, payload: vec![9u8; size] });
+                assert_eq!(read, WireResponse(frame));
             }
+        });
+    }
+
+    /// Records the size of every write.
+    #[derive(Default)]
+    struct Writes(Vec<usize>);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.0.push(buf.len());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn the_length_prefix_never_travels_alone() {
+        block_on(async {
+            let mut small = Writes::default();
+            write_frame(&mut small, &[], &[1; 100]).await.unwrap();
+            assert_eq!(small.0, vec![104]);
+            let mut exact = Writes::default();
+            write_frame(&mut exact, &[1, 2], &vec![1; COALESCE_LIMIT - 6]).await.unwrap();
+            assert_eq!(exact.0, vec![COALESCE_LIMIT]);
+            let mut large = Writes::default();
+            write_frame(&mut large, &[], &vec![1; 1 << 20]).await.unwrap();
+            assert_eq!(large.0, vec![COALESCE_LIMIT, (1 << 20) + 4 - COALESCE_LIMIT]);
         });
     }
 

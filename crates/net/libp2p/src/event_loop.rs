@@ -127,7 +127,7 @@ fn peer_id_of(transport: &libp2p::PeerId) -> PeerId {
 }
 
 fn status_frame(status: ResponseStatus) -> WireResponse {
-    WireResponse::Frame(vec![status as u8])
+    WireResponse(vec![status as u8])
 }
 
 impl EventLoop {
@@ -356,23 +356,30 @@ impl EventLoop {
             return;
         }
         let id = state.id;
-        let handler = read(&self.shared.handlers).get(&request.type_id).cloned();
-        let Some(handler) = handler else {
-            tracing::debug!(target: "net", peer = %id, type_id = request.type_id, "request of an unserved type");
+        let type_id = request.type_id;
+        // The handler is used under the read lock (every step below is non-blocking), which spares
+        // cloning its queue's sender for every request.
+        let handlers = read(&self.shared.handlers);
+        let Some(handler) = handlers.get(&type_id) else {
+            drop(handlers);
+            tracing::debug!(target: "net", peer = %id, type_id, "request of an unserved type");
             return self.refuse(peer, channel, ResponseStatus::Unsupported, "unsupported request type");
         };
         let limits = handler.limits;
         if request.payload.len() > limits.max_request_size {
-            tracing::debug!(target: "net", peer = %id, type_id = request.type_id, len = request.payload.len(), "oversized request");
+            drop(handlers);
+            tracing::debug!(target: "net", peer = %id, type_id, len = request.payload.len(), "oversized request");
             return self.refuse(peer, channel, ResponseStatus::Malformed, "oversized request");
         }
         if !self.rate_limits.allow(peer, limits.type_id, limits.max_requests, limits.time_window, Instant::now()) {
-            tracing::debug!(target: "net", peer = %id, type_id = request.type_id, "request over the rate limit");
+            drop(handlers);
+            tracing::debug!(target: "net", peer = %id, type_id, "request over the rate limit");
             return self.refuse(peer, channel, ResponseStatus::RateLimited, "request rate limit exceeded");
         }
         let (responder, answer) = oneshot::channel();
-        let inbound = InboundRequest { peer: id, payload: request.payload, responder };
-        match handler.queue.try_send(inbound) {
+        let sent = handler.queue.try_send(InboundRequest { peer: id, payload: request.payload, responder });
+        drop(handlers);
+        match sent {
             Ok(()) => {
                 let timeout = self.request_timeout;
                 let max = limits.max_response_size;
@@ -382,14 +389,15 @@ impl EventLoop {
                 }));
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::debug!(target: "net", type_id = limits.type_id, "handler queue full");
+                tracing::debug!(target: "net", type_id, "handler queue full");
                 self.respond(channel, status_frame(ResponseStatus::Busy));
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                // The handler went away: stop advertising the type (unless it was re-registered).
+                // The handler went away: stop advertising the type (unless it was re-registered
+                // with a live queue meanwhile).
                 let mut handlers = write(&self.shared.handlers);
-                if handlers.get(&limits.type_id).is_some_and(|h| h.queue.same_channel(&handler.queue)) {
-                    handlers.remove(&limits.type_id);
+                if handlers.get(&type_id).is_some_and(|h| h.queue.is_closed()) {
+                    handlers.remove(&type_id);
                 }
                 drop(handlers);
                 self.respond(channel, status_frame(ResponseStatus::Unsupported));
@@ -399,7 +407,7 @@ impl EventLoop {
 
     fn on_handler_answer(&mut self, channel: ResponseChannel<WireResponse>, frame: Option<Vec<u8>>, max: usize) {
         let response = match frame {
-            Some(frame) if !frame.is_empty() && frame.len() <= max.saturating_add(1) => WireResponse::Frame(frame),
+            Some(frame) if !frame.is_empty() && frame.len() <= max.saturating_add(1) => WireResponse(frame),
             Some(frame) => {
                 tracing::warn!(target: "net", len = frame.len(), max, "handler answer over the type's limit; sending Busy");
                 status_frame(ResponseStatus::Busy)

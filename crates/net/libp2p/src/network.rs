@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use libp2p::Multiaddr;
 use petrel_network_api::{
     DisconnectReason, EVENT_CAPACITY, GossipId, INBOUND_QUEUE, InboundRequest, Network, NetworkError, NetworkEvent,
-    PeerId, PeerInfo, RequestError, RequestLimits, ResponseStatus, Verdict,
+    PeerId, PeerInfo, RequestError, RequestLimits, ResponseFrame, Verdict, decode_response_frame,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -185,19 +185,6 @@ fn parse_addrs(addrs: &[String]) -> Result<Vec<Multiaddr>, Error> {
     addrs.iter().map(|a| a.parse::<Multiaddr>().map_err(|e| Error::Address(a.clone(), e.to_string()))).collect()
 }
 
-/// Maps a response's status byte as [`petrel_network_api::decode_response_frame`] does, without
-/// moving the payload.
-fn response_payload(status: u8, payload: Vec<u8>) -> Result<Vec<u8>, RequestError> {
-    match ResponseStatus::from_byte(status) {
-        Some(ResponseStatus::Ok) => Ok(payload),
-        Some(ResponseStatus::RateLimited) => Err(RequestError::RateLimited),
-        Some(ResponseStatus::Malformed) => Err(RequestError::RejectedAsMalformed),
-        Some(ResponseStatus::Unsupported) => Err(RequestError::Unsupported),
-        Some(ResponseStatus::Busy) => Err(RequestError::Busy),
-        None => Err(RequestError::MalformedResponse(format!("unknown status {status}"))),
-    }
-}
-
 impl Network for Libp2pNetwork {
     fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
@@ -222,7 +209,7 @@ impl Network for Libp2pNetwork {
         type_id: u16,
         payload: Vec<u8>,
         max_response: usize,
-    ) -> Result<Vec<u8>, RequestError> {
+    ) -> Result<ResponseFrame, RequestError> {
         if payload.len() + 2 > MAX_REQUEST_FRAME {
             return Err(RequestError::RequestTooLarge(payload.len()));
         }
@@ -232,16 +219,14 @@ impl Network for Libp2pNetwork {
         let (reply, rx) = oneshot::channel();
         let command = Command::Request { peer: transport, type_id, payload, max_response, reply };
         self.commands.send(command).await.map_err(|_| RequestError::Shutdown)?;
-        match rx.await.map_err(|_| RequestError::Shutdown)?? {
-            WireResponse::Parsed { status, payload } => {
-                let payload = response_payload(status, payload)?;
-                if payload.len() > max_response {
-                    return Err(RequestError::ResponseTooLarge(payload.len()));
-                }
-                Ok(payload)
-            }
-            WireResponse::Frame(frame) => petrel_network_api::decode_response_frame(frame),
+        let WireResponse(frame) = rx.await.map_err(|_| RequestError::Shutdown)??;
+        // The codec refused frames over `max_response` before reading them; checked again here so
+        // that the bound holds whatever the codec does.
+        let frame = decode_response_frame(frame)?;
+        if frame.len() > max_response {
+            return Err(RequestError::ResponseTooLarge(frame.len()));
         }
+        Ok(frame)
     }
 
     fn receive_requests_raw(&self, limits: RequestLimits) -> mpsc::Receiver<InboundRequest> {

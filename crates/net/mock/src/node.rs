@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use petrel_network_api::{
     DisconnectReason, GOSSIP_QUEUE, GossipId, INBOUND_QUEUE, InboundRequest, Network, NetworkError, NetworkEvent,
-    PeerId, PeerInfo, RequestError, RequestLimits, Verdict, decode_response_frame,
+    PeerId, PeerInfo, RequestError, RequestLimits, ResponseFrame, Verdict, decode_response_frame,
 };
 use tokio::sync::{broadcast, mpsc};
 
@@ -118,7 +118,7 @@ impl MockNetwork {
         type_id: u16,
         payload: Vec<u8>,
         max_response: usize,
-    ) -> Result<Vec<u8>, RequestError> {
+    ) -> Result<ResponseFrame, RequestError> {
         let (timeout, mut closed, delay) = {
             let mut state = self.shared.lock();
             let Some(link) = state.link(self.id, peer) else { return Err(RequestError::NotConnected) };
@@ -154,7 +154,7 @@ impl MockNetwork {
         payload: Vec<u8>,
         max_response: usize,
         delay: Option<Duration>,
-    ) -> Result<Vec<u8>, RequestError> {
+    ) -> Result<ResponseFrame, RequestError> {
         let Some(delay) = delay else { return std::future::pending().await };
         tokio::time::sleep(delay).await;
         let served = self.arrive_request(peer, type_id, payload).pass().await?;
@@ -298,7 +298,7 @@ impl Network for MockNetwork {
         type_id: u16,
         payload: Vec<u8>,
         max_response: usize,
-    ) -> impl Future<Output = Result<Vec<u8>, RequestError>> + Send {
+    ) -> impl Future<Output = Result<ResponseFrame, RequestError>> + Send {
         let this = self.clone();
         async move { this.request(peer, type_id, payload, max_response).await }
     }

@@ -30,7 +30,9 @@ pub enum ScriptedReply {
 impl ScriptedReply {
     /// Status OK with the encoded response of request type `R`.
     pub fn ok<R: Request>(response: &R::Response) -> Self {
-        Self::ok_raw(&codec::encode_infallible(response))
+        // Built in place; an encoding failure (impossible for in-memory values) gives an empty
+        // frame, which every requester rejects as malformed.
+        Self::Frame(codec::encode_with_prefix(&[ResponseStatus::Ok as u8], response).unwrap_or_default())
     }
 
     /// Status OK with an arbitrary payload.

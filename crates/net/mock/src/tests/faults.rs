@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use petrel_network_api::{
-    DisconnectReason, Network, NetworkEvent, NetworkExt, PeerInfo, Request, RequestError, ResponseStatus, Services,
+    DisconnectReason, Network, NetworkEvent, NetworkExt, PeerInfo, Request, RequestError, ResponseFrame,
+    ResponseStatus, Services,
 };
 use petrel_protocol::RequestHead;
 use tokio::time::Instant;
@@ -75,7 +76,8 @@ async fn script_sees_requester_type_and_payload() {
     let client = hub.node(Services::NONE);
     hub.connect(&liar, &client).expect("connect");
 
-    assert_eq!(client.request_raw(liar.peer_id(), 77, vec![1, 2], 8).await, Ok(vec![]));
+    let response = client.request_raw(liar.peer_id(), 77, vec![1, 2], 8).await;
+    assert_eq!(response.map(ResponseFrame::into_payload), Ok(vec![]));
 
     assert_eq!(*seen.lock().expect("log"), vec![(client.peer_id(), 77, vec![1, 2])]);
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use petrel_network_api::{INBOUND_QUEUE, Network, NetworkExt, Request, RequestError, RequestLimits, ResponseStatus};
+use petrel_network_api::{
+    INBOUND_QUEUE, Network, NetworkExt, Request, RequestError, RequestLimits, ResponseFrame, ResponseStatus,
+};
 use petrel_protocol::RequestHead;
 use tokio::time::Instant;
 
@@ -65,7 +67,7 @@ async fn bandwidth_delays_by_size_and_messages_queue_on_a_link() {
 
     // 500 bytes at 1000 B/s: 500 ms out; the 1-byte OK frame: 1 ms back.
     let one = client.request_raw(server.peer_id(), 7, vec![0; 500], 16).await;
-    assert_eq!(one, Ok(vec![]));
+    assert_eq!(one.map(ResponseFrame::into_payload), Ok(vec![]));
     assert_eq!(start.elapsed(), Duration::from_millis(501));
 
     // Two at once: the second waits for the first to leave the link.
@@ -75,6 +77,7 @@ async fn bandwidth_delays_by_size_and_messages_queue_on_a_link() {
         client.request_raw(server.peer_id(), 7, vec![0; 500], 16),
     ])
     .await;
+    let both: Vec<_> = both.into_iter().map(|r| r.map(ResponseFrame::into_payload)).collect();
     assert_eq!(both, vec![Ok(vec![]), Ok(vec![])]);
     assert_eq!(start.elapsed(), Duration::from_millis(1001));
 }
