@@ -201,6 +201,13 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
     for bar in &bars {
         bar.finish_and_clear();
     }
+    if outcome.is_ok() && !paused {
+        // Ended by Ctrl-C while producing: production is paused; let the heads settle (≤ 10 s).
+        let settle = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < settle && syncing.iter().any(|n| n.status().head_hash != producer.status().head_hash) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     let producer_head = producer.status();
     let summaries: Vec<Summary> = syncing
         .iter()
@@ -209,7 +216,7 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
             Summary {
                 mode: n.mode.name(),
                 established: s.established,
-                established_after_secs: s.established_after.map(|d| d.as_secs_f64()),
+                established_after_secs: s.established_after_secs,
                 requests_sent: s.traffic.requests_sent,
                 bytes_received: s.traffic.bytes_received,
                 head_number: s.head_number,

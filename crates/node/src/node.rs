@@ -79,7 +79,7 @@ pub(crate) struct NodeStatus {
     pub(crate) macro_head_hash: Blake2bHash,
     pub(crate) established: bool,
     /// Time from start to the first "established".
-    pub(crate) established_after: Option<Duration>,
+    pub(crate) established_after_secs: Option<f64>,
     pub(crate) live_peers: usize,
     pub(crate) connected_peers: usize,
     pub(crate) traffic: TrafficSnapshot,
@@ -114,8 +114,9 @@ impl NodeHandle {
     }
 }
 
-/// Reads the node key from `data_dir/node.key`, creating it (from the OS RNG seeded by time and
-/// path, via Blake2b) on first start, so the peer id stays the same across restarts.
+/// Reads the node key from `data_dir/node.key`, creating it from the operating system's random
+/// source on first start (readable by the owner only), so the peer id stays the same across
+/// restarts.
 fn node_key(data_dir: &Path) -> Result<[u8; 32]> {
     let path = data_dir.join("node.key");
     if let Ok(bytes) = std::fs::read(&path) {
@@ -123,12 +124,14 @@ fn node_key(data_dir: &Path) -> Result<[u8; 32]> {
             .try_into()
             .map_err(|_| anyhow!("{} is not a 32-byte key; delete it to make a new one", path.display()));
     }
-    let mut h = petrel_primitives::Hasher::new();
-    h.update(path.to_string_lossy().as_bytes());
-    h.u64(std::process::id().into());
-    h.u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
-    let key = h.finish().0;
-    std::fs::write(&path, key).with_context(|| format!("cannot write {}", path.display()))?;
+    let key: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all()?;
     Ok(key)
 }
 
@@ -245,7 +248,7 @@ async fn drive<N, C, M, L>(
                 let Some(event) = event else { return };
                 match &event {
                     ConsensusEvent::Established => {
-                        established_after.get_or_insert(started.elapsed());
+                        established_after.get_or_insert(started.elapsed().as_secs_f64());
                     }
                     ConsensusEvent::FellBack => fell_back = true,
                     ConsensusEvent::Verdict(v) => tracing::debug!(target: "consensus", ?v, "macro sync verdict"),
@@ -261,7 +264,7 @@ async fn drive<N, C, M, L>(
             head_hash: head.block_hash,
             macro_head_hash: head.macro_hash,
             established: syncer.is_established(),
-            established_after,
+            established_after_secs: established_after,
             live_peers: petrel_sync_api::LiveSync::num_peers(syncer.live()),
             connected_peers: net.peers().len(),
             traffic: net.traffic(),

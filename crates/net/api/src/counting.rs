@@ -1,5 +1,5 @@
-//! A network wrapper that counts what its user sends and receives: requests sent, request and
-//! response bytes, gossip messages received. Used for summaries, progress and benchmarks; it adds
+//! A network wrapper that counts its user's outbound requests: requests sent and failed, request
+//! and response payload bytes. Used for summaries, progress and benchmarks; it adds
 //! two atomic increments per request.
 
 use std::future::Future;

@@ -36,6 +36,9 @@ pub enum RequestError {
     /// The local network is shutting down.
     #[error("network is shutting down")]
     Shutdown,
+    /// Our own request could not be encoded (a bug on our side, never the peer's fault).
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
 }
 
 impl RequestError {

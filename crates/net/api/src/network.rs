@@ -226,7 +226,7 @@ pub trait NetworkExt: Network {
     ) -> impl Future<Output = Result<R::Response, RequestError>> + Send {
         let encoded = codec::encode(request);
         async move {
-            let bytes = encoded.map_err(|e| RequestError::MalformedResponse(e.to_string()))?;
+            let bytes = encoded.map_err(|e| RequestError::Encode(e.to_string()))?;
             if bytes.len() > R::MAX_REQUEST_SIZE {
                 return Err(RequestError::RequestTooLarge(bytes.len()));
             }

@@ -12,8 +12,10 @@
 //!   never arrives;
 //! * partitions between groups of nodes, and healing them; a message that departs or arrives while
 //!   its link is cut is dropped;
-//! * the serving side's rules, exactly as the real network applies them: request size limits,
-//!   per-peer and per-type rate limits, bounded handler queues, reputation with penalties and bans.
+//! * the serving side's rules as the real network applies them: request size limits, per-peer and
+//!   per-type rate limits, bounded handler queues, reputation with penalties and bans. Differences
+//!   from `petrel-network-libp2p`: the rate limit is a sliding window (libp2p: fixed), reputation
+//!   does not recover over time, and a dropped responder yields `ConnectionClosed` (libp2p: `Busy`).
 //!
 //! A [`ScriptedPeer`] is a node whose answers come from a test closure ([`ScriptedReply`]): garbage
 //! frames, silence, disconnects, delays. That is how tests script lying or broken peers.

@@ -4,7 +4,7 @@
 //! adopted on trust is forgotten), a Light Macro Sync is built over the same chain and network, and
 //! every peer is handed to it (duplicates removed). The conflicting peer is penalised mildly by the
 //! caller; a peer that served invalid blocks is banned by Light Macro Sync when verification fails.
-//! There is no way back to pico in the same session. See `docs/adr/0009-pico-fallback.md`.
+//! There is no way back to pico in the same session. See `docs/adr/0009-pico-and-light-sync.md`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
