@@ -246,7 +246,7 @@ fn permute(state: &mut [Fr; 3]) {
 ///
 /// A duplex sponge with capacity 1 and rate 2 exactly as arkworks' `PoseidonSponge` absorbs and
 /// squeezes (rate elements are added into state positions 1 and 2; the state is permuted only when
-/// more input remains, and once before squeezing), with the allocation-free [`permute`].
+/// more input remains, and once before squeezing), with the allocation-free `permute` above.
 pub fn poseidon_hash(inputs: &[FieldElement]) -> FieldElement {
     let mut state = [Fr::ZERO; 3];
     let mut next = 0usize;

@@ -137,3 +137,68 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn node_args(argv: &[&str]) -> NodeArgs {
+        let mut full = vec!["petrel", "node"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Node(a) => a,
+            _ => panic!("not node"),
+        }
+    }
+
+    #[test]
+    fn the_config_file_is_read_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let producer =
+            petrel_producer::Producer::new(ProducerConfig { validators: 4, accounts: 2, ..Default::default() });
+        let genesis = producer.genesis(1, 0, petrel_primitives::Policy::TEST);
+        std::fs::write(dir.path().join("genesis.toml"), genesis.to_toml()).unwrap();
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "mode = \"history\"\ndata_dir = {:?}\nlisten = [\"/ip4/127.0.0.1/tcp/4001\"]\nproduce = true\nblock_interval_ms = 250\nmin_peers = 1\n",
+                dir.path()
+            ),
+        )
+        .unwrap();
+        let from_file = resolve(&node_args(&["--config", config.to_str().unwrap()])).unwrap();
+        assert_eq!(from_file.mode, Mode::History);
+        assert_eq!(from_file.listen, vec!["/ip4/127.0.0.1/tcp/4001".to_string()]);
+        assert!(from_file.produce.is_some());
+        assert_eq!(from_file.block_interval, Duration::from_millis(250));
+        assert_eq!(from_file.min_peers, 1);
+        let flags = resolve(&node_args(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "/ip4/127.0.0.1/tcp/5001",
+            "--min-peers",
+            "3",
+            "--block-interval-ms",
+            "900",
+        ]))
+        .unwrap();
+        assert_eq!(flags.listen, vec!["/ip4/127.0.0.1/tcp/5001".to_string()]);
+        assert_eq!((flags.min_peers, flags.block_interval), (3, Duration::from_millis(900)));
+        // Errors are clear values.
+        std::fs::write(&config, "mode = \"history\"\nsurprise = 1\n").unwrap();
+        assert!(resolve(&node_args(&["--config", config.to_str().unwrap()])).is_err());
+        let err = resolve(&node_args(&["--data-dir", dir.path().to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("--mode"), "{err}");
+        let err = resolve(&node_args(&["--mode", "pico", "--produce", "--data-dir", dir.path().to_str().unwrap()]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--produce"), "{err}");
+        assert!(parse_checkpoint("16:zz").is_err());
+        let (n, h) = parse_checkpoint(&format!("16:{}", "ab".repeat(32))).unwrap();
+        assert_eq!((n, h), (16, Blake2bHash([0xab; 32])));
+    }
+}
