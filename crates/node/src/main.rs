@@ -25,7 +25,9 @@ const DEFAULT_LOG_FILTER: &str = "warn,petrel=info,petrel_node=info,petrel_block
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The devnet runs five nodes in one process: their info lines would drown its progress and
+    // summary, so it logs warnings only unless RUST_LOG says otherwise.
+    init_tracing(if matches!(cli.command, Command::Devnet(_)) { "warn" } else { DEFAULT_LOG_FILTER });
     let result = run_catching_panics(|| match &cli.command {
         Command::Chain(command) => chain_cmd::run(command),
         Command::Node(args) => node_cmd::run(args),
@@ -41,13 +43,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default_filter: &str) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(s) if !s.trim().is_empty() => EnvFilter::try_new(&s).unwrap_or_else(|e| {
             eprintln!("warning: ignoring RUST_LOG={s:?}: {e}");
-            EnvFilter::new(DEFAULT_LOG_FILTER)
+            EnvFilter::new(default_filter)
         }),
-        _ => EnvFilter::new(DEFAULT_LOG_FILTER),
+        _ => EnvFilter::new(default_filter),
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
