@@ -162,10 +162,33 @@ impl Transaction {
         if self.sender == self.recipient {
             return Err(TransactionError::SelfTransfer);
         }
-        let key = VerifyingKey::from_bytes(&self.sender.0).map_err(|_| TransactionError::InvalidSignature)?;
+        let key = sender_key(&self.sender)?;
         let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
         key.verify_strict(self.signing_hash().as_bytes(), &sig).map_err(|_| TransactionError::InvalidSignature)
     }
+}
+
+/// Most decompressed sender keys remembered by [`sender_key`].
+pub const SENDER_KEY_CACHE: usize = 65_536;
+
+/// The sender's verifying key. Decompressing an Ed25519 key costs about a tenth of a verification
+/// and the same accounts send again and again, so keys that decode are remembered in a
+/// process-wide cache of at most [`SENDER_KEY_CACHE`] entries (cleared when full). Decoding is a
+/// pure function of the bytes, so the cache cannot change any verdict.
+fn sender_key(sender: &Address) -> Result<VerifyingKey, TransactionError> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifyingKey>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(key) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&sender.0) {
+        return Ok(*key);
+    }
+    let key = VerifyingKey::from_bytes(&sender.0).map_err(|_| TransactionError::InvalidSignature)?;
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= SENDER_KEY_CACHE {
+        map.clear();
+    }
+    map.insert(sender.0, key);
+    Ok(key)
 }
 
 #[cfg(test)]
