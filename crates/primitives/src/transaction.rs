@@ -168,7 +168,7 @@ impl Transaction {
     }
 }
 
-/// Most decompressed sender keys remembered by [`sender_key`].
+/// Most decompressed sender keys remembered by the cache of `Transaction::verify`.
 pub const SENDER_KEY_CACHE: usize = 65_536;
 
 /// The sender's verifying key. Decompressing an Ed25519 key costs about a tenth of a verification

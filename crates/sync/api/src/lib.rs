@@ -4,6 +4,8 @@
 //! a live sync then follows new blocks. Consensus moves peers between the two (see
 //! `petrel-consensus`). Implementations are thin async drivers around sans-I/O state machines.
 
+pub mod driver;
+
 use std::collections::HashSet;
 
 use futures::Stream;

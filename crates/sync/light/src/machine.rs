@@ -7,9 +7,7 @@ use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{BlockRequestError, MAX_EPOCHS, MacroChain, MacroChainError};
 use petrel_sync_api::MacroSyncReturn;
-
-/// Identifies a request issued by the machine.
-pub type RequestId = u64;
+use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, RequestId};
 
 /// Settings.
 #[derive(Clone, Copy, Debug)]
@@ -27,40 +25,6 @@ impl Default for LightConfig {
     fn default() -> Self {
         Self { required_services: Services::MACRO_CHAIN, max_epochs: MAX_EPOCHS, window: 16 }
     }
-}
-
-/// What the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Send `RequestMacroChain`.
-    RequestMacroChain {
-        /// Request id.
-        id: RequestId,
-        /// Peer.
-        peer: PeerId,
-        /// Locators, newest first.
-        locators: Vec<Blake2bHash>,
-        /// Hashes wanted.
-        max_epochs: u16,
-    },
-    /// Send `RequestBlock` without body.
-    RequestBlock {
-        /// Request id.
-        id: RequestId,
-        /// Peer.
-        peer: PeerId,
-        /// Hash.
-        hash: Blake2bHash,
-    },
-    /// Report a verdict.
-    Emit(MacroSyncReturn),
-    /// Disconnect (and for `Malicious`, ban) a peer.
-    Disconnect {
-        /// Peer.
-        peer: PeerId,
-        /// Reason.
-        reason: DisconnectReason,
-    },
 }
 
 #[derive(Debug)]
@@ -109,27 +73,44 @@ pub struct LightMachine {
     stats: LightStats,
 }
 
-impl LightMachine {
-    /// A machine with no peers.
-    pub fn new(config: LightConfig) -> Self {
+impl Machine for LightMachine {
+    type Config = LightConfig;
+    type Stats = LightStats;
+    fn new(config: LightConfig) -> Self {
         Self { config, ..Default::default() }
     }
-
-    /// Counters.
-    pub fn stats(&self) -> LightStats {
-        self.stats
+    fn add_peer(&mut self, peer: PeerId, services: Option<Services>, chain: &LightBlockchain) {
+        LightMachine::add_peer(self, peer, services, chain);
     }
-
-    /// Peers being synced.
-    pub fn num_peers(&self) -> usize {
+    fn remove_peer(&mut self, peer: &PeerId) {
+        LightMachine::remove_peer(self, peer);
+    }
+    fn drain_peers(&mut self) -> Vec<PeerId> {
+        LightMachine::drain_peers(self)
+    }
+    fn num_peers(&self) -> usize {
         self.peers.len()
     }
-
-    /// The next action.
-    pub fn poll_action(&mut self) -> Option<Action> {
+    fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
+        match incoming {
+            Incoming::MacroChain(r) => self.on_macro_chain(id, r, chain),
+            Incoming::Block(r) => self.on_block(id, *r, chain),
+            // Light sync never asks for heads.
+            Incoming::Head(_) => {}
+        }
+    }
+    fn resume(&mut self, chain: &LightBlockchain) {
+        LightMachine::resume(self, chain);
+    }
+    fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
+    fn stats(&self) -> LightStats {
+        self.stats
+    }
+}
 
+impl LightMachine {
     fn next_id(&mut self) -> RequestId {
         self.next_id += 1;
         self.next_id
@@ -147,12 +128,8 @@ impl LightMachine {
         self.requests.insert(id, peer);
         self.peers.insert(peer, PeerState::Discovering);
         self.stats.macro_chain_requests += 1;
-        self.actions.push_back(Action::RequestMacroChain {
-            id,
-            peer,
-            locators,
-            max_epochs: self.config.max_epochs.clamp(1, MAX_EPOCHS),
-        });
+        let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
+        self.actions.push_back(Action::Request { id, peer, request: Outgoing::MacroChain { locators, max_epochs } });
     }
 
     /// Starts syncing with a peer advertising `services` (`None`: unknown peer).
@@ -282,7 +259,7 @@ impl LightMachine {
                 f.in_flight.insert(id, (seq, hash));
             }
             self.stats.block_requests += 1;
-            self.actions.push_back(Action::RequestBlock { id, peer, hash });
+            self.actions.push_back(Action::Request { id, peer, request: Outgoing::Block { hash } });
         }
     }
 
@@ -359,12 +336,14 @@ mod tests {
         let mut m = LightMachine::new(LightConfig { window: 4, ..Default::default() });
         let peer = PeerId::from_index(1);
         m.add_peer(peer, Some(Services::HISTORY_NODE), &chain);
-        let Some(Action::RequestMacroChain { id, .. }) = m.poll_action() else { panic!("macro chain first") };
+        let Some(Action::Request { id, request: Outgoing::MacroChain { .. }, .. }) = m.poll_action() else {
+            panic!("macro chain first")
+        };
         let epochs = (0..10u8).map(|i| Blake2bHash([i; 32])).collect();
         m.on_macro_chain(id, Ok(Ok(MacroChain { epochs, checkpoint: None })), &chain);
         let mut requested = 0;
         while let Some(a) = m.poll_action() {
-            assert!(matches!(a, Action::RequestBlock { .. }));
+            assert!(matches!(a, Action::Request { request: Outgoing::Block { .. }, .. }));
             requested += 1;
         }
         assert_eq!(requested, 4);

@@ -5,9 +5,11 @@
 //!
 //! # Overview
 //! - [`machine::PicoMachine`] holds every decision and no I/O: inputs are peers and responses,
-//!   outputs are [`machine::Action`]s (send a request, emit a verdict, disconnect a peer).
-//! - [`PicoMacroSync`] is the thin async driver: it turns actions into network requests and
-//!   responses back into inputs, and implements `MacroSync`.
+//!   outputs are `petrel_sync_api::driver::Action`s (send a request, emit a verdict, disconnect a
+//!   peer).
+//! - [`PicoMacroSync`] is the machine in the shared async driver (`petrel_sync_api::driver`),
+//!   which turns actions into network requests and responses back into inputs, and implements
+//!   `MacroSync`.
 //!
 //! # Security considerations
 //! The first election block is trusted on first use: a peer that answers first can make the node
@@ -23,4 +25,4 @@ pub mod machine;
 
 pub use driver::{PicoMacroSync, SharedLightChain};
 pub use either::EitherSyncer;
-pub use machine::{Action, PicoConfig, PicoMachine, PicoStats};
+pub use machine::{PicoConfig, PicoMachine, PicoStats};

@@ -19,9 +19,7 @@ use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{BlockRequestError, ResponseHead};
 use petrel_sync_api::MacroSyncReturn;
-
-/// Identifies a request issued by the machine.
-pub type RequestId = u64;
+use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, RequestId};
 
 /// Settings.
 #[derive(Clone, Copy, Debug)]
@@ -37,36 +35,6 @@ impl Default for PicoConfig {
     fn default() -> Self {
         Self { required_services: Services::MACRO_CHAIN, max_rounds: 8 }
     }
-}
-
-/// What the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Send `RequestHead`.
-    RequestHead {
-        /// Request id.
-        id: RequestId,
-        /// Peer.
-        peer: PeerId,
-    },
-    /// Send `RequestBlock` without body.
-    RequestBlock {
-        /// Request id.
-        id: RequestId,
-        /// Peer.
-        peer: PeerId,
-        /// Block hash.
-        hash: Blake2bHash,
-    },
-    /// Report a verdict.
-    Emit(MacroSyncReturn),
-    /// Disconnect (and for `Malicious`, ban) a peer.
-    Disconnect {
-        /// Peer.
-        peer: PeerId,
-        /// Reason.
-        reason: DisconnectReason,
-    },
 }
 
 #[derive(Debug)]
@@ -101,30 +69,44 @@ pub struct PicoMachine {
     stats: PicoStats,
 }
 
-impl PicoMachine {
-    /// A machine with no peers.
-    pub fn new(config: PicoConfig) -> Self {
+impl Machine for PicoMachine {
+    type Config = PicoConfig;
+    type Stats = PicoStats;
+    fn new(config: PicoConfig) -> Self {
         Self { config, ..Default::default() }
     }
-
-    /// Counters.
-    pub fn stats(&self) -> PicoStats {
+    fn add_peer(&mut self, peer: PeerId, services: Option<Services>, _chain: &LightBlockchain) {
+        PicoMachine::add_peer(self, peer, services);
+    }
+    fn remove_peer(&mut self, peer: &PeerId) {
+        PicoMachine::remove_peer(self, peer);
+    }
+    fn drain_peers(&mut self) -> Vec<PeerId> {
+        PicoMachine::drain_peers(self)
+    }
+    fn num_peers(&self) -> usize {
+        self.peers.len()
+    }
+    fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
+        match incoming {
+            Incoming::Head(r) => self.on_head(id, r, chain),
+            Incoming::Block(r) => self.on_block(id, *r, chain),
+            // Pico never asks for the macro chain.
+            Incoming::MacroChain(_) => {}
+        }
+    }
+    fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+    fn stats(&self) -> PicoStats {
         self.stats
     }
+}
 
+impl PicoMachine {
     /// The peer whose election block was adopted on trust.
     pub fn optimistic_source(&self) -> Option<PeerId> {
         self.optimistic_source
-    }
-
-    /// Peers being synced.
-    pub fn num_peers(&self) -> usize {
-        self.peers.len()
-    }
-
-    /// The next action, if any.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
     }
 
     fn request_head(&mut self, peer: PeerId, round: u32) {
@@ -132,7 +114,7 @@ impl PicoMachine {
         self.requests.insert(id, peer);
         self.peers.insert(peer, PeerState::AwaitingHead { round });
         self.stats.head_requests += 1;
-        self.actions.push_back(Action::RequestHead { id, peer });
+        self.actions.push_back(Action::Request { id, peer, request: Outgoing::Head });
     }
 
     fn next_id(&mut self) -> RequestId {
@@ -212,7 +194,7 @@ impl PicoMachine {
             let id = self.next_id();
             self.requests.insert(id, peer);
             self.stats.block_requests += 1;
-            self.actions.push_back(Action::RequestBlock { id, peer, hash: *hash });
+            self.actions.push_back(Action::Request { id, peer, request: Outgoing::Block { hash: *hash } });
         }
         self.peers.insert(peer, PeerState::AwaitingBlocks { round, wanted });
     }
