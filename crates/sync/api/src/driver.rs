@@ -230,3 +230,70 @@ impl<M: Machine, N: Network> MacroSync for MachineDriver<M, N> {
         self.machine.num_peers()
     }
 }
+
+/// The bookkeeping every machine needs: per-peer state, which peer each outstanding request went
+/// to, and the queue of actions for the driver.
+#[derive(Debug)]
+pub struct PeerBook<S> {
+    /// State per peer being synced.
+    pub peers: std::collections::HashMap<PeerId, S>,
+    requests: std::collections::HashMap<RequestId, PeerId>,
+    next_id: RequestId,
+    actions: VecDeque<Action>,
+}
+
+impl<S> Default for PeerBook<S> {
+    fn default() -> Self {
+        Self { peers: Default::default(), requests: Default::default(), next_id: 0, actions: VecDeque::new() }
+    }
+}
+
+impl<S> PeerBook<S> {
+    /// Queues a request to `peer` and returns its id.
+    pub fn request(&mut self, peer: PeerId, request: Outgoing) -> RequestId {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.requests.insert(id, peer);
+        self.actions.push_back(Action::Request { id, peer, request });
+        id
+    }
+
+    /// The peer an answered request went to, if it is still outstanding (forgets the request).
+    pub fn answered(&mut self, id: RequestId) -> Option<PeerId> {
+        self.requests.remove(&id)
+    }
+
+    /// Queues a verdict.
+    pub fn emit(&mut self, verdict: MacroSyncReturn) {
+        self.actions.push_back(Action::Emit(verdict));
+    }
+
+    /// Forgets a peer and its outstanding requests.
+    pub fn remove(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+        self.requests.retain(|_, p| p != peer);
+    }
+
+    /// Forgets every peer and returns them.
+    pub fn drain(&mut self) -> Vec<PeerId> {
+        self.requests.clear();
+        self.peers.drain().map(|(p, _)| p).collect()
+    }
+
+    /// Forgets a peer and reports its verdict.
+    pub fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
+        self.remove(&peer);
+        self.emit(verdict);
+    }
+
+    /// Forgets a peer and disconnects it.
+    pub fn fail(&mut self, peer: PeerId, reason: DisconnectReason) {
+        self.remove(&peer);
+        self.actions.push_back(Action::Disconnect { peer, reason });
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+}

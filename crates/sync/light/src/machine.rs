@@ -7,7 +7,7 @@ use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{BlockRequestError, MAX_EPOCHS, MacroChain, MacroChainError};
 use petrel_sync_api::MacroSyncReturn;
-use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, RequestId};
+use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, PeerBook, RequestId};
 
 /// Settings.
 #[derive(Clone, Copy, Debug)]
@@ -66,10 +66,7 @@ pub struct LightStats {
 #[derive(Debug, Default)]
 pub struct LightMachine {
     config: LightConfig,
-    peers: HashMap<PeerId, PeerState>,
-    requests: HashMap<RequestId, PeerId>,
-    next_id: RequestId,
-    actions: VecDeque<Action>,
+    book: PeerBook<PeerState>,
     stats: LightStats,
 }
 
@@ -83,13 +80,13 @@ impl Machine for LightMachine {
         LightMachine::add_peer(self, peer, services, chain);
     }
     fn remove_peer(&mut self, peer: &PeerId) {
-        LightMachine::remove_peer(self, peer);
+        self.book.remove(peer);
     }
     fn drain_peers(&mut self) -> Vec<PeerId> {
-        LightMachine::drain_peers(self)
+        self.book.drain()
     }
     fn num_peers(&self) -> usize {
-        self.peers.len()
+        self.book.peers.len()
     }
     fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
         match incoming {
@@ -103,7 +100,7 @@ impl Machine for LightMachine {
         LightMachine::resume(self, chain);
     }
     fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.book.poll_action()
     }
     fn stats(&self) -> LightStats {
         self.stats
@@ -111,13 +108,7 @@ impl Machine for LightMachine {
 }
 
 impl LightMachine {
-    fn next_id(&mut self) -> RequestId {
-        self.next_id += 1;
-        self.next_id
-    }
-
     fn discover(&mut self, peer: PeerId, chain: &LightBlockchain) {
-        let id = self.next_id();
         let mut locators = Vec::with_capacity(2);
         let macro_hash = chain.macro_head().hash();
         let election_hash = chain.election_head().hash();
@@ -125,20 +116,19 @@ impl LightMachine {
             locators.push(macro_hash);
         }
         locators.push(election_hash);
-        self.requests.insert(id, peer);
-        self.peers.insert(peer, PeerState::Discovering);
+        self.book.peers.insert(peer, PeerState::Discovering);
         self.stats.macro_chain_requests += 1;
         let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
-        self.actions.push_back(Action::Request { id, peer, request: Outgoing::MacroChain { locators, max_epochs } });
+        self.book.request(peer, Outgoing::MacroChain { locators, max_epochs });
     }
 
     /// Starts syncing with a peer advertising `services` (`None`: unknown peer).
     pub fn add_peer(&mut self, peer: PeerId, services: Option<Services>, chain: &LightBlockchain) {
-        if self.peers.contains_key(&peer) {
+        if self.book.peers.contains_key(&peer) {
             return;
         }
         if !services.is_some_and(|s| s.contains(self.config.required_services)) {
-            self.actions.push_back(Action::Emit(MacroSyncReturn::Incompatible(peer)));
+            self.book.emit(MacroSyncReturn::Incompatible(peer));
             return;
         }
         self.discover(peer, chain);
@@ -147,36 +137,22 @@ impl LightMachine {
     /// Asks parked peers again once nobody is fetching. The driver calls it before handling
     /// actions.
     pub fn resume(&mut self, chain: &LightBlockchain) {
-        if self.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
+        if self.book.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
             return;
         }
         let parked: Vec<_> =
-            self.peers.iter().filter(|(_, s)| matches!(s, PeerState::Parked)).map(|(p, _)| *p).collect();
+            self.book.peers.iter().filter(|(_, s)| matches!(s, PeerState::Parked)).map(|(p, _)| *p).collect();
         for peer in parked {
             self.discover(peer, chain);
         }
     }
 
-    /// Forgets a peer.
-    pub fn remove_peer(&mut self, peer: &PeerId) {
-        self.peers.remove(peer);
-        self.requests.retain(|_, p| p != peer);
-    }
-
-    /// Removes and returns every peer.
-    pub fn drain_peers(&mut self) -> Vec<PeerId> {
-        self.requests.clear();
-        self.peers.drain().map(|(p, _)| p).collect()
-    }
-
     fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
-        self.remove_peer(&peer);
-        self.actions.push_back(Action::Emit(verdict));
+        self.book.finish(peer, verdict);
     }
 
     fn fail(&mut self, peer: PeerId, reason: DisconnectReason) {
-        self.remove_peer(&peer);
-        self.actions.push_back(Action::Disconnect { peer, reason });
+        self.book.fail(peer, reason);
     }
 
     fn transport_reason(e: &RequestError) -> DisconnectReason {
@@ -190,8 +166,8 @@ impl LightMachine {
         result: Result<Result<MacroChain, MacroChainError>, RequestError>,
         chain: &LightBlockchain,
     ) {
-        let Some(peer) = self.requests.remove(&id) else { return };
-        if !matches!(self.peers.get(&peer), Some(PeerState::Discovering)) {
+        let Some(peer) = self.book.answered(id) else { return };
+        if !matches!(self.book.peers.get(&peer), Some(PeerState::Discovering)) {
             return;
         }
         let answer = match result {
@@ -221,8 +197,8 @@ impl LightMachine {
         if answer.epochs.is_empty() && checkpoint.is_none() {
             return self.finish(peer, MacroSyncReturn::Good(peer));
         }
-        if self.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
-            self.peers.insert(peer, PeerState::Parked);
+        if self.book.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
+            self.book.peers.insert(peer, PeerState::Parked);
             return;
         }
         let mut items: Vec<(Blake2bHash, u32)> = answer
@@ -234,14 +210,14 @@ impl LightMachine {
         items.extend(checkpoint.map(|(n, h)| (h, n)));
         let queue = items.into_iter().enumerate().map(|(seq, (h, n))| (seq, h, n)).collect::<VecDeque<_>>();
         let fetch = Fetch { total: queue.len(), queue, ..Default::default() };
-        self.peers.insert(peer, PeerState::Fetching(fetch));
+        self.book.peers.insert(peer, PeerState::Fetching(fetch));
         self.fill_window(peer, chain.macro_head().block_number());
     }
 
     fn fill_window(&mut self, peer: PeerId, adopted_up_to: u32) {
         let window = self.config.window.max(1);
         let mut issue = Vec::new();
-        if let Some(PeerState::Fetching(f)) = self.peers.get_mut(&peer) {
+        if let Some(PeerState::Fetching(f)) = self.book.peers.get_mut(&peer) {
             while f.in_flight.len() + f.received.len() + issue.len() < window {
                 let Some((seq, hash, number)) = f.queue.pop_front() else { break };
                 if number <= adopted_up_to {
@@ -253,13 +229,11 @@ impl LightMachine {
             }
         }
         for (seq, hash) in issue {
-            let id = self.next_id();
-            self.requests.insert(id, peer);
-            if let Some(PeerState::Fetching(f)) = self.peers.get_mut(&peer) {
+            let id = self.book.request(peer, Outgoing::Block { hash });
+            if let Some(PeerState::Fetching(f)) = self.book.peers.get_mut(&peer) {
                 f.in_flight.insert(id, (seq, hash));
             }
             self.stats.block_requests += 1;
-            self.actions.push_back(Action::Request { id, peer, request: Outgoing::Block { hash } });
         }
     }
 
@@ -270,8 +244,8 @@ impl LightMachine {
         result: Result<Result<Block, BlockRequestError>, RequestError>,
         chain: &mut LightBlockchain,
     ) {
-        let Some(peer) = self.requests.remove(&id) else { return };
-        let Some(PeerState::Fetching(fetch)) = self.peers.get_mut(&peer) else { return };
+        let Some(peer) = self.book.answered(id) else { return };
+        let Some(PeerState::Fetching(fetch)) = self.book.peers.get_mut(&peer) else { return };
         let Some((seq, hash)) = fetch.in_flight.remove(&id) else { return };
         match result {
             Ok(Ok(Block::Macro(block))) if block.hash() == hash => {
@@ -285,7 +259,7 @@ impl LightMachine {
         }
         // Apply in order.
         loop {
-            let Some(PeerState::Fetching(fetch)) = self.peers.get_mut(&peer) else { return };
+            let Some(PeerState::Fetching(fetch)) = self.book.peers.get_mut(&peer) else { return };
             let Some(entry) = fetch.received.remove(&fetch.next) else { break };
             fetch.next += 1;
             let done = fetch.next == fetch.total;

@@ -12,14 +12,12 @@
 //!
 //! A peer whose macro head is older than ours is Outdated (the reference looped on it).
 
-use std::collections::{HashMap, VecDeque};
-
 use petrel_blockchain::{LightBlockchain, PushResult};
 use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{BlockRequestError, ResponseHead};
 use petrel_sync_api::MacroSyncReturn;
-use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, RequestId};
+use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, PeerBook, RequestId};
 
 /// Settings.
 #[derive(Clone, Copy, Debug)]
@@ -60,10 +58,7 @@ pub struct PicoStats {
 #[derive(Debug, Default)]
 pub struct PicoMachine {
     config: PicoConfig,
-    peers: HashMap<PeerId, PeerState>,
-    requests: HashMap<RequestId, PeerId>,
-    next_id: RequestId,
-    actions: VecDeque<Action>,
+    book: PeerBook<PeerState>,
     /// The peer whose election block we adopted optimistically, if any.
     optimistic_source: Option<PeerId>,
     stats: PicoStats,
@@ -79,13 +74,13 @@ impl Machine for PicoMachine {
         PicoMachine::add_peer(self, peer, services);
     }
     fn remove_peer(&mut self, peer: &PeerId) {
-        PicoMachine::remove_peer(self, peer);
+        self.book.remove(peer);
     }
     fn drain_peers(&mut self) -> Vec<PeerId> {
-        PicoMachine::drain_peers(self)
+        self.book.drain()
     }
     fn num_peers(&self) -> usize {
-        self.peers.len()
+        self.book.peers.len()
     }
     fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
         match incoming {
@@ -96,7 +91,7 @@ impl Machine for PicoMachine {
         }
     }
     fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.book.poll_action()
     }
     fn stats(&self) -> PicoStats {
         self.stats
@@ -110,56 +105,35 @@ impl PicoMachine {
     }
 
     fn request_head(&mut self, peer: PeerId, round: u32) {
-        let id = self.next_id();
-        self.requests.insert(id, peer);
-        self.peers.insert(peer, PeerState::AwaitingHead { round });
+        self.book.peers.insert(peer, PeerState::AwaitingHead { round });
         self.stats.head_requests += 1;
-        self.actions.push_back(Action::Request { id, peer, request: Outgoing::Head });
-    }
-
-    fn next_id(&mut self) -> RequestId {
-        self.next_id += 1;
-        self.next_id
+        self.book.request(peer, Outgoing::Head);
     }
 
     /// Starts syncing with a peer that advertises `services` (`None`: unknown peer).
     pub fn add_peer(&mut self, peer: PeerId, services: Option<Services>) {
-        if self.peers.contains_key(&peer) {
+        if self.book.peers.contains_key(&peer) {
             return;
         }
         if !services.is_some_and(|s| s.contains(self.config.required_services)) {
-            self.actions.push_back(Action::Emit(MacroSyncReturn::Incompatible(peer)));
+            self.book.emit(MacroSyncReturn::Incompatible(peer));
             return;
         }
         self.request_head(peer, 0);
     }
 
-    /// Forgets a peer (it left); its outstanding responses are ignored.
-    pub fn remove_peer(&mut self, peer: &PeerId) {
-        self.peers.remove(peer);
-        self.requests.retain(|_, p| p != peer);
-    }
-
-    /// Removes and returns every peer.
-    pub fn drain_peers(&mut self) -> Vec<PeerId> {
-        self.requests.clear();
-        self.peers.drain().map(|(p, _)| p).collect()
-    }
-
     fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
-        self.remove_peer(&peer);
-        self.actions.push_back(Action::Emit(verdict));
+        self.book.finish(peer, verdict);
     }
 
     fn fail(&mut self, peer: PeerId, reason: DisconnectReason) {
-        self.remove_peer(&peer);
-        self.actions.push_back(Action::Disconnect { peer, reason });
+        self.book.fail(peer, reason);
     }
 
     /// A head response (or its failure) arrived.
     pub fn on_head(&mut self, id: RequestId, result: Result<ResponseHead, RequestError>, chain: &mut LightBlockchain) {
-        let Some(peer) = self.requests.remove(&id) else { return };
-        let Some(PeerState::AwaitingHead { round }) = self.peers.get(&peer) else { return };
+        let Some(peer) = self.book.answered(id) else { return };
+        let Some(PeerState::AwaitingHead { round }) = self.book.peers.get(&peer) else { return };
         let round = *round;
         let head = match result {
             Ok(h) => h,
@@ -191,12 +165,10 @@ impl PicoMachine {
             return self.finish(peer, MacroSyncReturn::Outdated(peer));
         }
         for (hash, _) in &wanted {
-            let id = self.next_id();
-            self.requests.insert(id, peer);
             self.stats.block_requests += 1;
-            self.actions.push_back(Action::Request { id, peer, request: Outgoing::Block { hash: *hash } });
+            self.book.request(peer, Outgoing::Block { hash: *hash });
         }
-        self.peers.insert(peer, PeerState::AwaitingBlocks { round, wanted });
+        self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, wanted });
     }
 
     /// A block response (or its failure) arrived.
@@ -206,7 +178,7 @@ impl PicoMachine {
         result: Result<Result<Block, BlockRequestError>, RequestError>,
         chain: &mut LightBlockchain,
     ) {
-        let Some(peer) = self.requests.remove(&id) else { return };
+        let Some(peer) = self.book.answered(id) else { return };
         let block = match result {
             Ok(Ok(block)) => block,
             // A peer that just announced the hash and now does not know it, or a transport error.
@@ -216,7 +188,7 @@ impl PicoMachine {
                 return self.fail(peer, reason);
             }
         };
-        let Some(PeerState::AwaitingBlocks { wanted, .. }) = self.peers.get_mut(&peer) else { return };
+        let Some(PeerState::AwaitingBlocks { wanted, .. }) = self.book.peers.get_mut(&peer) else { return };
         let hash = block.hash();
         let slot = wanted.iter_mut().find(|(h, got)| *h == hash && got.is_none());
         match (slot, block) {
@@ -227,7 +199,7 @@ impl PicoMachine {
         if wanted.iter().any(|(_, got)| got.is_none()) {
             return;
         }
-        let Some(PeerState::AwaitingBlocks { round, wanted }) = self.peers.remove(&peer) else { return };
+        let Some(PeerState::AwaitingBlocks { round, wanted }) = self.book.peers.remove(&peer) else { return };
         for (_, block) in wanted {
             let Some(block) = block else { continue };
             if let Err(verdict) = self.apply(peer, block, chain) {
