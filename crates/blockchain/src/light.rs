@@ -105,6 +105,10 @@ impl LightBlockchain {
         if let Some(p) = path
             && p.exists()
         {
+            let len = std::fs::metadata(p).map_err(ChainError::from)?.len();
+            if len > MAX_LIGHT_FILE as u64 {
+                return Err(ChainError::corrupted("light chain file", format!("{len} bytes, over the limit")).into());
+            }
             let bytes = std::fs::read(p).map_err(ChainError::from)?;
             let stored: Persisted =
                 codec::decode(&bytes, MAX_LIGHT_FILE).map_err(|e| ChainError::corrupted("light chain file", e))?;

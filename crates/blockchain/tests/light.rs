@@ -126,3 +126,21 @@ fn a_checkpoint_anchor_and_invented_validators() {
     // An anchor that is not an election block is refused.
     assert!(matches!(LightBlockchain::new(&g, Some(macro_at(&blocks, 12)), None), Err(LightError::NotElection(12))));
 }
+
+#[test]
+fn a_damaged_light_chain_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    let path = dir.path().join("light.bin");
+    std::fs::write(&path, [7u8; 100]).unwrap();
+    assert!(matches!(
+        LightBlockchain::new(&g, None, Some(&path)),
+        Err(LightError::Chain(ChainError::Corrupted { .. }))
+    ));
+    std::fs::write(&path, vec![0u8; petrel_blockchain::MAX_LIGHT_FILE + 1]).unwrap();
+    assert!(matches!(
+        LightBlockchain::new(&g, None, Some(&path)),
+        Err(LightError::Chain(ChainError::Corrupted { .. }))
+    ));
+}

@@ -119,6 +119,9 @@ impl NodeHandle {
 /// restarts.
 fn node_key(data_dir: &Path) -> Result<[u8; 32]> {
     let path = data_dir.join("node.key");
+    if path.metadata().is_ok_and(|m| m.len() != 32) {
+        bail!("{} is not a 32-byte key; delete it to make a new one", path.display());
+    }
     if let Ok(bytes) = std::fs::read(&path) {
         return bytes
             .try_into()
