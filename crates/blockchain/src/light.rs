@@ -50,6 +50,7 @@ impl LightError {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Persisted {
     anchor_hash: Blake2bHash,
+    optimistic: bool,
     election_head: MacroBlock,
     macro_head: MacroBlock,
     head: Block,
@@ -65,6 +66,8 @@ pub struct LightBlockchain {
     macro_head: MacroBlock,
     head: Block,
     batch: VecDeque<Block>,
+    /// Whether an election block was adopted on trust since the anchor (pico).
+    optimistic: bool,
     path: Option<PathBuf>,
     events: broadcast::Sender<ChainEvent>,
 }
@@ -99,6 +102,7 @@ impl LightBlockchain {
             head: Block::Macro(anchor.clone()),
             anchor,
             batch: VecDeque::new(),
+            optimistic: false,
             path: path.map(Path::to_path_buf),
             events: broadcast::channel(EVENT_CAPACITY).0,
         };
@@ -118,6 +122,7 @@ impl LightBlockchain {
             if stored.election_head.header.validators.is_none() {
                 return Err(ChainError::corrupted("light chain file", "election head without validators").into());
             }
+            chain.optimistic = stored.optimistic;
             chain.election_head = stored.election_head;
             chain.macro_head = stored.macro_head;
             chain.head = stored.head;
@@ -168,6 +173,12 @@ impl LightBlockchain {
             election_hash: self.election_head.hash(),
         }
     }
+    /// Whether the chain rests on an election block adopted on trust (pico) rather than verified
+    /// from the anchor. Survives restarts; cleared by [`Self::reset`].
+    pub fn is_optimistic(&self) -> bool {
+        self.optimistic
+    }
+
     /// Whether the chain is still at its anchor.
     pub fn at_anchor(&self) -> bool {
         self.head.hash() == self.anchor.hash()
@@ -197,7 +208,11 @@ impl LightBlockchain {
         Block::Macro(block.clone())
             .verify_intrinsic(self.network, &self.policy, false)
             .map_err(|e| ChainError::block(number, e))?;
-        self.adopt_macro(block)?;
+        self.optimistic = true;
+        if let Err(e) = self.adopt_macro(block) {
+            self.optimistic = false;
+            return Err(e.into());
+        }
         Ok(PushResult::Extended)
     }
 
@@ -283,6 +298,7 @@ impl LightBlockchain {
         self.macro_head = self.anchor.clone();
         self.head = Block::Macro(self.anchor.clone());
         self.batch.clear();
+        self.optimistic = false;
         self.save()
     }
 
@@ -290,6 +306,7 @@ impl LightBlockchain {
         let Some(path) = &self.path else { return Ok(()) };
         let persisted = Persisted {
             anchor_hash: self.anchor.hash(),
+            optimistic: self.optimistic,
             election_head: self.election_head.clone(),
             macro_head: self.macro_head.clone(),
             head: self.head.clone(),

@@ -69,6 +69,8 @@ pub struct BlockLiveSync<N: Network, C: SyncChain> {
     gossip: Option<BoxStream<'static, GossipMessage<Block>>>,
     buffer: BTreeMap<u32, Vec<(Block, PeerId)>>,
     buffered: usize,
+    /// Buffered blocks per source peer (each peer may fill at most one window of heights).
+    buffered_by: std::collections::HashMap<PeerId, usize>,
     missing: FuturesUnordered<BoxFuture<'static, MissingResult>>,
     requested_targets: HashSet<Blake2bHash>,
     events: VecDeque<LiveSyncEvent>,
@@ -93,6 +95,7 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
             gossip: None,
             buffer: BTreeMap::new(),
             buffered: 0,
+            buffered_by: std::collections::HashMap::new(),
             missing: FuturesUnordered::new(),
             requested_targets: HashSet::new(),
             events: VecDeque::new(),
@@ -105,7 +108,33 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
         self.buffered
     }
 
+    /// Accounts for blocks leaving the buffer.
+    fn unbuffer(&mut self, entries: &[(Block, PeerId)]) {
+        self.buffered -= entries.len();
+        for (_, source) in entries {
+            if let Some(n) = self.buffered_by.get_mut(source) {
+                *n -= 1;
+                if *n == 0 {
+                    self.buffered_by.remove(source);
+                }
+            }
+        }
+    }
+
+    /// Forgets the blocks a peer buffered.
+    fn unbuffer_peer(&mut self, peer: &PeerId) {
+        let mut removed = Vec::new();
+        for entries in self.buffer.values_mut() {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(entries).into_iter().partition(|(_, s)| s == peer);
+            *entries = kept;
+            removed.extend(gone);
+        }
+        self.buffer.retain(|_, v| !v.is_empty());
+        self.unbuffer(&removed);
+    }
+
     fn drop_peer(&mut self, peer: PeerId, event: LiveSyncEvent) {
+        self.unbuffer_peer(&peer);
         if self.peers.remove(&peer) {
             self.events.push_back(event);
         }
@@ -143,16 +172,24 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
             let old: Vec<u32> = self.buffer.range(..=head.block_number).map(|(n, _)| *n).collect();
             for n in old {
                 if let Some(v) = self.buffer.remove(&n) {
-                    self.buffered -= v.len();
+                    self.unbuffer(&v);
                 }
             }
-            let Some(candidates) = self.buffer.remove(&(head.block_number + 1)) else { return };
-            self.buffered -= candidates.len();
+            let Some(candidates) = self.buffer.remove(&head.block_number.saturating_add(1)) else { return };
+            self.unbuffer(&candidates);
             let mut progressed = false;
-            for (block, _) in candidates {
-                if *block.parent_hash() == head.block_hash && self.try_push(block, false) == Verdict::Accept {
-                    progressed = true;
-                    break;
+            for (block, source) in candidates {
+                if *block.parent_hash() != head.block_hash {
+                    continue;
+                }
+                match self.try_push(block, false) {
+                    Verdict::Accept => {
+                        progressed = true;
+                        break;
+                    }
+                    // Its announcer buffered a block that does not verify.
+                    Verdict::Reject => self.network.penalize(source, "invalid buffered block"),
+                    Verdict::Ignore => {}
                 }
             }
             if !progressed {
@@ -209,15 +246,18 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
         if number <= self.chain.macro_head_number() || number <= head.block_number {
             return Verdict::Ignore;
         }
-        if self.buffered < self.config.buffer_max {
-            let parent = *block.parent_hash();
+        let parent = *block.parent_hash();
+        let by_source = self.buffered_by.get(&source).copied().unwrap_or(0);
+        if self.buffered < self.config.buffer_max && by_source < self.config.window_ahead_max as usize {
             let slot = self.buffer.entry(number).or_default();
             if !slot.iter().any(|(b, _)| b.hash() == hash) {
                 slot.push((block, source));
                 self.buffered += 1;
+                *self.buffered_by.entry(source).or_default() += 1;
             }
-            self.request_missing(parent, source);
         }
+        // Even with a full buffer the gap is worth fetching: the next announcement then connects.
+        self.request_missing(parent, source);
         Verdict::Ignore
     }
 
@@ -259,8 +299,9 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
             self.events.push_back(LiveSyncEvent::ReceivedMissingBlocks(count));
         }
         self.release_buffer();
-        // One answer covers at most a batch: continue towards the target if still missing.
-        if last.is_some() && last != Some(target) && !self.chain.knows(&target) && self.peers.contains(&peer) {
+        // One answer covers at most a batch: continue towards the target if still missing, but
+        // only if this answer made progress (an answer that advances nothing is not asked again).
+        if count > 0 && last != Some(target) && !self.chain.knows(&target) && self.peers.contains(&peer) {
             self.request_missing(target, peer);
         }
     }
@@ -321,6 +362,7 @@ impl<N: Network, C: SyncChain> LiveSync for BlockLiveSync<N, C> {
 
     fn remove_peer(&mut self, peer: &PeerId) {
         self.peers.remove(peer);
+        self.unbuffer_peer(peer);
     }
 
     fn peers(&self) -> Vec<PeerId> {

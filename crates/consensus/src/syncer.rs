@@ -188,10 +188,12 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
 
     fn on_verdict(&mut self, verdict: MacroSyncReturn) {
         match verdict {
-            MacroSyncReturn::Good(p) => {
+            // A verdict can arrive after its peer left: only connected peers join live sync.
+            MacroSyncReturn::Good(p) if self.network.peer_info(&p).is_some() => {
                 self.outdated.remove(&p);
                 self.live.add_peer(p);
             }
+            MacroSyncReturn::Good(_) => {}
             MacroSyncReturn::Outdated(p) => {
                 self.outdated.insert(p);
             }

@@ -155,8 +155,16 @@ impl LightMachine {
         self.book.fail(peer, reason);
     }
 
-    fn transport_reason(e: &RequestError) -> DisconnectReason {
-        if e.is_peer_fault() { DisconnectReason::Malicious } else { DisconnectReason::Error }
+    /// A request failed: a bad answer bans the peer; an overloaded peer is asked again later
+    /// (Outdated); anything else (timeout, closed connection) disconnects it.
+    fn request_failed(&mut self, peer: PeerId, e: &RequestError) {
+        if e.is_peer_fault() {
+            self.fail(peer, DisconnectReason::Malicious)
+        } else if matches!(e, RequestError::Busy | RequestError::RateLimited) {
+            self.finish(peer, MacroSyncReturn::Outdated(peer))
+        } else {
+            self.fail(peer, DisconnectReason::Error)
+        }
     }
 
     /// A macro-chain answer (or its failure) arrived.
@@ -174,7 +182,7 @@ impl LightMachine {
             Ok(Ok(answer)) => answer,
             // The peer does not know our locators: it is behind or on another chain.
             Ok(Err(_)) => return self.finish(peer, MacroSyncReturn::Outdated(peer)),
-            Err(e) => return self.fail(peer, Self::transport_reason(&e)),
+            Err(e) => return self.request_failed(peer, &e),
         };
         if answer.epochs.len() > usize::from(self.config.max_epochs.clamp(1, MAX_EPOCHS)) {
             return self.fail(peer, DisconnectReason::Malicious);
@@ -251,9 +259,9 @@ impl LightMachine {
             Ok(Ok(Block::Macro(block))) if block.hash() == hash => {
                 fetch.received.insert(seq, Some(block));
             }
-            // A block it announced but does not have, or a transport error.
-            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Error),
-            Err(e) => return self.fail(peer, Self::transport_reason(&e)),
+            // It listed this election block itself; macro blocks are never pruned.
+            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Malicious),
+            Err(e) => return self.request_failed(peer, &e),
             // Not the block we asked for.
             Ok(Ok(_)) => return self.fail(peer, DisconnectReason::Malicious),
         }
@@ -270,9 +278,14 @@ impl LightMachine {
             match result {
                 Ok(PushResult::Extended) => self.stats.verified_blocks += 1,
                 Ok(PushResult::Known | PushResult::Ignored) => {}
-                Err(e) => {
+                Err(e) if e.is_peer_fault() => {
                     tracing::info!(target: "sync::light", %peer, error = %e, "peer served a block that does not verify");
                     return self.fail(peer, DisconnectReason::Malicious);
+                }
+                Err(e) => {
+                    // Our own store failed (e.g. the light-chain file): not the peer's doing.
+                    tracing::warn!(target: "sync::light", %peer, error = %e, "cannot store the light chain");
+                    return self.finish(peer, MacroSyncReturn::Outdated(peer));
                 }
             }
             if done {

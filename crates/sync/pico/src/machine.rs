@@ -27,11 +27,15 @@ pub struct PicoConfig {
     /// Head rounds per peer before giving up on a peer that keeps moving (it is then emitted
     /// Good: live sync follows the rest).
     pub max_rounds: u32,
+    /// Distinct peers that must report being behind an election block we took on trust, on
+    /// another election block, before that block is treated as conflicting. Lower falls back on
+    /// any lagging peer; higher lets a liar claiming a future block hold out longer.
+    pub doubters_for_conflict: usize,
 }
 
 impl Default for PicoConfig {
     fn default() -> Self {
-        Self { required_services: Services::MACRO_CHAIN, max_rounds: 8 }
+        Self { required_services: Services::MACRO_CHAIN, max_rounds: 8, doubters_for_conflict: 2 }
     }
 }
 
@@ -61,6 +65,8 @@ pub struct PicoMachine {
     book: PeerBook<PeerState>,
     /// The peer whose election block we adopted optimistically, if any.
     optimistic_source: Option<PeerId>,
+    /// Peers that stand behind our trusted election block on another one (bounded by the peers).
+    doubters: std::collections::HashSet<PeerId>,
     stats: PicoStats,
 }
 
@@ -130,6 +136,18 @@ impl PicoMachine {
         self.book.fail(peer, reason);
     }
 
+    /// A request failed: a bad answer bans the peer; an overloaded peer is asked again later
+    /// (Outdated); anything else (timeout, closed connection) disconnects it.
+    fn request_failed(&mut self, peer: PeerId, e: &RequestError) {
+        if e.is_peer_fault() {
+            self.fail(peer, DisconnectReason::Malicious)
+        } else if matches!(e, RequestError::Busy | RequestError::RateLimited) {
+            self.finish(peer, MacroSyncReturn::Outdated(peer))
+        } else {
+            self.fail(peer, DisconnectReason::Error)
+        }
+    }
+
     /// A head response (or its failure) arrived.
     pub fn on_head(&mut self, id: RequestId, result: Result<ResponseHead, RequestError>, chain: &mut LightBlockchain) {
         let Some(peer) = self.book.answered(id) else { return };
@@ -137,16 +155,24 @@ impl PicoMachine {
         let round = *round;
         let head = match result {
             Ok(h) => h,
-            Err(e) => {
-                let reason = if e.is_peer_fault() { DisconnectReason::Malicious } else { DisconnectReason::Error };
-                return self.fail(peer, reason);
-            }
+            Err(e) => return self.request_failed(peer, &e),
         };
         let ours = chain.head();
         if head.macro_hash == ours.macro_hash && head.election_hash == ours.election_hash {
             return self.finish(peer, MacroSyncReturn::Good(peer));
         }
         if head.block_number < chain.macro_head().block_number() {
+            // Behind us. One lagging peer is normal; but if our chain rests on an election block
+            // taken on trust and several other peers all stand behind it on other election
+            // blocks, the trusted block may be a fabrication from the future: only verification
+            // (the fallback) can tell.
+            if chain.is_optimistic() && head.election_hash != ours.election_hash && self.optimistic_source != Some(peer)
+            {
+                self.doubters.insert(peer);
+                if self.doubters.len() >= self.config.doubters_for_conflict {
+                    return self.finish(peer, MacroSyncReturn::Conflicting(peer));
+                }
+            }
             return self.finish(peer, MacroSyncReturn::Outdated(peer));
         }
         if round >= self.config.max_rounds {
@@ -181,12 +207,9 @@ impl PicoMachine {
         let Some(peer) = self.book.answered(id) else { return };
         let block = match result {
             Ok(Ok(block)) => block,
-            // A peer that just announced the hash and now does not know it, or a transport error.
-            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Error),
-            Err(e) => {
-                let reason = if e.is_peer_fault() { DisconnectReason::Malicious } else { DisconnectReason::Error };
-                return self.fail(peer, reason);
-            }
+            // It announced this macro block in its head; macro blocks are never pruned.
+            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Malicious),
+            Err(e) => return self.request_failed(peer, &e),
         };
         let Some(PeerState::AwaitingBlocks { wanted, .. }) = self.book.peers.get_mut(&peer) else { return };
         let hash = block.hash();
@@ -244,9 +267,14 @@ impl PicoMachine {
         };
         match result {
             Ok(_) => Ok(()),
-            Err(e) => {
+            Err(e) if e.is_peer_fault() => {
                 tracing::debug!(target: "sync::pico", %peer, error = %e, "block does not apply");
                 Err(MacroSyncReturn::Conflicting(peer))
+            }
+            Err(e) => {
+                // Our own store failed (e.g. the light-chain file): not the peer's doing.
+                tracing::warn!(target: "sync::pico", %peer, error = %e, "cannot store the light chain");
+                Err(MacroSyncReturn::Outdated(peer))
             }
         }
     }
