@@ -292,6 +292,18 @@ impl<S> PeerBook<S> {
         self.actions.push_back(Action::Disconnect { peer, reason });
     }
 
+    /// A request to `peer` failed: a bad answer bans it; an overloaded peer is asked again later
+    /// (Outdated); anything else (timeout, closed connection) disconnects it.
+    pub fn request_failed(&mut self, peer: PeerId, e: &RequestError) {
+        if e.is_peer_fault() {
+            self.fail(peer, DisconnectReason::Malicious)
+        } else if matches!(e, RequestError::Busy | RequestError::RateLimited) {
+            self.finish(peer, MacroSyncReturn::Outdated(peer))
+        } else {
+            self.fail(peer, DisconnectReason::Error)
+        }
+    }
+
     /// The next action for the driver.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

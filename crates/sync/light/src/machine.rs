@@ -88,6 +88,9 @@ impl Machine for LightMachine {
     fn num_peers(&self) -> usize {
         self.book.peers.len()
     }
+    fn poll_action(&mut self) -> Option<Action> {
+        self.book.poll_action()
+    }
     fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
         match incoming {
             Incoming::MacroChain(r) => self.on_macro_chain(id, r, chain),
@@ -98,9 +101,6 @@ impl Machine for LightMachine {
     }
     fn resume(&mut self, chain: &LightBlockchain) {
         LightMachine::resume(self, chain);
-    }
-    fn poll_action(&mut self) -> Option<Action> {
-        self.book.poll_action()
     }
     fn stats(&self) -> LightStats {
         self.stats
@@ -147,26 +147,6 @@ impl LightMachine {
         }
     }
 
-    fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
-        self.book.finish(peer, verdict);
-    }
-
-    fn fail(&mut self, peer: PeerId, reason: DisconnectReason) {
-        self.book.fail(peer, reason);
-    }
-
-    /// A request failed: a bad answer bans the peer; an overloaded peer is asked again later
-    /// (Outdated); anything else (timeout, closed connection) disconnects it.
-    fn request_failed(&mut self, peer: PeerId, e: &RequestError) {
-        if e.is_peer_fault() {
-            self.fail(peer, DisconnectReason::Malicious)
-        } else if matches!(e, RequestError::Busy | RequestError::RateLimited) {
-            self.finish(peer, MacroSyncReturn::Outdated(peer))
-        } else {
-            self.fail(peer, DisconnectReason::Error)
-        }
-    }
-
     /// A macro-chain answer (or its failure) arrived.
     pub fn on_macro_chain(
         &mut self,
@@ -181,11 +161,11 @@ impl LightMachine {
         let answer = match result {
             Ok(Ok(answer)) => answer,
             // The peer does not know our locators: it is behind or on another chain.
-            Ok(Err(_)) => return self.finish(peer, MacroSyncReturn::Outdated(peer)),
-            Err(e) => return self.request_failed(peer, &e),
+            Ok(Err(_)) => return self.book.finish(peer, MacroSyncReturn::Outdated(peer)),
+            Err(e) => return self.book.request_failed(peer, &e),
         };
         if answer.epochs.len() > usize::from(self.config.max_epochs.clamp(1, MAX_EPOCHS)) {
-            return self.fail(peer, DisconnectReason::Malicious);
+            return self.book.fail(peer, DisconnectReason::Malicious);
         }
         let policy = *chain.policy();
         let our_epoch = policy.epoch_at(chain.election_head().block_number());
@@ -196,14 +176,14 @@ impl LightMachine {
                 || policy.is_election_block_at(number)
                 || policy.epoch_at(number) != expected_epoch
             {
-                return self.fail(peer, DisconnectReason::Malicious);
+                return self.book.fail(peer, DisconnectReason::Malicious);
             }
             if number <= chain.macro_head().block_number() {
                 checkpoint = None;
             }
         }
         if answer.epochs.is_empty() && checkpoint.is_none() {
-            return self.finish(peer, MacroSyncReturn::Good(peer));
+            return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
         if self.book.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
             self.book.peers.insert(peer, PeerState::Parked);
@@ -260,10 +240,10 @@ impl LightMachine {
                 fetch.received.insert(seq, Some(block));
             }
             // It listed this election block itself; macro blocks are never pruned.
-            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Malicious),
-            Err(e) => return self.request_failed(peer, &e),
+            Ok(Err(_)) => return self.book.fail(peer, DisconnectReason::Malicious),
+            Err(e) => return self.book.request_failed(peer, &e),
             // Not the block we asked for.
-            Ok(Ok(_)) => return self.fail(peer, DisconnectReason::Malicious),
+            Ok(Ok(_)) => return self.book.fail(peer, DisconnectReason::Malicious),
         }
         // Apply in order.
         loop {
@@ -280,12 +260,12 @@ impl LightMachine {
                 Ok(PushResult::Known | PushResult::Ignored) => {}
                 Err(e) if e.is_peer_fault() => {
                     tracing::info!(target: "sync::light", %peer, error = %e, "peer served a block that does not verify");
-                    return self.fail(peer, DisconnectReason::Malicious);
+                    return self.book.fail(peer, DisconnectReason::Malicious);
                 }
                 Err(e) => {
                     // Our own store failed (e.g. the light-chain file): not the peer's doing.
                     tracing::warn!(target: "sync::light", %peer, error = %e, "cannot store the light chain");
-                    return self.finish(peer, MacroSyncReturn::Outdated(peer));
+                    return self.book.finish(peer, MacroSyncReturn::Outdated(peer));
                 }
             }
             if done {

@@ -88,6 +88,9 @@ impl Machine for PicoMachine {
     fn num_peers(&self) -> usize {
         self.book.peers.len()
     }
+    fn poll_action(&mut self) -> Option<Action> {
+        self.book.poll_action()
+    }
     fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
         match incoming {
             Incoming::Head(r) => self.on_head(id, r, chain),
@@ -95,9 +98,6 @@ impl Machine for PicoMachine {
             // Pico never asks for the macro chain.
             Incoming::MacroChain(_) => {}
         }
-    }
-    fn poll_action(&mut self) -> Option<Action> {
-        self.book.poll_action()
     }
     fn stats(&self) -> PicoStats {
         self.stats
@@ -128,26 +128,6 @@ impl PicoMachine {
         self.request_head(peer, 0);
     }
 
-    fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
-        self.book.finish(peer, verdict);
-    }
-
-    fn fail(&mut self, peer: PeerId, reason: DisconnectReason) {
-        self.book.fail(peer, reason);
-    }
-
-    /// A request failed: a bad answer bans the peer; an overloaded peer is asked again later
-    /// (Outdated); anything else (timeout, closed connection) disconnects it.
-    fn request_failed(&mut self, peer: PeerId, e: &RequestError) {
-        if e.is_peer_fault() {
-            self.fail(peer, DisconnectReason::Malicious)
-        } else if matches!(e, RequestError::Busy | RequestError::RateLimited) {
-            self.finish(peer, MacroSyncReturn::Outdated(peer))
-        } else {
-            self.fail(peer, DisconnectReason::Error)
-        }
-    }
-
     /// A head response (or its failure) arrived.
     pub fn on_head(&mut self, id: RequestId, result: Result<ResponseHead, RequestError>, chain: &mut LightBlockchain) {
         let Some(peer) = self.book.answered(id) else { return };
@@ -155,11 +135,11 @@ impl PicoMachine {
         let round = *round;
         let head = match result {
             Ok(h) => h,
-            Err(e) => return self.request_failed(peer, &e),
+            Err(e) => return self.book.request_failed(peer, &e),
         };
         let ours = chain.head();
         if head.macro_hash == ours.macro_hash && head.election_hash == ours.election_hash {
-            return self.finish(peer, MacroSyncReturn::Good(peer));
+            return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
         if head.block_number < chain.macro_head().block_number() {
             // Behind us. One lagging peer is normal; but if our chain rests on an election block
@@ -170,14 +150,14 @@ impl PicoMachine {
             {
                 self.doubters.insert(peer);
                 if self.doubters.len() >= self.config.doubters_for_conflict {
-                    return self.finish(peer, MacroSyncReturn::Conflicting(peer));
+                    return self.book.finish(peer, MacroSyncReturn::Conflicting(peer));
                 }
             }
-            return self.finish(peer, MacroSyncReturn::Outdated(peer));
+            return self.book.finish(peer, MacroSyncReturn::Outdated(peer));
         }
         if round >= self.config.max_rounds {
             // The peer keeps moving; live sync follows from here.
-            return self.finish(peer, MacroSyncReturn::Good(peer));
+            return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
         let mut wanted = Vec::with_capacity(2);
         if head.election_hash != ours.election_hash {
@@ -188,7 +168,7 @@ impl PicoMachine {
         }
         if wanted.is_empty() {
             // Same election block, peer's macro head is its election block and ours is newer.
-            return self.finish(peer, MacroSyncReturn::Outdated(peer));
+            return self.book.finish(peer, MacroSyncReturn::Outdated(peer));
         }
         for (hash, _) in &wanted {
             self.stats.block_requests += 1;
@@ -208,8 +188,8 @@ impl PicoMachine {
         let block = match result {
             Ok(Ok(block)) => block,
             // It announced this macro block in its head; macro blocks are never pruned.
-            Ok(Err(_)) => return self.fail(peer, DisconnectReason::Malicious),
-            Err(e) => return self.request_failed(peer, &e),
+            Ok(Err(_)) => return self.book.fail(peer, DisconnectReason::Malicious),
+            Err(e) => return self.book.request_failed(peer, &e),
         };
         let Some(PeerState::AwaitingBlocks { wanted, .. }) = self.book.peers.get_mut(&peer) else { return };
         let hash = block.hash();
@@ -217,7 +197,7 @@ impl PicoMachine {
         match (slot, block) {
             (Some(slot), Block::Macro(m)) => slot.1 = Some(m),
             // Not what we asked for, or not a macro block: provably bad.
-            _ => return self.fail(peer, DisconnectReason::Malicious),
+            _ => return self.book.fail(peer, DisconnectReason::Malicious),
         }
         if wanted.iter().any(|(_, got)| got.is_none()) {
             return;
@@ -226,7 +206,7 @@ impl PicoMachine {
         for (_, block) in wanted {
             let Some(block) = block else { continue };
             if let Err(verdict) = self.apply(peer, block, chain) {
-                return self.finish(peer, verdict);
+                return self.book.finish(peer, verdict);
             }
         }
         self.request_head(peer, round + 1);
