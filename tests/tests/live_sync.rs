@@ -2,16 +2,16 @@
 //! out of order (buffered, gaps fetched with missing-block requests), and after falling far
 //! behind (the peer is Ahead: back to macro sync, then live again).
 
+mod common;
+
 use std::time::Duration;
 
 use futures::StreamExt;
-use petrel_consensus::{BlockLiveSync, ConsensusEvent, EstablishedConfig, LiveConfig, Syncer, SyncerConfig};
+use petrel_consensus::ConsensusEvent;
 use petrel_network_api::{NetworkExt, Services};
 use petrel_network_mock::{HubConfig, MockHub};
 use petrel_protocol::BlockHeaders;
 use petrel_sync_api::LiveSyncEvent;
-use petrel_sync_light::LightConfig;
-use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
 use petrel_test_utils::{TestChain, serve};
 
 #[tokio::test(start_paused = true)]
@@ -22,12 +22,7 @@ async fn follows_in_order_out_of_order_and_after_a_gap() {
     let node = hub.node(Services::NONE);
     let peer = serve(&hub, &server, Services::HISTORY_NODE);
     let chain = server.light_chain();
-    let pico = PicoMacroSync::new(node.clone(), chain.clone(), PicoConfig::default());
-    let either = EitherSyncer::new(pico, chain.clone(), node.clone(), LightConfig::default());
-    let live = BlockLiveSync::new(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
-    let mut config = SyncerConfig::for_batch(policy.blocks_per_batch);
-    config.established = EstablishedConfig { min_peers: 1, ..Default::default() };
-    let mut syncer = Syncer::new(node.clone(), chain.clone(), either, live, config);
+    let mut syncer = common::pico_syncer(&node, &chain, &policy, 1);
     hub.connect(node.peer_id(), peer.peer_id()).unwrap();
 
     // Drives the syncer until `cond` holds on the light chain, collecting events.

@@ -2,17 +2,17 @@
 //! invented; pico adopts it, an honest peer conflicts, the node falls back to Light Macro Sync,
 //! ends established on the honest chain, and the liar is banned.
 
+mod common;
+
 use std::time::Duration;
 
 use futures::StreamExt;
-use petrel_consensus::{BlockLiveSync, ConsensusEvent, EstablishedConfig, LiveConfig, Syncer, SyncerConfig};
+use petrel_consensus::ConsensusEvent;
 use petrel_network_api::{Request, Services};
 use petrel_network_mock::{HubConfig, MockHub, ScriptedReply};
 use petrel_primitives::{Block, codec};
 use petrel_protocol::*;
 use petrel_sync_api::MacroSyncReturn;
-use petrel_sync_light::LightConfig;
-use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
 use petrel_test_utils::{TestChain, serve, test_producer};
 
 #[tokio::test(start_paused = true)]
@@ -67,12 +67,7 @@ async fn lying_first_peer(claimed_number: Option<u32>) {
     });
 
     let chain = honest.light_chain();
-    let pico = PicoMacroSync::new(node.clone(), chain.clone(), PicoConfig::default());
-    let either = EitherSyncer::new(pico, chain.clone(), node.clone(), LightConfig::default());
-    let live = BlockLiveSync::new(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
-    let mut config = SyncerConfig::for_batch(policy.blocks_per_batch);
-    config.established = EstablishedConfig { min_peers: 1, ..Default::default() };
-    let mut syncer = Syncer::new(node.clone(), chain.clone(), either, live, config);
+    let mut syncer = common::pico_syncer(&node, &chain, &policy, 1);
 
     // The liar answers first: pico adopts its election block on trust.
     hub.connect(node.peer_id(), liar.peer_id()).unwrap();
