@@ -21,7 +21,9 @@ use futures::future::BoxFuture;
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, Stream, StreamExt};
 use petrel_blockchain::PushResult;
-use petrel_network_api::{GossipMessage, Network, NetworkError, NetworkExt, PeerId, RequestError, Verdict};
+use petrel_network_api::{
+    GossipMessage, Network, NetworkError, NetworkExt, PeerId, Penalty, PenaltyReason, RequestError, Severity, Verdict,
+};
 use petrel_primitives::{Blake2bHash, Block};
 use petrel_protocol::{BlockHeaders, FullBlocks, MissingBlocksError, RequestMissingBlocks, ResponseBlocks};
 use petrel_sync_api::{LiveSync, LiveSyncEvent, PeerList};
@@ -188,7 +190,9 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
                         break;
                     }
                     // Its announcer buffered a block that does not verify.
-                    Verdict::Reject => self.network.penalize(source, "invalid buffered block"),
+                    Verdict::Reject => self
+                        .network
+                        .penalize(source, Penalty::new(Severity::InvalidData, PenaltyReason::InvalidBufferedBlock)),
                     Verdict::Ignore => {}
                 }
             }
@@ -269,7 +273,7 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
             Ok(Err(_)) => return,
             Err(e) => {
                 if e.is_peer_fault() {
-                    self.network.penalize(peer, "bad missing-blocks response");
+                    self.network.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::MalformedResponse));
                 }
                 return;
             }
@@ -282,14 +286,14 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
                 continue;
             }
             if *block.parent_hash() != head.block_hash || block.has_body() != self.chain.wants_bodies() {
-                self.network.penalize(peer, "missing blocks do not connect");
+                self.network.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::DisconnectedBlocks));
                 break;
             }
             last = Some(block.hash());
             match self.try_push(block, false) {
                 Verdict::Accept => count += 1,
                 Verdict::Reject => {
-                    self.network.penalize(peer, "invalid missing block");
+                    self.network.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::InvalidBlock));
                     break;
                 }
                 Verdict::Ignore => break,

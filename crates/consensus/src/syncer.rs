@@ -12,7 +12,10 @@
 //! | live Behind | outdated |
 //! | live Ahead | macro sync |
 //!
-//! Head requests go to every live peer every `head_request_interval`; a head we do not know is
+//! Head requests go to every live peer as soon as the live set changes (a peer turned Good, joined
+//! from the incompatible set, fell Behind/Ahead or left) and otherwise every `head_request_interval`
+//! after the last round, so a node is established within a round trip of finishing macro sync
+//! instead of at the next interval. A head we do not know is
 //! fetched (once per hash) and pushed into live sync, which is how a quiet chain is caught up; a
 //! block whose hash differs from the one asked for bans the peer.
 
@@ -24,7 +27,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, Stream, StreamExt};
-use petrel_network_api::{DisconnectReason, Network, NetworkEvent, NetworkExt, PeerId, RequestError};
+use petrel_network_api::{
+    DisconnectReason, Network, NetworkEvent, NetworkExt, PeerId, Penalty, PenaltyReason, RequestError, Severity,
+};
 use petrel_primitives::{Blake2bHash, Block};
 use petrel_protocol::{BlockRequestError, RequestBlock, RequestHead, ResponseHead};
 use petrel_sync_api::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
@@ -110,6 +115,8 @@ pub struct Syncer<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> {
     stats: SyncerStats,
     out: VecDeque<ConsensusEvent>,
     started: bool,
+    /// The live set changed since the last head round started: start one as soon as none runs.
+    round_wanted: bool,
 }
 
 fn event_stream(rx: tokio::sync::broadcast::Receiver<NetworkEvent>) -> BoxStream<'static, NetworkEvent> {
@@ -156,6 +163,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
             stats: SyncerStats::default(),
             out: VecDeque::new(),
             started: false,
+            round_wanted: false,
         }
     }
 
@@ -181,6 +189,9 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
 
     fn peer_left(&mut self, peer: &PeerId) {
         self.macro_sync.remove_peer(peer);
+        if self.live.peers().contains(peer) {
+            self.round_wanted = true;
+        }
         self.live.remove_peer(peer);
         self.outdated.remove(peer);
         self.incompatible.remove(peer);
@@ -192,6 +203,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
             MacroSyncReturn::Good(p) if self.network.peer_info(&p).is_some() => {
                 self.outdated.remove(&p);
                 self.live.add_peer(p);
+                self.round_wanted = true;
             }
             MacroSyncReturn::Good(_) => {}
             MacroSyncReturn::Outdated(p) => {
@@ -202,7 +214,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
                 self.check_incompatible(p);
             }
             MacroSyncReturn::Conflicting(p) => {
-                self.network.penalize(p, "conflicting macro chain");
+                self.network.penalize(p, Penalty::new(Severity::InvalidData, PenaltyReason::ConflictingChain));
                 let mut peers = self.live.peers();
                 for q in &peers {
                     self.live.remove_peer(q);
@@ -243,6 +255,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
         if synced {
             self.incompatible.remove(&peer);
             self.live.add_peer(peer);
+            self.round_wanted = true;
         }
     }
 
@@ -254,8 +267,12 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
             }
             LiveSyncEvent::Behind(p) => {
                 self.outdated.insert(*p);
+                self.round_wanted = true;
             }
-            LiveSyncEvent::Ahead(p) => self.macro_sync.add_peer(*p),
+            LiveSyncEvent::Ahead(p) => {
+                self.macro_sync.add_peer(*p);
+                self.round_wanted = true;
+            }
             _ => {}
         }
         self.out.push_back(ConsensusEvent::Live(event));
@@ -380,6 +397,13 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
             }
             if this.head_timer.poll_tick(cx).is_ready() {
                 this.start_head_round();
+                progressed = true;
+            }
+            if this.round_wanted && this.head_round.is_none() {
+                this.round_wanted = false;
+                this.start_head_round();
+                // The next periodic round comes one interval after this one.
+                this.head_timer.reset();
                 progressed = true;
             }
             if let Some(round) = this.head_round.as_mut()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use petrel_blockchain::LightBlockchain;
-use petrel_network_api::{Network, PeerId, Services};
+use petrel_network_api::{PeerId, Services};
 use petrel_network_mock::{HubConfig, MockHub, MockNetwork, ScriptedReply};
 use petrel_sync_api::{MacroSync, MacroSyncReturn};
 
@@ -138,7 +138,8 @@ pub async fn disconnect_mid_request<R: Runner>() {
     assert!(!h.hub.is_connected(h.node.peer_id(), quitter.peer_id()));
 }
 
-/// A peer answering garbage is banned; an honest peer still gets us synced.
+/// A peer answering garbage is penalised for invalid data (not banned at once: repeated faults
+/// ban it through its reputation) and set aside as Outdated; an honest peer still gets us synced.
 pub async fn garbage_answers<R: Runner>() {
     let server = TestChain::build(1, 8 * 5 + 4);
     let mut h = Harness::<R>::new(&server);
@@ -147,14 +148,20 @@ pub async fn garbage_answers<R: Runner>() {
     h.add(liar.peer_id());
     let honest = serve(&h.hub, &server, Services::HISTORY_NODE);
     h.add(honest.peer_id());
-    assert_eq!(h.next().await, Some(MacroSyncReturn::Good(honest.peer_id())));
-    // Give the disconnect of the liar time to happen (it runs beside the honest sync).
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(h.node.is_banned(&liar.peer_id()), "garbage is provably bad: banned");
+    let mut verdicts = vec![h.next().await, h.next().await];
+    verdicts.sort_by_key(|v| v.map(|v| v.peer()));
+    let mut expected =
+        vec![Some(MacroSyncReturn::Outdated(liar.peer_id())), Some(MacroSyncReturn::Good(honest.peer_id()))];
+    expected.sort_by_key(|v| v.map(|v| v.peer()));
+    assert_eq!(verdicts, expected);
+    assert_eq!(h.node.score(&liar.peer_id()), -h.hub.config().penalty, "one invalid-data penalty");
+    assert!(!h.node.is_banned(&liar.peer_id()));
+    assert_eq!(h.node.score(&honest.peer_id()), 0);
     assert_eq!(h.macro_head(), head_of(&server));
 }
 
-/// Every peer fails (silent, then timing out): no verdict, everyone disconnected, chain untouched.
+/// Every peer fails by timing out: each is Outdated (asked again later) with a minor penalty, none
+/// is disconnected, and the chain is untouched.
 pub async fn every_peer_failing<R: Runner>() {
     let server = TestChain::build(1, 8);
     let mut h = Harness::<R>::new(&server);
@@ -162,9 +169,17 @@ pub async fn every_peer_failing<R: Runner>() {
     let b = h.hub.scripted_node(Services::HISTORY_NODE, |_, _, _| ScriptedReply::Silence);
     h.add(a.peer_id());
     h.add(b.peer_id());
-    assert_eq!(h.next().await, None);
+    let mut verdicts = vec![h.next().await, h.next().await];
+    verdicts.sort_by_key(|v| v.map(|v| v.peer()));
+    let mut expected = vec![Some(MacroSyncReturn::Outdated(a.peer_id())), Some(MacroSyncReturn::Outdated(b.peer_id()))];
+    expected.sort_by_key(|v| v.map(|v| v.peer()));
+    assert_eq!(verdicts, expected);
     assert_eq!(h.sync.num_peers(), 0);
-    assert!(h.node.peers().is_empty(), "failed peers are disconnected");
+    let minor = -(h.hub.config().penalty / 5).max(1);
+    for peer in [a.peer_id(), b.peer_id()] {
+        assert_eq!(h.node.score(&peer), minor, "a timeout costs a minor penalty");
+        assert!(h.hub.is_connected(h.node.peer_id(), peer), "a timeout does not disconnect");
+    }
     assert!(h.chain.lock().expect("lock").at_anchor());
 }
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::{
-    DisconnectReason, GossipId, InboundRequest, Network, NetworkError, NetworkEvent, PeerId, PeerInfo, RequestError,
-    RequestLimits, ResponseFrame, Verdict,
+    DisconnectReason, GossipId, InboundRequest, Network, NetworkError, NetworkEvent, PeerId, PeerInfo, Penalty,
+    RequestError, RequestLimits, ResponseFrame, Verdict,
 };
 
 /// Counters of a [`Counting`] network.
@@ -118,8 +118,8 @@ impl<N: Network> Network for Counting<N> {
     fn validate(&self, id: GossipId, verdict: Verdict) {
         self.inner.validate(id, verdict)
     }
-    fn penalize(&self, peer: PeerId, reason: &'static str) {
-        self.inner.penalize(peer, reason)
+    fn penalize(&self, peer: PeerId, penalty: Penalty) {
+        self.inner.penalize(peer, penalty)
     }
     fn disconnect(&self, peer: PeerId, reason: DisconnectReason) -> impl Future<Output = ()> + Send {
         self.inner.disconnect(peer, reason)

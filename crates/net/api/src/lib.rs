@@ -21,7 +21,7 @@ pub use network::{
     InboundRequest, Network, NetworkExt, RequestLimits, ResponseFrame, TypedInbound, TypedRequests,
     decode_response_frame,
 };
-pub use peer::{DisconnectReason, NetworkEvent, PeerId, PeerInfo, Services};
+pub use peer::{DisconnectReason, NetworkEvent, PeerId, PeerInfo, Penalty, PenaltyReason, Services, Severity};
 pub use request::{Request, ResponseStatus};
 
 /// Capacity of every peer-event subscription; a subscriber that falls behind loses the oldest

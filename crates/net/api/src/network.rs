@@ -9,8 +9,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::request::{Request, ResponseStatus};
 use crate::{
-    DisconnectReason, GossipId, GossipMessage, InboundError, NetworkError, NetworkEvent, PeerId, PeerInfo,
-    RequestError, Services, Topic, Verdict,
+    DisconnectReason, GossipId, GossipMessage, InboundError, NetworkError, NetworkEvent, PeerId, PeerInfo, Penalty,
+    PenaltyReason, RequestError, Services, Severity, Topic, Verdict,
 };
 
 /// Limits of one request type, enforced by the serving side.
@@ -181,8 +181,9 @@ pub trait Network: Clone + Send + Sync + Unpin + 'static {
     /// Reports the verdict on a received gossip message.
     fn validate(&self, id: GossipId, verdict: Verdict);
 
-    /// Lowers a peer's reputation for a protocol fault; repeated faults ban it.
-    fn penalize(&self, peer: PeerId, reason: &'static str);
+    /// Lowers a peer's reputation for a protocol fault by the penalty's severity; repeated faults
+    /// ban it, and a [`crate::Severity::Malicious`] one bans it at once.
+    fn penalize(&self, peer: PeerId, penalty: Penalty);
 
     /// Disconnects a peer; [`DisconnectReason::Malicious`] also bans it.
     fn disconnect(&self, peer: PeerId, reason: DisconnectReason) -> impl Future<Output = ()> + Send;
@@ -250,7 +251,7 @@ pub trait NetworkExt: Network {
                 match codec::decode::<R>(&raw.payload, R::MAX_REQUEST_SIZE) {
                     Ok(request) => return Some((TypedInbound { peer: raw.peer, request, responder: raw }, (rx, net))),
                     Err(_) => {
-                        net.penalize(raw.peer, "malformed request");
+                        net.penalize(raw.peer, Penalty::new(Severity::InvalidData, PenaltyReason::MalformedRequest));
                         let _ = raw.respond(ResponseStatus::Malformed, &[]);
                     }
                 }

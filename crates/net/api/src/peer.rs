@@ -110,3 +110,107 @@ pub enum DisconnectReason {
     /// The peer sent provably bad data: it is banned.
     Malicious,
 }
+
+/// How much a fault says about a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Could be bad luck or load (a slow answer, a refused request): a small penalty; only many
+    /// of them ban.
+    Minor,
+    /// Provably wrong data that an honest but buggy or lagging peer could send (an undecodable
+    /// frame, blocks that do not connect): the standard penalty.
+    InvalidData,
+    /// Provably bad data no honest peer sends (a block that fails verification, an answer
+    /// contradicting what the peer itself announced): banned at once.
+    Malicious,
+}
+
+/// Why a peer is penalised. One variant per rule that penalises; the text is for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PenaltyReason {
+    /// A request to the peer timed out more often than the sync tolerates.
+    Unresponsive,
+    /// The peer's answer did not decode or was over the type's limit.
+    MalformedResponse,
+    /// The peer answered with something other than what was asked (another block, too many items).
+    WrongAnswer,
+    /// A block or proof the peer served does not verify.
+    InvalidBlock,
+    /// The peer says it lacks an item it announced itself.
+    MissingAnnounced,
+    /// The peer's macro chain conflicts with the one we verified or adopted.
+    ConflictingChain,
+    /// The peer announced a block that turned out invalid once its parent arrived.
+    InvalidBufferedBlock,
+    /// Blocks the peer sent in answer to a missing-blocks request do not connect to our chain.
+    DisconnectedBlocks,
+    /// A gossip message over the topic's size limit.
+    OversizedGossip,
+    /// A gossip message our validator rejected.
+    RejectedGossip,
+    /// A request over its type's size limit, or that does not decode.
+    MalformedRequest,
+    /// A request of a type we do not serve.
+    UnsupportedRequest,
+    /// More requests of one type than the per-peer rate limit allows.
+    RateLimitExceeded,
+}
+
+impl PenaltyReason {
+    /// A short description for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PenaltyReason::Unresponsive => "unresponsive",
+            PenaltyReason::MalformedResponse => "malformed response",
+            PenaltyReason::WrongAnswer => "answer differs from the request",
+            PenaltyReason::InvalidBlock => "served a block that does not verify",
+            PenaltyReason::MissingAnnounced => "lacks an item it announced",
+            PenaltyReason::ConflictingChain => "conflicting macro chain",
+            PenaltyReason::InvalidBufferedBlock => "announced an invalid block",
+            PenaltyReason::DisconnectedBlocks => "missing blocks do not connect",
+            PenaltyReason::OversizedGossip => "oversized gossip message",
+            PenaltyReason::RejectedGossip => "rejected gossip message",
+            PenaltyReason::MalformedRequest => "malformed request",
+            PenaltyReason::UnsupportedRequest => "unsupported request type",
+            PenaltyReason::RateLimitExceeded => "rate limit exceeded",
+        }
+    }
+}
+
+impl std::fmt::Display for PenaltyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A penalty: a severity and a typed reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Penalty {
+    /// How bad.
+    pub severity: Severity,
+    /// Why.
+    pub reason: PenaltyReason,
+}
+
+impl Penalty {
+    /// A penalty.
+    pub const fn new(severity: Severity, reason: PenaltyReason) -> Self {
+        Self { severity, reason }
+    }
+
+    /// The reputation points it costs, given the standard (invalid-data) penalty; `None` means
+    /// "ban at once". A minor fault costs a fifth of the standard penalty (at least one point).
+    pub fn points(self, standard: i32) -> Option<i32> {
+        match self.severity {
+            Severity::Minor => Some((standard / 5).max(1)),
+            Severity::InvalidData => Some(standard),
+            Severity::Malicious => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Penalty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({:?})", self.reason, self.severity)
+    }
+}

@@ -19,8 +19,8 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, Swarm, gossipsub, identify, ping};
 use petrel_network_api::{
-    DisconnectReason, GOSSIP_QUEUE, GossipId, InboundRequest, NetworkError, NetworkEvent, PeerId, PeerInfo,
-    RequestError, ResponseStatus, Services, Verdict,
+    DisconnectReason, GOSSIP_QUEUE, GossipId, InboundRequest, NetworkError, NetworkEvent, PeerId, PeerInfo, Penalty,
+    PenaltyReason, RequestError, ResponseStatus, Services, Severity, Verdict,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -246,9 +246,9 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             Command::Validate { id, verdict } => self.report_verdict(id, verdict),
-            Command::Penalize { peer, reason } => match self.ids.get(&peer).copied() {
-                Some(transport) => self.penalize(transport, reason),
-                None => tracing::debug!(target: "net", %peer, reason, "penalty for an unknown peer ignored"),
+            Command::Penalize { peer, penalty } => match self.ids.get(&peer).copied() {
+                Some(transport) => self.penalize(transport, penalty),
+                None => tracing::debug!(target: "net", %peer, %penalty, "penalty for an unknown peer ignored"),
             },
             Command::Disconnect { peer, reason, done } => {
                 if let Some(transport) = self.ids.get(&peer).copied() {
@@ -267,13 +267,17 @@ impl EventLoop {
 
     // ---- reputation and bans -------------------------------------------------------------
 
-    fn penalize(&mut self, peer: libp2p::PeerId, reason: &'static str) {
+    fn penalize(&mut self, peer: libp2p::PeerId, penalty: Penalty) {
         if self.bans.contains(&peer) {
             return;
         }
+        let reason = penalty.reason.as_str();
+        let Some(points) = penalty.points(PENALTY) else {
+            return self.ban(peer, reason);
+        };
         let connected = &self.connected;
-        let score = self.reputation.penalize(peer, PENALTY, Instant::now(), |p| connected.contains_key(p));
-        tracing::debug!(target: "net", %peer, reason, score, "peer penalized");
+        let score = self.reputation.penalize(peer, points, Instant::now(), |p| connected.contains_key(p));
+        tracing::debug!(target: "net", %peer, %penalty, score, "peer penalized");
         self.ids.insert(peer_id_of(&peer), peer);
         self.forget_stale_ids();
         if score <= self.ban_threshold {
@@ -330,10 +334,10 @@ impl EventLoop {
         peer: libp2p::PeerId,
         channel: ResponseChannel<WireResponse>,
         status: ResponseStatus,
-        reason: &'static str,
+        penalty: Penalty,
     ) {
         self.respond(channel, status_frame(status));
-        self.penalize(peer, reason);
+        self.penalize(peer, penalty);
     }
 
     fn on_inbound_request(
@@ -363,18 +367,33 @@ impl EventLoop {
         let Some(handler) = handlers.get(&type_id) else {
             drop(handlers);
             tracing::debug!(target: "net", peer = %id, type_id, "request of an unserved type");
-            return self.refuse(peer, channel, ResponseStatus::Unsupported, "unsupported request type");
+            return self.refuse(
+                peer,
+                channel,
+                ResponseStatus::Unsupported,
+                Penalty::new(Severity::InvalidData, PenaltyReason::UnsupportedRequest),
+            );
         };
         let limits = handler.limits;
         if request.payload.len() > limits.max_request_size {
             drop(handlers);
             tracing::debug!(target: "net", peer = %id, type_id, len = request.payload.len(), "oversized request");
-            return self.refuse(peer, channel, ResponseStatus::Malformed, "oversized request");
+            return self.refuse(
+                peer,
+                channel,
+                ResponseStatus::Malformed,
+                Penalty::new(Severity::InvalidData, PenaltyReason::MalformedRequest),
+            );
         }
         if !self.rate_limits.allow(peer, limits.type_id, limits.max_requests, limits.time_window, Instant::now()) {
             drop(handlers);
             tracing::debug!(target: "net", peer = %id, type_id, "request over the rate limit");
-            return self.refuse(peer, channel, ResponseStatus::RateLimited, "request rate limit exceeded");
+            return self.refuse(
+                peer,
+                channel,
+                ResponseStatus::RateLimited,
+                Penalty::new(Severity::InvalidData, PenaltyReason::RateLimitExceeded),
+            );
         }
         let (responder, answer) = oneshot::channel();
         let sent = handler.queue.try_send(InboundRequest { peer: id, payload: request.payload, responder });
@@ -437,7 +456,7 @@ impl EventLoop {
         if message.data.len() > sub.max_size {
             tracing::debug!(target: "net", %source, len = message.data.len(), "oversized gossip message");
             verdict(self, gossipsub::MessageAcceptance::Reject);
-            return self.penalize(source, "oversized gossip message");
+            return self.penalize(source, Penalty::new(Severity::InvalidData, PenaltyReason::OversizedGossip));
         }
         let queue = sub.queue.clone();
         let id = self.gossip_ids.insert((message_id.clone(), source));
@@ -474,7 +493,7 @@ impl EventLoop {
         };
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
         if verdict == Verdict::Reject {
-            self.penalize(source, "rejected gossip message");
+            self.penalize(source, Penalty::new(Severity::InvalidData, PenaltyReason::RejectedGossip));
         }
     }
 
@@ -650,7 +669,7 @@ impl EventLoop {
                 if let request_response::InboundFailure::Io(e) = &error
                     && e.kind() == std::io::ErrorKind::InvalidData
                 {
-                    self.penalize(peer, "undecodable request frame");
+                    self.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::MalformedRequest));
                 }
             }
             request_response::Event::ResponseSent { .. } => {}

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use libp2p::Multiaddr;
 use petrel_network_api::{
     DisconnectReason, EVENT_CAPACITY, GossipId, INBOUND_QUEUE, InboundRequest, Network, NetworkError, NetworkEvent,
-    PeerId, PeerInfo, RequestError, RequestLimits, ResponseFrame, Verdict, decode_response_frame,
+    PeerId, PeerInfo, Penalty, RequestError, RequestLimits, ResponseFrame, Verdict, decode_response_frame,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -47,7 +47,7 @@ pub(crate) enum Command {
     /// The verdict on a gossip message.
     Validate { id: GossipId, verdict: Verdict },
     /// Lower a peer's reputation.
-    Penalize { peer: PeerId, reason: &'static str },
+    Penalize { peer: PeerId, penalty: Penalty },
     /// Disconnect (and, for `Malicious`, ban) a peer.
     Disconnect { peer: PeerId, reason: DisconnectReason, done: oneshot::Sender<()> },
 }
@@ -256,8 +256,8 @@ impl Network for Libp2pNetwork {
         self.try_command(Command::Validate { id, verdict }, "a gossip verdict");
     }
 
-    fn penalize(&self, peer: PeerId, reason: &'static str) {
-        self.try_command(Command::Penalize { peer, reason }, "a penalty");
+    fn penalize(&self, peer: PeerId, penalty: Penalty) {
+        self.try_command(Command::Penalize { peer, penalty }, "a penalty");
     }
 
     /// When this returns, the peer is no longer listed (and `PeerLeft` was sent if it had joined).

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use petrel_network_api::{
-    EVENT_CAPACITY, GossipId, InboundRequest, NetworkEvent, PeerId, PeerInfo, RequestLimits, Services,
+    EVENT_CAPACITY, GossipId, InboundRequest, NetworkEvent, PeerId, PeerInfo, Penalty, RequestLimits, Services,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,8 +38,9 @@ pub struct HubConfig {
     pub loss: f64,
     /// How long a requester waits for a response, from sending the request.
     pub request_timeout: Duration,
-    /// Score a node subtracts from a peer per fault (oversized, unsupported or rate-limited request,
-    /// oversized or rejected gossip, `Network::penalize`).
+    /// Score a node subtracts from a peer per invalid-data fault (oversized, unsupported or
+    /// rate-limited request, oversized or rejected gossip, `Network::penalize` with
+    /// `Severity::InvalidData`); a minor fault costs a fifth of it, a malicious one bans.
     pub penalty: i32,
     /// A peer whose score falls to this value or below is banned: disconnected, and
     /// [`MockHub::connect`] refuses it afterwards. Scores start at 0.
@@ -420,13 +421,18 @@ impl State {
     }
 
     /// `node` lowers `peer`'s score by the configured penalty and bans it at the threshold.
-    pub(crate) fn penalize(&mut self, node: PeerId, peer: PeerId, reason: &'static str) {
-        let (penalty, ban_score) = (self.config.penalty, self.config.ban_score);
+    pub(crate) fn penalize(&mut self, node: PeerId, peer: PeerId, penalty: Penalty) {
+        let ban_score = self.config.ban_score;
+        let points = penalty.points(self.config.penalty);
+        let reason = penalty.reason.as_str();
         let Some(n) = self.nodes.get_mut(&node) else { return };
         let score = n.scores.entry(peer).or_insert(0);
-        *score = score.saturating_sub(penalty);
+        *score = match points {
+            Some(points) => score.saturating_sub(points),
+            None => ban_score,
+        };
         let score = *score;
-        tracing::debug!(target: TRACE_TARGET, %node, %peer, reason, score, "penalized");
+        tracing::debug!(target: TRACE_TARGET, %node, %peer, reason, severity = ?penalty.severity, score, "penalized");
         if score <= ban_score && !n.banned.contains(&peer) {
             self.ban(node, peer, reason);
         }

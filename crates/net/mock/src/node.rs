@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use petrel_network_api::{
     DisconnectReason, GOSSIP_QUEUE, GossipId, INBOUND_QUEUE, InboundRequest, Network, NetworkError, NetworkEvent,
-    PeerId, PeerInfo, RequestError, RequestLimits, ResponseFrame, Verdict, decode_response_frame,
+    PeerId, PeerInfo, Penalty, PenaltyReason, RequestError, RequestLimits, ResponseFrame, Severity, Verdict,
+    decode_response_frame,
 };
 use tokio::sync::{broadcast, mpsc};
 
@@ -331,12 +332,12 @@ impl Network for MockNetwork {
         let mut state = self.shared.lock();
         let Some(source) = state.node_mut(self.id).verdicts.remove(&id.0) else { return };
         if verdict == Verdict::Reject {
-            state.penalize(self.id, source, "rejected gossip");
+            state.penalize(self.id, source, Penalty::new(Severity::InvalidData, PenaltyReason::RejectedGossip));
         }
     }
 
-    fn penalize(&self, peer: PeerId, reason: &'static str) {
-        self.shared.lock().penalize(self.id, peer, reason);
+    fn penalize(&self, peer: PeerId, penalty: Penalty) {
+        self.shared.lock().penalize(self.id, peer, penalty);
     }
 
     fn disconnect(&self, peer: PeerId, reason: DisconnectReason) -> impl Future<Output = ()> + Send {

@@ -2,7 +2,7 @@
 //! rate limit, bounded queue) and to an arriving gossip message (subscription, size limit, bounded
 //! queue), with the penalties the real network gives.
 
-use petrel_network_api::{GossipId, InboundRequest, PeerId, ResponseStatus};
+use petrel_network_api::{GossipId, InboundRequest, PeerId, Penalty, PenaltyReason, ResponseStatus, Severity};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -36,7 +36,13 @@ impl State {
             return Served::Script(script.clone(), payload);
         }
         let Some(handler) = node.handlers.get(&type_id) else {
-            return self.refuse(server, from, type_id, ResponseStatus::Unsupported, Some("unsupported request"));
+            return self.refuse(
+                server,
+                from,
+                type_id,
+                ResponseStatus::Unsupported,
+                Some(Penalty::new(Severity::InvalidData, PenaltyReason::UnsupportedRequest)),
+            );
         };
         if handler.queue.is_closed() {
             node.handlers.remove(&type_id);
@@ -44,7 +50,13 @@ impl State {
         }
         let limits = handler.limits;
         if payload.len() > limits.max_request_size {
-            return self.refuse(server, from, type_id, ResponseStatus::Malformed, Some("oversized request"));
+            return self.refuse(
+                server,
+                from,
+                type_id,
+                ResponseStatus::Malformed,
+                Some(Penalty::new(Severity::InvalidData, PenaltyReason::MalformedRequest)),
+            );
         }
         let now = Instant::now();
         let window = node.windows.entry((from, type_id)).or_default();
@@ -52,7 +64,13 @@ impl State {
             window.pop_front();
         }
         if window.len() >= limits.max_requests as usize {
-            return self.refuse(server, from, type_id, ResponseStatus::RateLimited, Some("rate limit exceeded"));
+            return self.refuse(
+                server,
+                from,
+                type_id,
+                ResponseStatus::RateLimited,
+                Some(Penalty::new(Severity::InvalidData, PenaltyReason::RateLimitExceeded)),
+            );
         }
         window.push_back(now);
         let (responder, answer) = oneshot::channel();
@@ -75,11 +93,11 @@ impl State {
         from: PeerId,
         type_id: u16,
         status: ResponseStatus,
-        penalty: Option<&'static str>,
+        penalty: Option<Penalty>,
     ) -> Served {
         tracing::trace!(target: TRACE_TARGET, %server, %from, type_id, ?status, "request refused");
-        if let Some(reason) = penalty {
-            self.penalize(server, from, reason);
+        if let Some(penalty) = penalty {
+            self.penalize(server, from, penalty);
         }
         Served::Refused(status)
     }
@@ -100,7 +118,7 @@ impl State {
             return;
         }
         if data.len() > sub.max_size {
-            self.penalize(to, from, "oversized gossip");
+            self.penalize(to, from, Penalty::new(Severity::InvalidData, PenaltyReason::OversizedGossip));
             return;
         }
         let queue = sub.queue.clone();

@@ -19,10 +19,6 @@ pub const MAX_LARGE_RESPONSE: usize = 10 * 1024 * 1024;
 
 macro_rules! request {
     ($req:ty, $id:literal, $resp:ty, $max_req:expr, $max_resp:expr, $rate:literal) => {
-        impl $req {
-            /// The wire id, as a constant usable in tables.
-            pub const TYPE_ID_CONST: u16 = $id;
-        }
         impl Request for $req {
             const TYPE_ID: u16 = $id;
             const MAX_REQUEST_SIZE: usize = $max_req;

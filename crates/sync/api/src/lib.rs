@@ -2,9 +2,24 @@
 //!
 //! A macro sync brings the node to a peer's macro state and reports one [`MacroSyncReturn`] per peer;
 //! a live sync then follows new blocks. Consensus moves peers between the two (see
-//! `petrel-consensus`). Implementations are thin async drivers around sans-I/O state machines.
+//! `petrel-consensus`).
+//!
+//! # Overview
+//! - [`machine`]: the one shape of every sync machine ([`machine::Machine`], its
+//!   [`machine::Input`]s and [`machine::Action`]s) and the [`machine::PeerBook`] they share.
+//! - [`driver::MachineDriver`]: the one async driver that runs any machine over a network, with
+//!   its heavy work on the blocking pool.
+//! - [`queue::SyncQueue`]: the ordered multi-peer fetch queue.
+//! - [`light_chain`]: the light chain as the pico and light machines see it.
+//! - [`testing`]: made-up blocks and views, and a harness, for act → expect tests of machines.
 
 pub mod driver;
+pub mod light_chain;
+pub mod machine;
+pub mod queue;
+pub mod testing;
+
+pub use machine::Time;
 
 use std::collections::HashSet;
 

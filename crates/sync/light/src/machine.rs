@@ -1,13 +1,39 @@
 //! The light-sync state machine (no I/O).
+//!
+//! Per peer: `RequestMacroChain` with our locators → the election hashes after our election head
+//! and possibly a checkpoint. The first peer with something new opens a *round*: its hashes go
+//! into an ordered fetch queue ([`SyncQueue`]) and every peer whose own answer lists the same
+//! election chain joins the round as a fetcher, so several peers serve one download at once (a
+//! peer on another chain waits for the round to end). Blocks are released strictly in order and
+//! verified in batches by a job off the executor ([`LightWork::Push`]); when the round is done,
+//! its peers are asked again until they have nothing new (Good).
+//!
+//! Rules (each has a unit test in `tests.rs`):
+//! - a peer without the required services is Incompatible;
+//! - an answer longer than asked, or a checkpoint at a height that cannot be one, bans the peer;
+//! - a peer that does not know our locators is Outdated; a peer with nothing new is Good;
+//! - an answer to a locator we have moved past is asked again;
+//! - a block other than the one asked for bans its sender; "not found" for an election block the
+//!   peer listed bans it; for the checkpoint of another peer's list it is a failed fetch;
+//! - a failed or timed-out fetch is retried on another peer of the round; a peer that fails
+//!   `max_peer_failures` times in a row gets a minor penalty and is Outdated;
+//! - a block that fails verification bans its sender and ends the round (the others ask again);
+//! - our own store failing ends the round with every peer Outdated (not their fault);
+//! - an item no peer could deliver after `max_attempts` ends the round with its peers Outdated.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
+use std::time::Duration;
 
 use petrel_blockchain::{LightBlockchain, PushResult};
-use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
+use petrel_network_api::{PeerId, PenaltyReason, RequestError, Services, Severity};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
-use petrel_protocol::{BlockRequestError, MAX_EPOCHS, MacroChain, MacroChainError};
+use petrel_protocol::{
+    AnyResponse, BlockRequestError, MAX_EPOCHS, MacroChain, MacroChainError, RequestBlock, RequestMacroChain,
+};
 use petrel_sync_api::MacroSyncReturn;
-use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, PeerBook, RequestId};
+use petrel_sync_api::light_chain::{LightView, SharedLightChain, lock};
+use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
+use petrel_sync_api::queue::{QueueConfig, QueueError, SyncQueue};
 
 /// Settings.
 #[derive(Clone, Copy, Debug)]
@@ -16,39 +42,120 @@ pub struct LightConfig {
     pub required_services: Services,
     /// Election hashes asked for per macro-chain request (at most [`MAX_EPOCHS`]).
     pub max_epochs: u16,
-    /// Block requests in flight per peer. Higher hides latency; each costs one block of memory
-    /// (a few KiB of header and justification) while it waits to be applied in order.
-    pub window: usize,
+    /// The block fetch queue. Its window bounds memory: each block is a few KiB (header and
+    /// justification) while it waits to be verified in order.
+    pub queue: QueueConfig,
+    /// Reset the light chain to its anchor before syncing (the fallback from pico, which forgets
+    /// what it adopted on trust).
+    pub reset_first: bool,
 }
 
 impl Default for LightConfig {
     fn default() -> Self {
-        Self { required_services: Services::MACRO_CHAIN, max_epochs: MAX_EPOCHS, window: 16 }
+        Self {
+            required_services: Services::MACRO_CHAIN,
+            max_epochs: MAX_EPOCHS,
+            queue: QueueConfig {
+                window: 32,
+                per_peer: 16,
+                max_attempts: 4,
+                max_peer_failures: 3,
+                timeout: Duration::from_secs(10),
+            },
+            reset_first: false,
+        }
     }
 }
 
-#[derive(Debug)]
-enum PeerState {
-    Discovering,
-    /// Has blocks for us, but another peer is fetching: asked again when that one is done, so the
-    /// election chain is downloaded once, not once per peer.
-    Parked,
-    Fetching(Fetch),
+/// Light sync's jobs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LightWork {
+    /// Return the light chain to its anchor.
+    Reset,
+    /// Verify and adopt these macro blocks, in order, stopping at the first failure.
+    Push(Vec<MacroBlock>),
 }
 
-#[derive(Debug, Default)]
-struct Fetch {
-    /// Hashes not yet requested, with their sequence and block numbers.
-    queue: VecDeque<(usize, Blake2bHash, u32)>,
-    /// Requests in flight: id → (sequence, hash).
-    in_flight: HashMap<RequestId, (usize, Blake2bHash)>,
-    /// Received blocks waiting for their turn; `None` for a block skipped because another peer's
-    /// sync already adopted its height.
-    received: BTreeMap<usize, Option<MacroBlock>>,
-    /// Next sequence number to apply.
-    next: usize,
-    /// Number of blocks in this round.
-    total: usize,
+/// Why a pushed block was not adopted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushFailure {
+    /// The block does not verify: its sender is to blame.
+    Invalid(String),
+    /// Our own store failed.
+    Store(String),
+}
+
+/// What a [`LightWork`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LightOutcome {
+    /// The chain is at its anchor again (`Err`: in memory, but the file could not be written; the
+    /// next save writes it).
+    Reset(Result<(), String>),
+    /// `extended` blocks were adopted; `failure`: the index of the block that stopped the batch.
+    Pushed {
+        /// Blocks verified and adopted.
+        extended: u64,
+        /// The failing block's index in the batch, and why.
+        failure: Option<(usize, PushFailure)>,
+    },
+}
+
+/// Runs a light-sync job on the chain.
+pub fn execute(chain: &mut LightBlockchain, work: LightWork) -> LightOutcome {
+    match work {
+        LightWork::Reset => LightOutcome::Reset(chain.reset().map_err(|e| e.to_string())),
+        LightWork::Push(blocks) => {
+            let mut extended = 0;
+            for (i, block) in blocks.into_iter().enumerate() {
+                match chain.push_macro(block) {
+                    Ok(PushResult::Extended) => extended += 1,
+                    Ok(PushResult::Known | PushResult::Ignored) => {}
+                    Err(e) if e.is_peer_fault() => {
+                        return LightOutcome::Pushed {
+                            extended,
+                            failure: Some((i, PushFailure::Invalid(e.to_string()))),
+                        };
+                    }
+                    Err(e) => {
+                        return LightOutcome::Pushed {
+                            extended,
+                            failure: Some((i, PushFailure::Store(e.to_string()))),
+                        };
+                    }
+                }
+            }
+            LightOutcome::Pushed { extended, failure: None }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum PeerState {
+    /// Waits for the chain reset before discovery.
+    Pending,
+    /// `RequestMacroChain` sent while our election head was `base`.
+    Discovering { base: Blake2bHash },
+    /// Has blocks for us on a chain the current round does not share: asked again when it ends.
+    Waiting,
+    /// Fetches for the current round.
+    Fetching,
+}
+
+/// One download of an election chain.
+#[derive(Debug)]
+struct Round {
+    /// Our election head when the round's list was made.
+    base: Blake2bHash,
+    /// The election hashes of the round, oldest first (without the checkpoint).
+    epochs: Vec<Blake2bHash>,
+    /// The peer whose answer opened the round.
+    source: PeerId,
+    /// Ids: (hash, block number, index in the round's list).
+    queue: SyncQueue<(Blake2bHash, u32, usize), MacroBlock>,
+    /// Block requests in flight: request → (queue position, peer, hash, index in the list).
+    requests: HashMap<RequestId, (u64, PeerId, Blake2bHash, usize)>,
+    /// The batch being verified, with the sender of each block.
+    applying: Option<(JobId, Vec<PeerId>)>,
 }
 
 /// Counters.
@@ -60,47 +167,67 @@ pub struct LightStats {
     pub block_requests: u64,
     /// Blocks verified and adopted.
     pub verified_blocks: u64,
+    /// Rounds started.
+    pub rounds: u64,
 }
 
 /// The light machine.
 #[derive(Debug, Default)]
 pub struct LightMachine {
     config: LightConfig,
-    book: PeerBook<PeerState>,
+    book: PeerBook<PeerState, LightWork>,
+    round: Option<Round>,
+    reset_job: Option<JobId>,
     stats: LightStats,
 }
 
 impl Machine for LightMachine {
     type Config = LightConfig;
+    type Chain = SharedLightChain;
+    type View = LightView;
+    type Work = LightWork;
+    type Outcome = LightOutcome;
     type Stats = LightStats;
+
     fn new(config: LightConfig) -> Self {
-        Self { config, ..Default::default() }
+        let mut m = Self { config, ..Default::default() };
+        if config.reset_first {
+            m.reset_job = Some(m.book.apply(LightWork::Reset));
+        }
+        m
     }
-    fn add_peer(&mut self, peer: PeerId, services: Option<Services>, chain: &LightBlockchain) {
-        LightMachine::add_peer(self, peer, services, chain);
+    fn view(chain: &SharedLightChain) -> LightView {
+        LightView::of_shared(chain)
     }
-    fn remove_peer(&mut self, peer: &PeerId) {
-        self.book.remove(peer);
+    fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
+        execute(&mut lock(chain), work)
+    }
+    fn handle(&mut self, input: Input<LightOutcome>, now: Time, view: &LightView) {
+        match input {
+            Input::PeerJoined { peer, services } => self.add_peer(peer, services, view),
+            Input::PeerLeft { peer } => self.remove_peer(&peer),
+            Input::Response { id, response } => self.on_response(id, response, view),
+            Input::Applied { job, outcome } => self.on_applied(job, outcome, view),
+            Input::Tick => {
+                if let Some(round) = &mut self.round {
+                    round.queue.time_out(now);
+                }
+            }
+        }
+        self.pump(now, view);
+    }
+    fn poll_action(&mut self) -> Option<Action<LightWork>> {
+        self.book.poll_action()
+    }
+    fn next_wakeup(&self) -> Option<Time> {
+        self.round.as_ref().and_then(|r| r.queue.next_deadline())
     }
     fn drain_peers(&mut self) -> Vec<PeerId> {
+        self.round = None;
         self.book.drain()
     }
     fn num_peers(&self) -> usize {
         self.book.peers.len()
-    }
-    fn poll_action(&mut self) -> Option<Action> {
-        self.book.poll_action()
-    }
-    fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
-        match incoming {
-            Incoming::MacroChain(r) => self.on_macro_chain(id, r, chain),
-            Incoming::Block(r) => self.on_block(id, *r, chain),
-            // Light sync never asks for heads.
-            Incoming::Head(_) => {}
-        }
-    }
-    fn resume(&mut self, chain: &LightBlockchain) {
-        LightMachine::resume(self, chain);
     }
     fn stats(&self) -> LightStats {
         self.stats
@@ -108,67 +235,83 @@ impl Machine for LightMachine {
 }
 
 impl LightMachine {
-    fn discover(&mut self, peer: PeerId, chain: &LightBlockchain) {
+    fn discover(&mut self, peer: PeerId, view: &LightView) {
         let mut locators = Vec::with_capacity(2);
-        let macro_hash = chain.macro_head().hash();
-        let election_hash = chain.election_head().hash();
-        if macro_hash != election_hash {
-            locators.push(macro_hash);
+        if view.head.macro_hash != view.head.election_hash {
+            locators.push(view.head.macro_hash);
         }
-        locators.push(election_hash);
-        self.book.peers.insert(peer, PeerState::Discovering);
+        locators.push(view.head.election_hash);
+        self.book.peers.insert(peer, PeerState::Discovering { base: view.head.election_hash });
         self.stats.macro_chain_requests += 1;
         let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
-        self.book.request(peer, Outgoing::MacroChain { locators, max_epochs });
+        self.book.request(peer, RequestMacroChain { locators, max_epochs });
     }
 
-    /// Starts syncing with a peer advertising `services` (`None`: unknown peer).
-    pub fn add_peer(&mut self, peer: PeerId, services: Option<Services>, chain: &LightBlockchain) {
+    fn add_peer(&mut self, peer: PeerId, services: Option<Services>, view: &LightView) {
         if self.book.peers.contains_key(&peer) {
             return;
         }
         if !services.is_some_and(|s| s.contains(self.config.required_services)) {
-            self.book.emit(MacroSyncReturn::Incompatible(peer));
-            return;
+            return self.book.emit(MacroSyncReturn::Incompatible(peer));
         }
-        self.discover(peer, chain);
-    }
-
-    /// Asks parked peers again once nobody is fetching. The driver calls it before handling
-    /// actions.
-    pub fn resume(&mut self, chain: &LightBlockchain) {
-        if self.book.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
-            return;
-        }
-        let parked: Vec<_> =
-            self.book.peers.iter().filter(|(_, s)| matches!(s, PeerState::Parked)).map(|(p, _)| *p).collect();
-        for peer in parked {
-            self.discover(peer, chain);
+        if self.reset_job.is_some() {
+            self.book.peers.insert(peer, PeerState::Pending);
+        } else {
+            self.discover(peer, view);
         }
     }
 
-    /// A macro-chain answer (or its failure) arrived.
-    pub fn on_macro_chain(
-        &mut self,
-        id: RequestId,
-        result: Result<Result<MacroChain, MacroChainError>, RequestError>,
-        chain: &LightBlockchain,
-    ) {
+    /// Forgets a peer everywhere (the book, the round's queue and its requests).
+    fn remove_peer(&mut self, peer: &PeerId) {
+        self.book.remove(peer);
+        if let Some(round) = &mut self.round {
+            round.queue.remove_peer(peer);
+            round.requests.retain(|_, (_, p, _, _)| p != peer);
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, reason: PenaltyReason) {
+        self.remove_peer(&peer);
+        self.book.ban(peer, reason);
+    }
+
+    fn on_response(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, view: &LightView) {
         let Some(peer) = self.book.answered(id) else { return };
-        if !matches!(self.book.peers.get(&peer), Some(PeerState::Discovering)) {
-            return;
+        let fetch = self.round.as_mut().and_then(|r| r.requests.remove(&id));
+        match (fetch, response) {
+            (Some(fetch), Ok(AnyResponse::Block(block))) => self.on_block(peer, fetch, block),
+            (Some((seq, ..)), Err(e)) => {
+                if e.is_peer_fault() {
+                    self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+                }
+                if let Some(round) = &mut self.round {
+                    round.queue.failed(seq, peer);
+                }
+            }
+            (None, Ok(AnyResponse::MacroChain(answer))) => self.on_macro_chain(peer, answer, view),
+            (None, Err(e)) => self.book.request_failed(peer, &e),
+            // An answer of a type we did not ask for: the driver's bug, not the peer's.
+            _ => {}
         }
-        let answer = match result {
-            Ok(Ok(answer)) => answer,
+    }
+
+    fn on_macro_chain(&mut self, peer: PeerId, answer: Result<MacroChain, MacroChainError>, view: &LightView) {
+        let Some(PeerState::Discovering { base }) = self.book.peers.get(&peer) else { return };
+        let base = *base;
+        let answer = match answer {
+            Ok(answer) => answer,
             // The peer does not know our locators: it is behind or on another chain.
-            Ok(Err(_)) => return self.book.finish(peer, MacroSyncReturn::Outdated(peer)),
-            Err(e) => return self.book.request_failed(peer, &e),
+            Err(_) => return self.book.finish(peer, MacroSyncReturn::Outdated(peer)),
         };
         if answer.epochs.len() > usize::from(self.config.max_epochs.clamp(1, MAX_EPOCHS)) {
-            return self.book.fail(peer, DisconnectReason::Malicious);
+            return self.ban(peer, PenaltyReason::WrongAnswer);
         }
-        let policy = *chain.policy();
-        let our_epoch = policy.epoch_at(chain.election_head().block_number());
+        if base != view.head.election_hash {
+            // We moved on while it answered: its list starts at an old locator. Ask again.
+            return self.discover(peer, view);
+        }
+        let policy = view.policy;
+        let our_epoch = policy.epoch_at(view.election_number);
         let mut checkpoint = answer.checkpoint;
         if let Some((number, _)) = checkpoint {
             let expected_epoch = our_epoch + answer.epochs.len() as u32 + 1;
@@ -176,144 +319,157 @@ impl LightMachine {
                 || policy.is_election_block_at(number)
                 || policy.epoch_at(number) != expected_epoch
             {
-                return self.book.fail(peer, DisconnectReason::Malicious);
+                return self.ban(peer, PenaltyReason::WrongAnswer);
             }
-            if number <= chain.macro_head().block_number() {
+            if number <= view.macro_number {
                 checkpoint = None;
             }
         }
         if answer.epochs.is_empty() && checkpoint.is_none() {
             return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
-        if self.book.peers.values().any(|s| matches!(s, PeerState::Fetching(_))) {
-            self.book.peers.insert(peer, PeerState::Parked);
+        if let Some(round) = &mut self.round {
+            let shares = round.base == base
+                && answer.epochs.len() >= round.epochs.len()
+                && answer.epochs[..round.epochs.len()] == round.epochs[..];
+            let state = if shares {
+                round.queue.add_peer(peer);
+                PeerState::Fetching
+            } else {
+                PeerState::Waiting
+            };
+            self.book.peers.insert(peer, state);
             return;
         }
-        let mut items: Vec<(Blake2bHash, u32)> = answer
-            .epochs
-            .into_iter()
-            .enumerate()
-            .map(|(i, h)| (h, policy.election_block_of(our_epoch + i as u32 + 1)))
-            .collect();
-        items.extend(checkpoint.map(|(n, h)| (h, n)));
-        let queue = items.into_iter().enumerate().map(|(seq, (h, n))| (seq, h, n)).collect::<VecDeque<_>>();
-        let fetch = Fetch { total: queue.len(), queue, ..Default::default() };
-        self.book.peers.insert(peer, PeerState::Fetching(fetch));
-        self.fill_window(peer, chain.macro_head().block_number());
+        let mut queue = SyncQueue::new(self.config.queue);
+        let numbers = (0..answer.epochs.len()).map(|i| policy.election_block_of(our_epoch + i as u32 + 1));
+        for (index, (hash, number)) in answer.epochs.iter().copied().zip(numbers).enumerate() {
+            queue.push((hash, number, index));
+        }
+        if let Some((number, hash)) = checkpoint {
+            queue.push((hash, number, answer.epochs.len()));
+        }
+        queue.add_peer(peer);
+        self.stats.rounds += 1;
+        self.round =
+            Some(Round { base, epochs: answer.epochs, source: peer, queue, requests: HashMap::new(), applying: None });
+        self.book.peers.insert(peer, PeerState::Fetching);
     }
 
-    fn fill_window(&mut self, peer: PeerId, adopted_up_to: u32) {
-        let window = self.config.window.max(1);
-        let mut issue = Vec::new();
-        if let Some(PeerState::Fetching(f)) = self.book.peers.get_mut(&peer) {
-            while f.in_flight.len() + f.received.len() + issue.len() < window {
-                let Some((seq, hash, number)) = f.queue.pop_front() else { break };
-                if number <= adopted_up_to {
-                    // Another peer's sync already took us past it: nothing to fetch.
-                    f.received.insert(seq, None);
-                } else {
-                    issue.push((seq, hash));
+    fn on_block(
+        &mut self,
+        peer: PeerId,
+        (seq, _, hash, index): (u64, PeerId, Blake2bHash, usize),
+        block: Result<Block, BlockRequestError>,
+    ) {
+        let Some(round) = &mut self.round else { return };
+        match block {
+            Ok(Block::Macro(block)) if block.hash() == hash => {
+                round.queue.arrived(seq, peer, block);
+            }
+            // Not the block we asked for.
+            Ok(_) => self.ban(peer, PenaltyReason::WrongAnswer),
+            // Every fetcher listed the round's election blocks itself (macro blocks are never
+            // pruned); only the source listed the checkpoint.
+            Err(_) if index < round.epochs.len() || peer == round.source => {
+                self.ban(peer, PenaltyReason::MissingAnnounced)
+            }
+            Err(_) => {
+                round.queue.failed(seq, peer);
+            }
+        }
+    }
+
+    fn on_applied(&mut self, job: JobId, outcome: LightOutcome, view: &LightView) {
+        match outcome {
+            LightOutcome::Reset(_) => {
+                if self.reset_job == Some(job) {
+                    self.reset_job = None;
+                    let pending: Vec<_> =
+                        self.book.peers.iter().filter(|(_, s)| **s == PeerState::Pending).map(|(p, _)| *p).collect();
+                    for peer in pending {
+                        self.discover(peer, view);
+                    }
+                }
+            }
+            LightOutcome::Pushed { extended, failure } => {
+                self.stats.verified_blocks += extended;
+                let Some(round) = &mut self.round else { return };
+                let Some((_, senders)) = round.applying.take_if(|(j, _)| *j == job) else { return };
+                match failure {
+                    None => {}
+                    Some((i, PushFailure::Invalid(_))) => {
+                        if let Some(&sender) = senders.get(i) {
+                            self.ban(sender, PenaltyReason::InvalidBlock);
+                        }
+                        // What follows the bad block cannot be verified: ask everyone again.
+                        self.end_round(view, None);
+                    }
+                    Some((_, PushFailure::Store(_))) => self.end_round(view, Some(MacroSyncReturn::Outdated)),
                 }
             }
         }
-        for (seq, hash) in issue {
-            let id = self.book.request(peer, Outgoing::Block { hash });
-            if let Some(PeerState::Fetching(f)) = self.book.peers.get_mut(&peer) {
-                f.in_flight.insert(id, (seq, hash));
+    }
+
+    /// Ends the round: its fetchers and the peers waiting for it are asked again, or given
+    /// `verdict` if set.
+    fn end_round(&mut self, view: &LightView, verdict: Option<fn(PeerId) -> MacroSyncReturn>) {
+        self.round = None;
+        let peers: Vec<_> = self
+            .book
+            .peers
+            .iter()
+            .filter(|(_, s)| matches!(s, PeerState::Fetching | PeerState::Waiting))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in peers {
+            match verdict {
+                Some(v) => self.book.finish(peer, v(peer)),
+                None => self.discover(peer, view),
             }
+        }
+    }
+
+    /// Issues fetches, starts verification of what arrived in order, and ends the round when it
+    /// is done or cannot finish.
+    fn pump(&mut self, now: Time, view: &LightView) {
+        let Some(round) = &mut self.round else { return };
+        while let Some(fetch) = round.queue.next_fetch(now) {
+            let (hash, _, index) = fetch.id;
+            let id = self.book.request(fetch.peer, RequestBlock { hash, include_body: false });
+            round.requests.insert(id, (fetch.seq, fetch.peer, hash, index));
             self.stats.block_requests += 1;
         }
-    }
-
-    /// A block answer (or its failure) arrived.
-    pub fn on_block(
-        &mut self,
-        id: RequestId,
-        result: Result<Result<Block, BlockRequestError>, RequestError>,
-        chain: &mut LightBlockchain,
-    ) {
-        let Some(peer) = self.book.answered(id) else { return };
-        let Some(PeerState::Fetching(fetch)) = self.book.peers.get_mut(&peer) else { return };
-        let Some((seq, hash)) = fetch.in_flight.remove(&id) else { return };
-        match result {
-            Ok(Ok(Block::Macro(block))) if block.hash() == hash => {
-                fetch.received.insert(seq, Some(block));
-            }
-            // It listed this election block itself; macro blocks are never pruned.
-            Ok(Err(_)) => return self.book.fail(peer, DisconnectReason::Malicious),
-            Err(e) => return self.book.request_failed(peer, &e),
-            // Not the block we asked for.
-            Ok(Ok(_)) => return self.book.fail(peer, DisconnectReason::Malicious),
-        }
-        // Apply in order.
-        loop {
-            let Some(PeerState::Fetching(fetch)) = self.book.peers.get_mut(&peer) else { return };
-            let Some(entry) = fetch.received.remove(&fetch.next) else { break };
-            fetch.next += 1;
-            let done = fetch.next == fetch.total;
-            let result = match entry {
-                Some(block) => chain.push_macro(block),
-                None => Ok(PushResult::Known),
-            };
-            match result {
-                Ok(PushResult::Extended) => self.stats.verified_blocks += 1,
-                Ok(PushResult::Known | PushResult::Ignored) => {}
-                Err(e) if e.is_peer_fault() => {
-                    tracing::info!(target: "sync::light", %peer, error = %e, "peer served a block that does not verify");
-                    return self.book.fail(peer, DisconnectReason::Malicious);
-                }
-                Err(e) => {
-                    // Our own store failed (e.g. the light-chain file): not the peer's doing.
-                    tracing::warn!(target: "sync::light", %peer, error = %e, "cannot store the light chain");
-                    return self.book.finish(peer, MacroSyncReturn::Outdated(peer));
-                }
-            }
-            if done {
-                // Ask again: the peer may have more, or reports nothing new (Good).
-                self.discover(peer, chain);
-                return;
+        if round.applying.is_none() {
+            let (blocks, senders): (Vec<_>, Vec<_>) =
+                std::iter::from_fn(|| round.queue.pop_ready()).map(|r| (r.item, r.peer)).unzip();
+            if !blocks.is_empty() {
+                let job = self.book.apply(LightWork::Push(blocks));
+                round.applying = Some((job, senders));
             }
         }
-        self.fill_window(peer, chain.macro_head().block_number());
+        let benched: Vec<_> = round.queue.peers().iter().copied().filter(|p| round.queue.is_benched(p)).collect();
+        for peer in benched {
+            round.queue.remove_peer(&peer);
+            round.requests.retain(|_, (_, p, _, _)| *p != peer);
+            self.book.penalize(peer, Severity::Minor, PenaltyReason::Unresponsive);
+            self.book.finish(peer, MacroSyncReturn::Outdated(peer));
+        }
+        if round.applying.is_some() {
+            return;
+        }
+        if round.queue.is_finished() {
+            // Done: ask everyone again (the peers may have more, or report nothing new: Good).
+            self.end_round(view, None);
+        } else if let Some(error) = round.queue.error() {
+            match error {
+                QueueError::ItemFailed { .. } => self.end_round(view, Some(MacroSyncReturn::Outdated)),
+                // Every fetcher is gone; waiting peers may serve another chain.
+                QueueError::NoPeers => self.end_round(view, None),
+            }
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use petrel_protocol::MacroChain;
-
-    #[test]
-    fn block_requests_stay_within_the_window() {
-        let genesis = {
-            let key = petrel_primitives::SchnorrSecretKey::from_seed(&[1; 32]);
-            petrel_primitives::GenesisConfig {
-                network_id: 1,
-                timestamp: 0,
-                policy: petrel_primitives::Policy::TEST,
-                validators: vec![petrel_primitives::genesis::GenesisValidator {
-                    public_key: key.public_key().to_hex(),
-                    reward_address: "00".repeat(32),
-                    slots: petrel_primitives::Policy::TEST.slots,
-                }],
-                accounts: vec![],
-            }
-        };
-        let chain = LightBlockchain::new(&genesis, None, None).unwrap();
-        let mut m = LightMachine::new(LightConfig { window: 4, ..Default::default() });
-        let peer = PeerId::from_index(1);
-        m.add_peer(peer, Some(Services::HISTORY_NODE), &chain);
-        let Some(Action::Request { id, request: Outgoing::MacroChain { .. }, .. }) = m.poll_action() else {
-            panic!("macro chain first")
-        };
-        let epochs = (0..10u8).map(|i| Blake2bHash([i; 32])).collect();
-        m.on_macro_chain(id, Ok(Ok(MacroChain { epochs, checkpoint: None })), &chain);
-        let mut requested = 0;
-        while let Some(a) = m.poll_action() {
-            assert!(matches!(a, Action::Request { request: Outgoing::Block { .. }, .. }));
-            requested += 1;
-        }
-        assert_eq!(requested, 4);
-        assert_eq!(m.stats().block_requests, 4);
-    }
-}
+mod tests;

@@ -1,14 +1,9 @@
-//! Pico Macro Sync over a network: the pico machine in the shared macro-sync driver.
+//! Pico Macro Sync over a network: the pico machine in the shared driver.
 
-use std::sync::{Arc, Mutex};
-
-use petrel_blockchain::LightBlockchain;
 use petrel_sync_api::driver::MachineDriver;
+pub use petrel_sync_api::light_chain::SharedLightChain;
 
 use crate::machine::PicoMachine;
-
-/// The light chain shared by the node's sync components.
-pub type SharedLightChain = Arc<Mutex<LightBlockchain>>;
 
 /// Pico Macro Sync over a network `N`: `PicoMacroSync::new(network, chain, PicoConfig)`.
 pub type PicoMacroSync<N> = MachineDriver<PicoMachine, N>;

@@ -1,8 +1,9 @@
 //! `EitherSyncer`: Pico Macro Sync that falls back to Light Macro Sync on conflict.
 //!
-//! On `fallback(peers)` while still pico: the light chain is reset to its anchor (whatever pico
-//! adopted on trust is forgotten), a Light Macro Sync is built over the same chain and network, and
-//! every peer is handed to it (duplicates removed). The conflicting peer is penalised mildly by the
+//! On `fallback(peers)` while still pico: a Light Macro Sync is built over the same chain and
+//! network whose first job resets the light chain to its anchor (whatever pico adopted on trust is
+//! forgotten; the write runs off the executor like every other), and every peer is handed to it
+//! (duplicates removed). The conflicting peer is penalised mildly by the
 //! caller; a peer that served invalid blocks is banned by Light Macro Sync when verification fails.
 //! There is no way back to pico in the same session. See `docs/adr/0009-pico-and-light-sync.md`.
 
@@ -17,6 +18,7 @@ use petrel_sync_light::{LightConfig, LightMacroSync};
 use crate::{PicoMacroSync, SharedLightChain};
 
 /// Pico, or the Light Macro Sync it fell back to.
+#[allow(clippy::large_enum_variant)] // one per node
 pub enum EitherSyncer<N: Network> {
     /// Fast optimistic sync.
     Normal(PicoMacroSync<N>, SharedLightChain, N, LightConfig),
@@ -80,15 +82,9 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
         all.extend(peers);
         all.sort();
         all.dedup();
-        {
-            let mut guard = chain.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = guard.reset() {
-                // The in-memory chain is reset even if persisting failed; the next save retries.
-                tracing::warn!(target: "sync::pico", error = %e, "could not persist the reset light chain");
-            }
-        }
         tracing::info!(target: "sync::pico", peers = all.len(), "conflict: falling back to light macro sync");
-        let mut light = LightMacroSync::new(network.clone(), chain.clone(), *config);
+        let config = LightConfig { reset_first: true, ..*config };
+        let mut light = LightMacroSync::new(network.clone(), chain.clone(), config);
         for peer in all {
             light.add_peer(peer);
         }

@@ -1,8 +1,9 @@
 //! The pico state machine (no I/O).
 //!
 //! Per peer: `RequestHead` → compare the peer's macro and election hashes with ours → fetch the
-//! election block and the checkpoint that differ (`RequestBlock`, no body) → apply them in order →
-//! `RequestHead` again, until the hashes match (Good). Apply rules:
+//! election block and the checkpoint that differ (`RequestBlock`, no body) → apply them in order
+//! (a job, [`apply_blocks`], off the executor) → `RequestHead` again, until the hashes match (Good).
+//! Apply rules:
 //! - election block equal to ours: skip; while our chain is at its anchor: adopt it optimistically
 //!   (intrinsic checks only); when it is the *next* election block after our macro head: verify it
 //!   like any macro block (improvement over the reference, which declared Conflicting here);
@@ -12,12 +13,15 @@
 //!
 //! A peer whose macro head is older than ours is Outdated (the reference looped on it).
 
+use std::collections::{HashMap, HashSet};
+
 use petrel_blockchain::{LightBlockchain, PushResult};
-use petrel_network_api::{DisconnectReason, PeerId, RequestError, Services};
+use petrel_network_api::{PeerId, PenaltyReason, Services};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
-use petrel_protocol::{BlockRequestError, ResponseHead};
+use petrel_protocol::{AnyResponse, RequestBlock, RequestHead, ResponseHead};
 use petrel_sync_api::MacroSyncReturn;
-use petrel_sync_api::driver::{Action, Incoming, Machine, Outgoing, PeerBook, RequestId};
+use petrel_sync_api::light_chain::{LightView, SharedLightChain, lock};
+use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, Time};
 
 /// Settings.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +47,71 @@ impl Default for PicoConfig {
 enum PeerState {
     AwaitingHead { round: u32 },
     AwaitingBlocks { round: u32, wanted: Vec<(Blake2bHash, Option<MacroBlock>)> },
+    Applying,
+}
+
+/// Pico's job: apply the blocks one peer served, in order, deciding against the chain as it is
+/// when the job runs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PicoWork {
+    /// The blocks: the peer's election block and/or checkpoint, in this order.
+    pub blocks: Vec<MacroBlock>,
+}
+
+/// What [`apply_blocks`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PicoOutcome {
+    /// Every block applied (or was already known); `optimistic`: an election block was adopted on
+    /// trust; `verified`: macro blocks verified and adopted.
+    Applied {
+        /// An election block was adopted on trust.
+        optimistic: bool,
+        /// Macro blocks verified and adopted.
+        verified: u64,
+    },
+    /// A block is at the height of one of ours with another hash, cannot be verified from our
+    /// chain, or fails verification: the peer's chain does not reconcile with ours.
+    Conflicting(String),
+    /// A block is older than our macro head: the peer is behind on this part.
+    Behind,
+    /// Our own light-chain store failed: not the peer's doing.
+    StoreFailed(String),
+}
+
+/// Applies a peer's blocks to the light chain (the pico rules of the module documentation).
+pub fn apply_blocks(chain: &mut LightBlockchain, blocks: Vec<MacroBlock>) -> PicoOutcome {
+    let (mut optimistic, mut verified) = (false, 0);
+    for block in blocks {
+        let hash = block.hash();
+        if hash == chain.election_head().hash() || hash == chain.macro_head().hash() {
+            continue;
+        }
+        let number = block.block_number();
+        if number == chain.election_head().block_number() || number == chain.macro_head().block_number() {
+            return PicoOutcome::Conflicting(format!("block {number} differs from ours"));
+        }
+        if number < chain.macro_head().block_number() {
+            return PicoOutcome::Behind;
+        }
+        let next_election = chain.policy().election_block_after(chain.macro_head().block_number());
+        let result = if block.is_election() && chain.at_anchor() && number > next_election {
+            let r = chain.push_election_pico(block);
+            optimistic |= r.is_ok();
+            r
+        } else if block.is_election() && number > next_election {
+            return PicoOutcome::Conflicting(format!("election block {number} cannot be verified from our chain"));
+        } else {
+            let r = chain.push_macro(block);
+            verified += u64::from(matches!(r, Ok(PushResult::Extended)));
+            r
+        };
+        match result {
+            Ok(_) => {}
+            Err(e) if e.is_peer_fault() => return PicoOutcome::Conflicting(e.to_string()),
+            Err(e) => return PicoOutcome::StoreFailed(e.to_string()),
+        }
+    }
+    PicoOutcome::Applied { optimistic, verified }
 }
 
 /// Counters for tests, benches and progress.
@@ -62,42 +131,63 @@ pub struct PicoStats {
 #[derive(Debug, Default)]
 pub struct PicoMachine {
     config: PicoConfig,
-    book: PeerBook<PeerState>,
+    book: PeerBook<PeerState, PicoWork>,
     /// The peer whose election block we adopted optimistically, if any.
     optimistic_source: Option<PeerId>,
     /// Peers that stand behind our trusted election block on another one (bounded by the peers).
-    doubters: std::collections::HashSet<PeerId>,
+    doubters: HashSet<PeerId>,
+    /// Jobs running: job → (peer, round). At most one per peer.
+    jobs: HashMap<JobId, (PeerId, u32)>,
     stats: PicoStats,
 }
 
 impl Machine for PicoMachine {
     type Config = PicoConfig;
+    type Chain = SharedLightChain;
+    type View = LightView;
+    type Work = PicoWork;
+    type Outcome = PicoOutcome;
     type Stats = PicoStats;
+
     fn new(config: PicoConfig) -> Self {
         Self { config, ..Default::default() }
     }
-    fn add_peer(&mut self, peer: PeerId, services: Option<Services>, _chain: &LightBlockchain) {
-        PicoMachine::add_peer(self, peer, services);
+    fn view(chain: &SharedLightChain) -> LightView {
+        LightView::of_shared(chain)
     }
-    fn remove_peer(&mut self, peer: &PeerId) {
-        self.book.remove(peer);
+    fn execute(chain: &SharedLightChain, work: PicoWork) -> PicoOutcome {
+        apply_blocks(&mut lock(chain), work.blocks)
+    }
+    fn handle(&mut self, input: Input<PicoOutcome>, _now: Time, view: &LightView) {
+        match input {
+            Input::PeerJoined { peer, services } => self.add_peer(peer, services),
+            Input::PeerLeft { peer } => {
+                self.book.remove(&peer);
+                self.doubters.remove(&peer);
+            }
+            Input::Response { id, response } => {
+                let Some(peer) = self.book.answered(id) else { return };
+                match response {
+                    Ok(AnyResponse::Head(head)) => self.on_head(peer, head, view),
+                    Ok(AnyResponse::Block(block)) => self.on_block(peer, block),
+                    // Pico asks for nothing else: an answer of another type is the driver's bug.
+                    Ok(_) => {}
+                    Err(e) => self.book.request_failed(peer, &e),
+                }
+            }
+            Input::Applied { job, outcome } => self.on_applied(job, outcome),
+            Input::Tick => {}
+        }
+    }
+    fn poll_action(&mut self) -> Option<Action<PicoWork>> {
+        self.book.poll_action()
     }
     fn drain_peers(&mut self) -> Vec<PeerId> {
+        self.doubters.clear();
         self.book.drain()
     }
     fn num_peers(&self) -> usize {
         self.book.peers.len()
-    }
-    fn poll_action(&mut self) -> Option<Action> {
-        self.book.poll_action()
-    }
-    fn on_response(&mut self, id: RequestId, incoming: Incoming, chain: &mut LightBlockchain) {
-        match incoming {
-            Incoming::Head(r) => self.on_head(id, r, chain),
-            Incoming::Block(r) => self.on_block(id, *r, chain),
-            // Pico never asks for the macro chain.
-            Incoming::MacroChain(_) => {}
-        }
     }
     fn stats(&self) -> PicoStats {
         self.stats
@@ -113,11 +203,10 @@ impl PicoMachine {
     fn request_head(&mut self, peer: PeerId, round: u32) {
         self.book.peers.insert(peer, PeerState::AwaitingHead { round });
         self.stats.head_requests += 1;
-        self.book.request(peer, Outgoing::Head);
+        self.book.request(peer, RequestHead);
     }
 
-    /// Starts syncing with a peer that advertises `services` (`None`: unknown peer).
-    pub fn add_peer(&mut self, peer: PeerId, services: Option<Services>) {
+    fn add_peer(&mut self, peer: PeerId, services: Option<Services>) {
         if self.book.peers.contains_key(&peer) {
             return;
         }
@@ -128,26 +217,19 @@ impl PicoMachine {
         self.request_head(peer, 0);
     }
 
-    /// A head response (or its failure) arrived.
-    pub fn on_head(&mut self, id: RequestId, result: Result<ResponseHead, RequestError>, chain: &mut LightBlockchain) {
-        let Some(peer) = self.book.answered(id) else { return };
+    fn on_head(&mut self, peer: PeerId, head: ResponseHead, view: &LightView) {
         let Some(PeerState::AwaitingHead { round }) = self.book.peers.get(&peer) else { return };
         let round = *round;
-        let head = match result {
-            Ok(h) => h,
-            Err(e) => return self.book.request_failed(peer, &e),
-        };
-        let ours = chain.head();
+        let ours = view.head;
         if head.macro_hash == ours.macro_hash && head.election_hash == ours.election_hash {
             return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
-        if head.block_number < chain.macro_head().block_number() {
+        if head.block_number < view.macro_number {
             // Behind us. One lagging peer is normal; but if our chain rests on an election block
             // taken on trust and several other peers all stand behind it on other election
             // blocks, the trusted block may be a fabrication from the future: only verification
             // (the fallback) can tell.
-            if chain.is_optimistic() && head.election_hash != ours.election_hash && self.optimistic_source != Some(peer)
-            {
+            if view.optimistic && head.election_hash != ours.election_hash && self.optimistic_source != Some(peer) {
                 self.doubters.insert(peer);
                 if self.doubters.len() >= self.config.doubters_for_conflict {
                     return self.book.finish(peer, MacroSyncReturn::Conflicting(peer));
@@ -172,24 +254,16 @@ impl PicoMachine {
         }
         for (hash, _) in &wanted {
             self.stats.block_requests += 1;
-            self.book.request(peer, Outgoing::Block { hash: *hash });
+            self.book.request(peer, RequestBlock { hash: *hash, include_body: false });
         }
         self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, wanted });
     }
 
-    /// A block response (or its failure) arrived.
-    pub fn on_block(
-        &mut self,
-        id: RequestId,
-        result: Result<Result<Block, BlockRequestError>, RequestError>,
-        chain: &mut LightBlockchain,
-    ) {
-        let Some(peer) = self.book.answered(id) else { return };
+    fn on_block(&mut self, peer: PeerId, result: Result<Block, petrel_protocol::BlockRequestError>) {
         let block = match result {
-            Ok(Ok(block)) => block,
+            Ok(block) => block,
             // It announced this macro block in its head; macro blocks are never pruned.
-            Ok(Err(_)) => return self.book.fail(peer, DisconnectReason::Malicious),
-            Err(e) => return self.book.request_failed(peer, &e),
+            Err(_) => return self.book.ban(peer, PenaltyReason::MissingAnnounced),
         };
         let Some(PeerState::AwaitingBlocks { wanted, .. }) = self.book.peers.get_mut(&peer) else { return };
         let hash = block.hash();
@@ -197,65 +271,40 @@ impl PicoMachine {
         match (slot, block) {
             (Some(slot), Block::Macro(m)) => slot.1 = Some(m),
             // Not what we asked for, or not a macro block: provably bad.
-            _ => return self.book.fail(peer, DisconnectReason::Malicious),
+            _ => return self.book.ban(peer, PenaltyReason::WrongAnswer),
         }
         if wanted.iter().any(|(_, got)| got.is_none()) {
             return;
         }
         let Some(PeerState::AwaitingBlocks { round, wanted }) = self.book.peers.remove(&peer) else { return };
-        for (_, block) in wanted {
-            let Some(block) = block else { continue };
-            if let Err(verdict) = self.apply(peer, block, chain) {
-                return self.book.finish(peer, verdict);
-            }
-        }
-        self.request_head(peer, round + 1);
+        let blocks = wanted.into_iter().filter_map(|(_, b)| b).collect();
+        let job = self.book.apply(PicoWork { blocks });
+        self.jobs.insert(job, (peer, round));
+        self.book.peers.insert(peer, PeerState::Applying);
     }
 
-    fn apply(&mut self, peer: PeerId, block: MacroBlock, chain: &mut LightBlockchain) -> Result<(), MacroSyncReturn> {
-        let hash = block.hash();
-        if hash == chain.election_head().hash() || hash == chain.macro_head().hash() {
-            return Ok(());
-        }
-        let number = block.block_number();
-        if number == chain.election_head().block_number() || number == chain.macro_head().block_number() {
-            // Same height as one of our heads but another hash: another fork.
-            return Err(MacroSyncReturn::Conflicting(peer));
-        }
-        if number < chain.macro_head().block_number() {
-            // Older than what we have: the peer is behind on this part.
-            return Err(MacroSyncReturn::Outdated(peer));
-        }
-        let policy = *chain.policy();
-        let next_election = policy.election_block_after(chain.macro_head().block_number());
-        let result = if block.is_election() && chain.at_anchor() && block.block_number() > next_election {
-            let r = chain.push_election_pico(block);
-            if r.is_ok() {
+    fn on_applied(&mut self, job: JobId, outcome: PicoOutcome) {
+        let Some((peer, round)) = self.jobs.remove(&job) else { return };
+        if let PicoOutcome::Applied { optimistic, verified } = outcome {
+            // The chain changed whether or not the peer is still here.
+            if optimistic {
                 self.optimistic_source = Some(peer);
                 self.stats.optimistic_adoptions += 1;
             }
-            r
-        } else if block.is_election() && block.block_number() > next_election {
-            // An election block we cannot verify from here.
-            return Err(MacroSyncReturn::Conflicting(peer));
-        } else {
-            let r = chain.push_macro(block);
-            if matches!(r, Ok(PushResult::Extended)) {
-                self.stats.verified_blocks += 1;
-            }
-            r
-        };
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_peer_fault() => {
-                tracing::debug!(target: "sync::pico", %peer, error = %e, "block does not apply");
-                Err(MacroSyncReturn::Conflicting(peer))
-            }
-            Err(e) => {
-                // Our own store failed (e.g. the light-chain file): not the peer's doing.
-                tracing::warn!(target: "sync::pico", %peer, error = %e, "cannot store the light chain");
-                Err(MacroSyncReturn::Outdated(peer))
+            self.stats.verified_blocks += verified;
+        }
+        if !matches!(self.book.peers.get(&peer), Some(PeerState::Applying)) {
+            return;
+        }
+        match outcome {
+            PicoOutcome::Applied { .. } => self.request_head(peer, round + 1),
+            PicoOutcome::Conflicting(_) => self.book.finish(peer, MacroSyncReturn::Conflicting(peer)),
+            PicoOutcome::Behind | PicoOutcome::StoreFailed(_) => {
+                self.book.finish(peer, MacroSyncReturn::Outdated(peer))
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

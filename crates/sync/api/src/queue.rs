@@ -1,0 +1,577 @@
+//! [`SyncQueue`]: the ordered multi-peer fetch queue every macro sync shares.
+//!
+//! It takes ids in order, a set of peers and a window, and decides which id to fetch from which
+//! peer; it accepts arrivals, failures and timeouts; it retries a failed item on another peer
+//! (round robin, at most `max_attempts` tries) and releases results strictly in order. It does no
+//! I/O and reads no clock: time comes in as [`Time`] and fetches go out as [`Fetch`] values.
+//!
+//! Bounds: at most `window` items are in flight or waiting for release at once (the items are
+//! what costs memory; the ids queued behind them are small and bounded by the caller), at most
+//! `per_peer` in flight per peer. Verification is the caller's: the queue releases what arrived,
+//! tagged with the peer that sent it, so a failed verification can be charged to that peer.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use petrel_network_api::PeerId;
+
+use crate::Time;
+
+/// Settings of a [`SyncQueue`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Most items in flight plus arrived-but-unreleased at once.
+    pub window: usize,
+    /// Most items in flight to one peer.
+    pub per_peer: usize,
+    /// Tries per item (over all peers) before the queue gives up.
+    pub max_attempts: u32,
+    /// Consecutive failures after which a peer is given no more items.
+    pub max_peer_failures: u32,
+    /// How long a fetch may take before it is retried elsewhere.
+    pub timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { window: 32, per_peer: 16, max_attempts: 4, max_peer_failures: 3, timeout: Duration::from_secs(10) }
+    }
+}
+
+/// "Fetch `id` (position `seq`) from `peer`; give up at `deadline`."
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetch<Id> {
+    /// Position in the queue; echo it in [`SyncQueue::arrived`] / [`SyncQueue::failed`].
+    pub seq: u64,
+    /// What to fetch.
+    pub id: Id,
+    /// From whom.
+    pub peer: PeerId,
+    /// When the fetch counts as timed out.
+    pub deadline: Time,
+}
+
+/// An item released in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Released<Id, Item> {
+    /// Position in the queue.
+    pub seq: u64,
+    /// Its id.
+    pub id: Id,
+    /// The item.
+    pub item: Item,
+    /// The peer that sent it.
+    pub peer: PeerId,
+}
+
+/// Why the queue cannot finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueError<Id> {
+    /// An item failed `max_attempts` times.
+    ItemFailed {
+        /// Its position.
+        seq: u64,
+        /// Its id.
+        id: Id,
+    },
+    /// Items wait but no peer may be asked (none left, or all failed too often).
+    NoPeers,
+}
+
+#[derive(Clone, Debug)]
+enum State<Item> {
+    Waiting,
+    InFlight { peer: PeerId, deadline: Time },
+    Done { item: Item, peer: PeerId },
+}
+
+#[derive(Clone, Debug)]
+struct Entry<Id, Item> {
+    id: Id,
+    state: State<Item>,
+    attempts: u32,
+    /// Peers tried for this item (a retry prefers the others). At most `max_attempts` long.
+    tried: Vec<PeerId>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct PeerSlot {
+    in_flight: usize,
+    failures: u32,
+}
+
+/// The ordered multi-peer fetch queue. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct SyncQueue<Id, Item> {
+    config: QueueConfig,
+    /// Entries from the next one to release on; `entries[i]` has position `released + i`.
+    entries: VecDeque<Entry<Id, Item>>,
+    released: u64,
+    /// In flight plus done (the window's measure).
+    active: usize,
+    peers: Vec<PeerId>,
+    slots: HashMap<PeerId, PeerSlot>,
+    cursor: usize,
+    error: Option<QueueError<Id>>,
+}
+
+impl<Id: Clone, Item> SyncQueue<Id, Item> {
+    /// An empty queue with no peers.
+    pub fn new(config: QueueConfig) -> Self {
+        let config = QueueConfig {
+            window: config.window.max(1),
+            per_peer: config.per_peer.max(1),
+            max_attempts: config.max_attempts.max(1),
+            max_peer_failures: config.max_peer_failures.max(1),
+            ..config
+        };
+        Self {
+            config,
+            entries: VecDeque::new(),
+            released: 0,
+            active: 0,
+            peers: Vec::new(),
+            slots: HashMap::new(),
+            cursor: 0,
+            error: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Appends an id to fetch after all others.
+    pub fn push(&mut self, id: Id) {
+        self.entries.push_back(Entry { id, state: State::Waiting, attempts: 0, tried: Vec::new() });
+    }
+
+    /// Adds a peer to fetch from (no-op if present).
+    pub fn add_peer(&mut self, peer: PeerId) {
+        if self.slots.insert(peer, PeerSlot::default()).is_none() {
+            self.peers.push(peer);
+        }
+    }
+
+    /// Removes a peer; what it had in flight is asked of others, without counting as an attempt.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        if self.slots.remove(peer).is_none() {
+            return;
+        }
+        if let Some(i) = self.peers.iter().position(|p| p == peer) {
+            self.peers.remove(i);
+            if i < self.cursor {
+                self.cursor -= 1;
+            }
+        }
+        for e in &mut self.entries {
+            if matches!(e.state, State::InFlight { peer: p, .. } if p == *peer) {
+                e.state = State::Waiting;
+                e.attempts = e.attempts.saturating_sub(1);
+                self.active -= 1;
+            }
+        }
+    }
+
+    /// Peers fetched from, in round-robin order.
+    pub fn peers(&self) -> &[PeerId] {
+        &self.peers
+    }
+
+    /// Whether `peer` failed `max_peer_failures` times in a row (it is given no more items).
+    pub fn is_benched(&self, peer: &PeerId) -> bool {
+        self.slots.get(peer).is_some_and(|s| s.failures >= self.config.max_peer_failures)
+    }
+
+    fn eligible(&self, peer: &PeerId) -> bool {
+        self.slots
+            .get(peer)
+            .is_some_and(|s| s.in_flight < self.config.per_peer && s.failures < self.config.max_peer_failures)
+    }
+
+    /// The next peer for an item that was tried on `tried`: round robin over eligible peers,
+    /// preferring one not tried yet.
+    fn pick_peer(&mut self, tried: &[PeerId]) -> Option<PeerId> {
+        let n = self.peers.len();
+        let mut fallback = None;
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            let p = self.peers[i];
+            if !self.eligible(&p) {
+                continue;
+            }
+            if !tried.contains(&p) {
+                self.cursor = (i + 1) % n;
+                return Some(p);
+            }
+            fallback.get_or_insert(i);
+        }
+        let i = fallback?;
+        self.cursor = (i + 1) % n;
+        Some(self.peers[i])
+    }
+
+    /// The next fetch to issue at `now`, if the window, the peers and the queue allow one.
+    pub fn next_fetch(&mut self, now: Time) -> Option<Fetch<Id>> {
+        if self.error.is_some() || self.active >= self.config.window {
+            return None;
+        }
+        let index = self.entries.iter().position(|e| matches!(e.state, State::Waiting))?;
+        let peer = self.pick_peer(&self.entries[index].tried.clone())?;
+        let deadline = now + self.config.timeout;
+        let e = &mut self.entries[index];
+        e.state = State::InFlight { peer, deadline };
+        e.attempts += 1;
+        if !e.tried.contains(&peer) {
+            e.tried.push(peer);
+        }
+        self.active += 1;
+        if let Some(s) = self.slots.get_mut(&peer) {
+            s.in_flight += 1;
+        }
+        Some(Fetch { seq: self.released + index as u64, id: e.id.clone(), peer, deadline })
+    }
+
+    fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry<Id, Item>> {
+        let index = usize::try_from(seq.checked_sub(self.released)?).ok()?;
+        self.entries.get_mut(index)
+    }
+
+    fn release_slot(&mut self, peer: &PeerId) -> Option<&mut PeerSlot> {
+        let slot = self.slots.get_mut(peer)?;
+        slot.in_flight = slot.in_flight.saturating_sub(1);
+        Some(slot)
+    }
+
+    /// The item at `seq` arrived from `peer`. Returns false if it was not wanted any more (already
+    /// released, arrived from someone else first, never asked of this peer, or the peer was
+    /// removed): drop it.
+    ///
+    /// An item that timed out is still taken from the first peer that answers (if the window has
+    /// room for it); the other answer is then refused.
+    pub fn arrived(&mut self, seq: u64, peer: PeerId, item: Item) -> bool {
+        if !self.slots.contains_key(&peer) {
+            // A removed peer's answer: its items were handed to others.
+            return false;
+        }
+        let room = self.active < self.config.window;
+        let Some(e) = self.entry_mut(seq) else { return false };
+        let was_in_flight = match e.state {
+            State::InFlight { peer: p, .. } => Some(p),
+            // A late answer to a fetch that timed out, taken only if the window has room.
+            State::Waiting if room && e.tried.contains(&peer) => None,
+            _ => return false,
+        };
+        e.state = State::Done { item, peer };
+        match was_in_flight {
+            Some(p) => {
+                self.release_slot(&p);
+            }
+            None => self.active += 1,
+        }
+        if let Some(s) = self.slots.get_mut(&peer) {
+            s.failures = 0;
+        }
+        true
+    }
+
+    /// The fetch of `seq` from `peer` failed (an error, a wrong answer, a timeout). The item is
+    /// asked of another peer, up to `max_attempts` tries in all. Returns false if that fetch was
+    /// not outstanding (already answered, reassigned, or the peer was removed).
+    pub fn failed(&mut self, seq: u64, peer: PeerId) -> bool {
+        let max_attempts = self.config.max_attempts;
+        let Some(e) = self.entry_mut(seq) else { return false };
+        if !matches!(e.state, State::InFlight { peer: p, .. } if p == peer) {
+            return false;
+        }
+        e.state = State::Waiting;
+        let exhausted = e.attempts >= max_attempts;
+        let id = e.id.clone();
+        self.active -= 1;
+        if let Some(s) = self.release_slot(&peer) {
+            s.failures += 1;
+        }
+        if exhausted && self.error.is_none() {
+            self.error = Some(QueueError::ItemFailed { seq, id });
+        }
+        true
+    }
+
+    /// Fails every fetch whose deadline passed at `now`; returns them (peer and position).
+    pub fn time_out(&mut self, now: Time) -> Vec<(u64, PeerId)> {
+        let late: Vec<(u64, PeerId)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e.state {
+                State::InFlight { peer, deadline } if deadline <= now => Some((self.released + i as u64, peer)),
+                _ => None,
+            })
+            .collect();
+        for &(seq, peer) in &late {
+            self.failed(seq, peer);
+        }
+        late
+    }
+
+    /// The earliest deadline in flight (when to call [`SyncQueue::time_out`]).
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e.state {
+                State::InFlight { deadline, .. } => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// The next item in order, if it has arrived.
+    pub fn pop_ready(&mut self) -> Option<Released<Id, Item>> {
+        if !matches!(self.entries.front()?.state, State::Done { .. }) {
+            return None;
+        }
+        let e = self.entries.pop_front()?;
+        let State::Done { item, peer } = e.state else { return None };
+        let seq = self.released;
+        self.released += 1;
+        self.active -= 1;
+        Some(Released { seq, id: e.id, item, peer })
+    }
+
+    /// Why the queue cannot finish, if it cannot: an item failed too often, or items wait and no
+    /// peer may be asked while nothing is in flight.
+    pub fn error(&self) -> Option<QueueError<Id>> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        let waiting = self.entries.iter().any(|e| matches!(e.state, State::Waiting));
+        let in_flight = self.entries.iter().any(|e| matches!(e.state, State::InFlight { .. }));
+        let any_peer = self.peers.iter().any(|p| !self.is_benched(p));
+        (waiting && !in_flight && !any_peer).then_some(QueueError::NoPeers)
+    }
+
+    /// Whether every id pushed has been released.
+    pub fn is_finished(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Ids not yet released.
+    pub fn remaining(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Items in flight plus arrived-but-unreleased (at most the window).
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Items in flight to `peer`.
+    pub fn in_flight_to(&self, peer: &PeerId) -> usize {
+        self.slots.get(peer).map_or(0, |s| s.in_flight)
+    }
+
+    /// Positions released so far.
+    pub fn released(&self) -> u64 {
+        self.released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(i: u64) -> PeerId {
+        PeerId::from_index(i)
+    }
+
+    fn cfg(window: usize, per_peer: usize) -> QueueConfig {
+        QueueConfig { window, per_peer, max_attempts: 3, max_peer_failures: 2, timeout: Duration::from_secs(1) }
+    }
+
+    #[test]
+    fn fetches_round_robin_within_the_window_and_releases_in_order() {
+        let mut q = SyncQueue::<u32, u32>::new(cfg(3, 2));
+        (0..5).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        q.add_peer(p(2));
+        let t = Time::ZERO;
+        let f: Vec<_> = std::iter::from_fn(|| q.next_fetch(t)).collect();
+        assert_eq!(f.iter().map(|f| (f.id, f.peer)).collect::<Vec<_>>(), [(0, p(1)), (1, p(2)), (2, p(1))]);
+        // Out of order arrival: nothing released until 0 is in.
+        assert!(q.arrived(2, p(1), 20));
+        assert!(q.arrived(1, p(2), 10));
+        assert_eq!(q.pop_ready(), None);
+        assert_eq!(q.next_fetch(t), None, "window of 3 is full");
+        assert!(q.arrived(0, p(1), 0));
+        let out: Vec<_> = std::iter::from_fn(|| q.pop_ready()).map(|r| (r.id, r.item, r.peer)).collect();
+        assert_eq!(out, [(0, 0, p(1)), (1, 10, p(2)), (2, 20, p(1))]);
+        assert_eq!(q.active(), 0);
+        assert_eq!(q.next_fetch(t).map(|f| f.id), Some(3));
+    }
+
+    #[test]
+    fn a_failed_item_is_retried_on_another_peer_and_gives_up_after_max_attempts() {
+        let mut q = SyncQueue::<u32, ()>::new(cfg(4, 4));
+        q.push(7);
+        q.add_peer(p(1));
+        q.add_peer(p(2));
+        let t = Time::ZERO;
+        let f = q.next_fetch(t).unwrap();
+        assert_eq!(f.peer, p(1));
+        assert!(q.failed(f.seq, p(1)));
+        assert!(!q.failed(f.seq, p(1)), "not outstanding any more");
+        let f = q.next_fetch(t).unwrap();
+        assert_eq!(f.peer, p(2), "retry goes elsewhere");
+        assert!(q.failed(f.seq, p(2)));
+        let f = q.next_fetch(t).unwrap();
+        assert!(q.failed(f.seq, f.peer));
+        assert_eq!(q.error(), Some(QueueError::ItemFailed { seq: 0, id: 7 }));
+        assert_eq!(q.next_fetch(t), None);
+    }
+
+    #[test]
+    fn a_timeout_retries_elsewhere_and_the_late_answer_still_counts_once() {
+        let mut q = SyncQueue::<u32, &str>::new(cfg(4, 4));
+        q.push(1);
+        q.add_peer(p(1));
+        q.add_peer(p(2));
+        let f = q.next_fetch(Time::ZERO).unwrap();
+        assert_eq!(q.next_deadline(), Some(f.deadline));
+        assert!(q.time_out(Time::from_millis(999)).is_empty());
+        assert_eq!(q.time_out(Time::from_millis(1000)), vec![(0, p(1))]);
+        assert!(!q.is_benched(&p(1)), "one timeout costs the peer nothing yet");
+        let g = q.next_fetch(Time::from_millis(1000)).unwrap();
+        assert_eq!(g.peer, p(2));
+        // The first peer answers late: taken; the second answer is refused.
+        assert!(q.arrived(0, p(1), "late"));
+        assert!(!q.arrived(0, p(2), "second"));
+        assert_eq!(q.pop_ready().map(|r| r.item), Some("late"));
+        assert_eq!(q.in_flight_to(&p(2)), 0);
+        assert!(q.is_finished());
+    }
+
+    #[test]
+    fn repeated_failures_bench_a_peer_and_no_peer_left_is_an_error() {
+        let mut q = SyncQueue::<u32, ()>::new(QueueConfig { max_attempts: 10, ..cfg(4, 1) });
+        (0..3).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        for _ in 0..2 {
+            let f = q.next_fetch(Time::ZERO).unwrap();
+            q.failed(f.seq, f.peer);
+        }
+        assert!(q.is_benched(&p(1)));
+        assert_eq!(q.next_fetch(Time::ZERO), None);
+        assert_eq!(q.error(), Some(QueueError::NoPeers));
+        q.add_peer(p(2));
+        assert_eq!(q.error(), None);
+        assert_eq!(q.next_fetch(Time::ZERO).map(|f| f.peer), Some(p(2)));
+    }
+
+    #[test]
+    fn a_removed_peer_hands_its_items_back_without_charging_attempts() {
+        let mut q = SyncQueue::<u32, ()>::new(QueueConfig { max_attempts: 1, ..cfg(4, 4) });
+        q.push(0);
+        q.add_peer(p(1));
+        let f = q.next_fetch(Time::ZERO).unwrap();
+        q.remove_peer(&p(1));
+        assert!(!q.arrived(f.seq, p(1), ()), "answers of removed peers are dropped");
+        assert_eq!(q.active(), 0);
+        q.add_peer(p(2));
+        let g = q.next_fetch(Time::ZERO).unwrap();
+        assert_eq!(g.peer, p(2));
+        assert!(q.failed(g.seq, p(2)));
+        // One real attempt (max 1): now it fails.
+        assert!(matches!(q.error(), Some(QueueError::ItemFailed { .. })));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Fetch,
+        Answer(usize),
+        Fail(usize),
+        Tick(u64),
+        Join(u64),
+        Leave(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Fetch),
+            4 => (0usize..64).prop_map(Op::Answer),
+            1 => (0usize..64).prop_map(Op::Fail),
+            1 => (0u64..1500).prop_map(Op::Tick),
+            1 => (0u64..5).prop_map(Op::Join),
+            1 => (0u64..5).prop_map(Op::Leave),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Under random answers, failures, timeouts and peer churn: every id is released at most
+        /// once and in order, the window and per-peer caps always hold, and once the churn ends a
+        /// reliable peer finishes the queue.
+        #[test]
+        fn every_id_is_delivered_once_in_order(
+            n in 1usize..40,
+            window in 1usize..8,
+            per_peer in 1usize..4,
+            ops in proptest::collection::vec(op(), 0..300),
+        ) {
+            let config = QueueConfig { window, per_peer, max_attempts: u32::MAX, max_peer_failures: u32::MAX,
+                timeout: Duration::from_millis(500) };
+            let mut q = SyncQueue::<usize, usize>::new(config);
+            (0..n).for_each(|i| q.push(i));
+            q.add_peer(p(0));
+            let mut now = Time::ZERO;
+            let mut outstanding: Vec<Fetch<usize>> = Vec::new();
+            let mut released = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Fetch => outstanding.extend(q.next_fetch(now)),
+                    Op::Answer(k) if !outstanding.is_empty() => {
+                        let f = outstanding.swap_remove(k % outstanding.len());
+                        q.arrived(f.seq, f.peer, f.id * 10);
+                    }
+                    Op::Fail(k) if !outstanding.is_empty() => {
+                        let f = outstanding.swap_remove(k % outstanding.len());
+                        q.failed(f.seq, f.peer);
+                    }
+                    Op::Tick(ms) => {
+                        now = now + Duration::from_millis(ms);
+                        q.time_out(now);
+                    }
+                    Op::Join(i) => q.add_peer(p(i)),
+                    Op::Leave(i) => q.remove_peer(&p(i)),
+                    _ => {}
+                }
+                prop_assert!(q.active() <= window);
+                for peer in q.peers() {
+                    prop_assert!(q.in_flight_to(peer) <= per_peer);
+                }
+                while let Some(r) = q.pop_ready() {
+                    prop_assert_eq!(r.item, r.id * 10);
+                    released.push(r.id);
+                }
+            }
+            // The churn is over: one reliable peer answers everything.
+            q.add_peer(p(9));
+            for _ in 0..10 * n + 10 {
+                let late = q.time_out(now);
+                prop_assert!(late.len() <= window);
+                while let Some(f) = q.next_fetch(now) {
+                    q.arrived(f.seq, f.peer, f.id * 10);
+                }
+                now = now + Duration::from_secs(1);
+                while let Some(r) = q.pop_ready() {
+                    released.push(r.id);
+                }
+                if q.is_finished() { break; }
+            }
+            prop_assert!(q.is_finished());
+            prop_assert_eq!(released, (0..n).collect::<Vec<_>>());
+        }
+    }
+}

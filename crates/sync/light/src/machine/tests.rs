@@ -1,0 +1,282 @@
+//! Act → expect tables for the light rules: inputs in, actions checked, no runtime, no network, no
+//! store (job outcomes are scripted).
+
+use petrel_network_api::{DisconnectReason, Penalty, RequestError, Severity};
+use petrel_primitives::Policy;
+use petrel_protocol::AnyRequest;
+use petrel_sync_api::testing::{Harness, light_view, macro_block, only_request, requests};
+
+use super::*;
+
+type H = Harness<LightMachine>;
+
+fn p(i: u64) -> PeerId {
+    PeerId::from_index(i)
+}
+
+fn genesis() -> MacroBlock {
+    macro_block(0, 0)
+}
+
+/// The election blocks of epochs 1..=n of one chain (`salt` tells chains apart).
+fn elections(n: u32, salt: u8) -> Vec<MacroBlock> {
+    (1..=n).map(|e| macro_block(Policy::TEST.election_block_of(e), salt)).collect()
+}
+
+fn hashes(blocks: &[MacroBlock]) -> Vec<Blake2bHash> {
+    blocks.iter().map(MacroBlock::hash).collect()
+}
+
+fn config(window: usize, per_peer: usize) -> LightConfig {
+    let d = LightConfig::default();
+    LightConfig { queue: QueueConfig { window, per_peer, ..d.queue }, ..d }
+}
+
+fn at_genesis(config: LightConfig) -> H {
+    let g = genesis();
+    H::new(config, light_view(&g, &g, false))
+}
+
+fn chain_answer(epochs: &[MacroBlock]) -> Result<AnyResponse, RequestError> {
+    Ok(AnyResponse::MacroChain(Ok(MacroChain { epochs: hashes(epochs), checkpoint: None })))
+}
+
+fn block_answer(b: &MacroBlock) -> Result<AnyResponse, RequestError> {
+    Ok(AnyResponse::Block(Ok(Block::Macro(b.clone()))))
+}
+
+/// (request id, peer, hash) of the block requests among `actions`.
+fn block_requests(actions: &[Action<LightWork>]) -> Vec<(RequestId, PeerId, Blake2bHash)> {
+    requests(actions)
+        .into_iter()
+        .filter_map(|(id, peer, r)| match r {
+            AnyRequest::Block(b) => Some((id, peer, b.hash)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn macro_chain_requests(actions: &[Action<LightWork>]) -> Vec<PeerId> {
+    requests(actions)
+        .into_iter()
+        .filter(|(_, _, r)| matches!(r, AnyRequest::MacroChain(_)))
+        .map(|(_, p, _)| p)
+        .collect()
+}
+
+fn banned(peer: PeerId, reason: PenaltyReason) -> Vec<Action<LightWork>> {
+    vec![
+        Action::Penalize { peer, penalty: Penalty::new(Severity::Malicious, reason) },
+        Action::Disconnect { peer, reason: DisconnectReason::Malicious },
+    ]
+}
+
+/// Joins `peer` and answers its discovery with `epochs`; returns the actions of the answer.
+fn join_with(h: &mut H, peer: PeerId, epochs: &[MacroBlock]) -> Vec<Action<LightWork>> {
+    let id = only_request(&h.join(peer, Services::HISTORY_NODE));
+    h.respond(id, chain_answer(epochs))
+}
+
+#[test]
+fn discovery_sends_our_locators_and_judges_the_answer() {
+    let mut h = at_genesis(LightConfig::default());
+    assert_eq!(h.join(p(9), Services::NONE), vec![Action::Verdict(MacroSyncReturn::Incompatible(p(9)))]);
+    let a = h.join(p(1), Services::HISTORY_NODE);
+    let [(id, _, AnyRequest::MacroChain(r))] = &requests(&a)[..] else { panic!("{a:?}") };
+    assert_eq!(r.locators, vec![genesis().hash()]);
+    assert_eq!(r.max_epochs, MAX_EPOCHS);
+    // Nothing new: Good.
+    assert_eq!(h.respond(*id, chain_answer(&[])), vec![Action::Verdict(MacroSyncReturn::Good(p(1)))]);
+    // Does not know our locators: Outdated.
+    let id = only_request(&h.join(p(2), Services::HISTORY_NODE));
+    let a = h.respond(id, Ok(AnyResponse::MacroChain(Err(MacroChainError::UnknownLocators))));
+    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]);
+}
+
+#[test]
+fn absurd_answers_ban_the_peer() {
+    // More epochs than asked.
+    let mut h = at_genesis(LightConfig { max_epochs: 2, ..LightConfig::default() });
+    assert_eq!(join_with(&mut h, p(1), &elections(3, 1)), banned(p(1), PenaltyReason::WrongAnswer));
+    // A checkpoint at an election height, or in the wrong epoch.
+    for number in [Policy::TEST.election_block_of(2), Policy::TEST.election_block_of(5) + 4] {
+        let mut h = at_genesis(LightConfig::default());
+        let id = only_request(&h.join(p(1), Services::HISTORY_NODE));
+        let answer = MacroChain { epochs: hashes(&elections(1, 1)), checkpoint: Some((number, Blake2bHash([7; 32]))) };
+        assert_eq!(h.respond(id, Ok(AnyResponse::MacroChain(Ok(answer)))), banned(p(1), PenaltyReason::WrongAnswer));
+    }
+}
+
+#[test]
+fn a_round_fetches_within_the_window_and_applies_in_order() {
+    let chain = elections(5, 1);
+    let mut h = at_genesis(config(3, 3));
+    let a = join_with(&mut h, p(1), &chain);
+    let r = block_requests(&a);
+    assert_eq!(r.iter().map(|(_, _, hash)| *hash).collect::<Vec<_>>(), hashes(&chain[..3]), "window of 3");
+    // Blocks 1 and 2 arrive before 0: held back.
+    assert!(h.respond(r[2].0, block_answer(&chain[2])).is_empty());
+    assert!(h.respond(r[1].0, block_answer(&chain[1])).is_empty());
+    let a = h.respond(r[0].0, block_answer(&chain[0]));
+    let [Action::Apply { job, work: LightWork::Push(blocks) }] = &a[..] else { panic!("{a:?}") };
+    assert_eq!(blocks, &chain[..3], "released in order as one batch");
+    // The window is full until the batch is verified.
+    assert!(block_requests(&a).is_empty());
+    let a = h.input(Input::Applied { job: *job, outcome: LightOutcome::Pushed { extended: 3, failure: None } });
+    assert_eq!(block_requests(&a).iter().map(|(_, _, hash)| *hash).collect::<Vec<_>>(), hashes(&chain[3..]));
+    assert_eq!(h.machine.stats().verified_blocks, 3);
+}
+
+#[test]
+fn peers_listing_the_same_chain_share_the_fetching() {
+    let chain = elections(6, 1);
+    let mut h = at_genesis(config(6, 2));
+    let a = join_with(&mut h, p(1), &chain);
+    assert_eq!(block_requests(&a).len(), 2, "per-peer cap");
+    // A second peer with the same list (and more) joins the round.
+    let longer = elections(7, 1);
+    let a = join_with(&mut h, p(2), &longer);
+    let r = block_requests(&a);
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().all(|(_, peer, _)| *peer == p(2)));
+    assert_eq!(r.iter().map(|(_, _, hash)| *hash).collect::<Vec<_>>(), hashes(&chain[2..4]));
+    // A peer on another chain waits for the round to end.
+    assert!(join_with(&mut h, p(3), &elections(6, 2)).is_empty());
+}
+
+#[test]
+fn a_failed_fetch_is_retried_on_another_peer_without_penalty() {
+    let chain = elections(1, 1);
+    let mut h = at_genesis(config(4, 4));
+    let a = join_with(&mut h, p(1), &chain);
+    let [(id, _, _)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    join_with(&mut h, p(2), &chain);
+    let a = h.respond(id, Err(RequestError::Busy));
+    assert_eq!(block_requests(&a).iter().map(|(_, peer, _)| *peer).collect::<Vec<_>>(), vec![p(2)]);
+    assert!(!a.iter().any(|x| matches!(x, Action::Penalize { .. })));
+}
+
+#[test]
+fn timeouts_retry_elsewhere_and_only_repeated_ones_cost_the_peer() {
+    let chain = elections(1, 1);
+    let mut h = at_genesis(config(4, 4));
+    let timeout = LightConfig::default().queue.timeout;
+    let a = join_with(&mut h, p(1), &chain);
+    assert_eq!(block_requests(&a).len(), 1);
+    assert_eq!(h.machine.next_wakeup(), Some(Time::ZERO + timeout));
+    join_with(&mut h, p(2), &chain);
+    // p(1) never answers: at the deadline the block goes to p(2), p(1) is not penalised.
+    h.now = Time::ZERO + timeout;
+    let a = h.input(Input::Tick);
+    assert_eq!(block_requests(&a).iter().map(|(_, peer, _)| *peer).collect::<Vec<_>>(), vec![p(2)]);
+    assert!(!a.iter().any(|x| matches!(x, Action::Penalize { .. })), "{a:?}");
+    // With only a silent peer left, three timeouts in a row bench it: a minor penalty, Outdated.
+    let mut h = at_genesis(config(4, 4));
+    join_with(&mut h, p(1), &chain);
+    let mut last = vec![];
+    for k in 1..=3 {
+        h.now = Time::ZERO + timeout * k;
+        last = h.input(Input::Tick);
+    }
+    assert!(last.contains(&Action::Penalize {
+        peer: p(1),
+        penalty: Penalty::new(Severity::Minor, PenaltyReason::Unresponsive)
+    }));
+    assert!(last.contains(&Action::Verdict(MacroSyncReturn::Outdated(p(1)))));
+    assert_eq!(h.machine.num_peers(), 0);
+}
+
+#[test]
+fn wrong_or_missing_blocks_ban_the_sender() {
+    let chain = elections(2, 1);
+    let mut h = at_genesis(config(4, 4));
+    let a = join_with(&mut h, p(1), &chain);
+    let r = block_requests(&a);
+    assert_eq!(h.respond(r[0].0, block_answer(&chain[1])), banned(p(1), PenaltyReason::WrongAnswer));
+    let mut h = at_genesis(config(4, 4));
+    let a = join_with(&mut h, p(1), &chain);
+    let r = block_requests(&a);
+    let not_found = Ok(AnyResponse::Block(Err(BlockRequestError::TargetHashNotFound)));
+    assert_eq!(h.respond(r[0].0, not_found), banned(p(1), PenaltyReason::MissingAnnounced));
+}
+
+#[test]
+fn an_invalid_block_bans_its_sender_and_the_others_ask_again() {
+    let chain = elections(2, 1);
+    let mut h = at_genesis(config(2, 1));
+    // p(1) fetches block 0; p(2) joins and fetches block 1.
+    let a = join_with(&mut h, p(1), &chain);
+    assert_eq!(block_requests(&join_with(&mut h, p(2), &chain)).len(), 1);
+    let id0 = block_requests(&a)[0].0;
+    let a = h.respond(id0, block_answer(&chain[0]));
+    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    let failure = Some((0, PushFailure::Invalid("bad justification".into())));
+    let a = h.input(Input::Applied { job, outcome: LightOutcome::Pushed { extended: 0, failure } });
+    assert_eq!(a[..2], banned(p(1), PenaltyReason::InvalidBlock)[..]);
+    assert_eq!(macro_chain_requests(&a), vec![p(2)], "the round ends; the other peer is asked again");
+}
+
+#[test]
+fn our_store_failing_makes_peers_outdated_not_guilty() {
+    let chain = elections(1, 1);
+    let mut h = at_genesis(config(2, 2));
+    let a = join_with(&mut h, p(1), &chain);
+    let a = h.respond(block_requests(&a)[0].0, block_answer(&chain[0]));
+    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    let failure = Some((0, PushFailure::Store("disk full".into())));
+    let a = h.input(Input::Applied { job, outcome: LightOutcome::Pushed { extended: 0, failure } });
+    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Outdated(p(1)))]);
+}
+
+#[test]
+fn a_finished_round_asks_its_peers_and_the_waiting_ones_again() {
+    let chain = elections(1, 1);
+    let mut h = at_genesis(config(2, 2));
+    let a = join_with(&mut h, p(1), &chain);
+    assert!(join_with(&mut h, p(3), &elections(2, 2)).is_empty(), "another chain waits");
+    let a = h.respond(block_requests(&a)[0].0, block_answer(&chain[0]));
+    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    // The view moves on with the adopted block.
+    h.view = light_view(&chain[0], &chain[0], false);
+    let a = h.input(Input::Applied { job, outcome: LightOutcome::Pushed { extended: 1, failure: None } });
+    let mut asked = macro_chain_requests(&a);
+    asked.sort();
+    assert_eq!(asked, vec![p(1), p(3)]);
+    let [(_, _, AnyRequest::MacroChain(r)), ..] = &requests(&a)[..] else { panic!("{a:?}") };
+    assert_eq!(r.locators, vec![chain[0].hash()], "from the new election head");
+}
+
+#[test]
+fn an_answer_to_an_old_locator_is_asked_again() {
+    let mut h = at_genesis(LightConfig::default());
+    let id = only_request(&h.join(p(1), Services::HISTORY_NODE));
+    let e = elections(1, 1);
+    h.view = light_view(&e[0], &e[0], false);
+    let a = h.respond(id, chain_answer(&elections(3, 1)));
+    assert_eq!(macro_chain_requests(&a), vec![p(1)]);
+}
+
+#[test]
+fn the_fallback_resets_the_chain_before_discovering() {
+    let mut h = at_genesis(LightConfig { reset_first: true, ..LightConfig::default() });
+    let [Action::Apply { job, work: LightWork::Reset }] = h.actions()[..] else { panic!("reset first") };
+    assert!(h.join(p(1), Services::HISTORY_NODE).is_empty(), "waits for the reset");
+    let a = h.input(Input::Applied { job, outcome: LightOutcome::Reset(Ok(())) });
+    assert_eq!(macro_chain_requests(&a), vec![p(1)]);
+}
+
+#[test]
+fn peers_leaving_mid_round_hand_their_fetches_to_the_others() {
+    let chain = elections(2, 1);
+    let mut h = at_genesis(config(4, 1));
+    let a = join_with(&mut h, p(1), &chain);
+    assert_eq!(block_requests(&a).len(), 1);
+    let b = join_with(&mut h, p(2), &chain);
+    assert_eq!(block_requests(&b).len(), 1);
+    let a = h.input(Input::PeerLeft { peer: p(1) });
+    assert!(a.is_empty(), "p(2) is at its cap: {a:?}");
+    // p(2) delivers its block; p(1)'s is asked of p(2) next.
+    let a = h.respond(block_requests(&b)[0].0, block_answer(&chain[1]));
+    let r = block_requests(&a);
+    assert_eq!(r.iter().map(|(_, peer, hash)| (*peer, *hash)).collect::<Vec<_>>(), vec![(p(2), chain[0].hash())]);
+}

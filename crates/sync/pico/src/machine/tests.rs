@@ -1,0 +1,225 @@
+//! Act → expect tables for the pico rules: inputs in, actions checked, no runtime, no network, no
+//! store (job outcomes are scripted).
+
+use petrel_network_api::{DisconnectReason, Penalty, RequestError, Severity};
+use petrel_primitives::Policy;
+use petrel_protocol::AnyRequest;
+use petrel_sync_api::machine::RequestId;
+use petrel_sync_api::testing::{Harness, light_view, macro_block, only_request, requests};
+
+use super::*;
+
+fn p(i: u64) -> PeerId {
+    PeerId::from_index(i)
+}
+
+fn block(number: u32, salt: u8) -> MacroBlock {
+    macro_block(number, salt)
+}
+
+fn view(election: &MacroBlock, macro_block: &MacroBlock, optimistic: bool) -> LightView {
+    light_view(election, macro_block, optimistic)
+}
+
+fn head_of(number: u32, election: &MacroBlock, macro_block: &MacroBlock) -> ResponseHead {
+    ResponseHead {
+        block_number: number,
+        block_hash: macro_block.hash(),
+        macro_hash: macro_block.hash(),
+        election_hash: election.hash(),
+    }
+}
+
+type H = Harness<PicoMachine>;
+
+trait Join {
+    fn join_peer(&mut self, peer: PeerId) -> Vec<Action<PicoWork>>;
+}
+
+impl Join for H {
+    fn join_peer(&mut self, peer: PeerId) -> Vec<Action<PicoWork>> {
+        self.join(peer, Services::MACRO_CHAIN)
+    }
+}
+
+fn request_ids(actions: &[Action<PicoWork>]) -> Vec<(RequestId, AnyRequest)> {
+    requests(actions).into_iter().map(|(id, _, r)| (id, r)).collect()
+}
+
+fn genesis() -> MacroBlock {
+    block(0, 0)
+}
+
+#[test]
+fn a_peer_without_the_services_is_incompatible() {
+    let g = genesis();
+    let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+    let a = h.input(Input::PeerJoined { peer: p(1), services: Some(Services::NONE) });
+    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Incompatible(p(1)))]);
+    let a = h.input(Input::PeerJoined { peer: p(2), services: None });
+    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Incompatible(p(2)))]);
+}
+
+#[test]
+fn same_hashes_are_good_and_a_peer_behind_us_is_outdated() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(2), 1);
+    let mut h = H::new(PicoConfig::default(), view(&e, &e, false));
+    let id = only_request(&h.join_peer(p(1)));
+    assert_eq!(
+        h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))),
+        vec![Action::Verdict(MacroSyncReturn::Good(p(1)))]
+    );
+    let id = only_request(&h.join_peer(p(2)));
+    assert_eq!(
+        h.respond(id, Ok(AnyResponse::Head(head_of(0, &g, &g)))),
+        vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]
+    );
+    assert_eq!(h.machine.num_peers(), 0);
+}
+
+#[test]
+fn a_newer_head_fetches_election_block_and_checkpoint_then_applies_them_in_one_job() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let c = block(Policy::TEST.election_block_of(3) + Policy::TEST.blocks_per_batch, 2);
+    let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+    let id = only_request(&h.join_peer(p(1)));
+    let a = h.respond(id, Ok(AnyResponse::Head(head_of(c.block_number() + 3, &e, &c))));
+    let r = request_ids(&a);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].1, AnyRequest::Block(RequestBlock { hash: e.hash(), include_body: false }));
+    assert_eq!(r[1].1, AnyRequest::Block(RequestBlock { hash: c.hash(), include_body: false }));
+    // The checkpoint arrives first: nothing to do until both are in.
+    assert!(h.respond(r[1].0, Ok(AnyResponse::Block(Ok(Block::Macro(c.clone()))))).is_empty());
+    let a = h.respond(r[0].0, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+    let [Action::Apply { job, work }] = &a[..] else { panic!("one job: {a:?}") };
+    assert_eq!(work.blocks, vec![e.clone(), c.clone()], "election block first");
+    // Applied on trust: the head is asked again (round 1), and the source is remembered.
+    let a = h.input(Input::Applied { job: *job, outcome: PicoOutcome::Applied { optimistic: true, verified: 1 } });
+    assert!(matches!(request_ids(&a)[..], [(_, AnyRequest::Head(_))]));
+    assert_eq!(h.machine.optimistic_source(), Some(p(1)));
+    assert_eq!(
+        h.machine.stats(),
+        PicoStats { head_requests: 2, block_requests: 2, optimistic_adoptions: 1, verified_blocks: 1 }
+    );
+}
+
+#[test]
+fn job_outcomes_map_to_verdicts() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let cases = [
+        (PicoOutcome::Conflicting("bad".into()), MacroSyncReturn::Conflicting(p(1))),
+        (PicoOutcome::Behind, MacroSyncReturn::Outdated(p(1))),
+        // Our store failing is not the peer's fault.
+        (PicoOutcome::StoreFailed("disk".into()), MacroSyncReturn::Outdated(p(1))),
+    ];
+    for (outcome, verdict) in cases {
+        let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+        let id = only_request(&h.join_peer(p(1)));
+        let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
+        let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+        let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+        assert_eq!(h.input(Input::Applied { job, outcome }), vec![Action::Verdict(verdict)]);
+    }
+}
+
+#[test]
+fn a_wrong_or_missing_block_bans_the_peer() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let other = block(Policy::TEST.election_block_of(3), 9);
+    let banned = |reason| {
+        vec![
+            Action::Penalize { peer: p(1), penalty: Penalty::new(Severity::Malicious, reason) },
+            Action::Disconnect { peer: p(1), reason: DisconnectReason::Malicious },
+        ]
+    };
+    for (answer, reason) in [
+        (Ok(Block::Macro(other.clone())), PenaltyReason::WrongAnswer),
+        (Err(petrel_protocol::BlockRequestError::TargetHashNotFound), PenaltyReason::MissingAnnounced),
+    ] {
+        let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+        let id = only_request(&h.join_peer(p(1)));
+        let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
+        assert_eq!(h.respond(id, Ok(AnyResponse::Block(answer))), banned(reason));
+        assert_eq!(h.machine.num_peers(), 0);
+    }
+}
+
+#[test]
+fn a_peer_that_keeps_moving_is_good_after_max_rounds() {
+    let g = genesis();
+    let mut h = H::new(PicoConfig { max_rounds: 0, ..PicoConfig::default() }, view(&g, &g, false));
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let id = only_request(&h.join_peer(p(1)));
+    assert_eq!(
+        h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))),
+        vec![Action::Verdict(MacroSyncReturn::Good(p(1)))]
+    );
+}
+
+#[test]
+fn two_doubters_of_a_trusted_election_block_make_it_conflicting() {
+    // Our chain rests on an election block from p(1), taken on trust.
+    let trusted = block(Policy::TEST.election_block_of(9), 1);
+    let honest = block(Policy::TEST.election_block_of(2), 2);
+    let mut h = H::new(PicoConfig::default(), view(&trusted, &trusted, true));
+    // The source itself being behind is no evidence.
+    h.machine.optimistic_source = Some(p(1));
+    let behind = head_of(honest.block_number(), &honest, &honest);
+    let id = only_request(&h.join_peer(p(1)));
+    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Verdict(MacroSyncReturn::Outdated(p(1)))]);
+    let id = only_request(&h.join_peer(p(2)));
+    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]);
+    let id = only_request(&h.join_peer(p(3)));
+    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Verdict(MacroSyncReturn::Conflicting(p(3)))]);
+}
+
+#[test]
+fn a_lagging_peer_is_no_doubter_when_our_chain_is_verified() {
+    let ours = block(Policy::TEST.election_block_of(9), 1);
+    let old = block(Policy::TEST.election_block_of(2), 2);
+    let mut h = H::new(PicoConfig { doubters_for_conflict: 1, ..PicoConfig::default() }, view(&ours, &ours, false));
+    let id = only_request(&h.join_peer(p(2)));
+    assert_eq!(
+        h.respond(id, Ok(AnyResponse::Head(head_of(old.block_number(), &old, &old)))),
+        vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]
+    );
+}
+
+#[test]
+fn request_failures_follow_the_shared_rule() {
+    let g = genesis();
+    let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+    let id = only_request(&h.join_peer(p(1)));
+    assert_eq!(h.respond(id, Err(RequestError::Busy)), vec![Action::Verdict(MacroSyncReturn::Outdated(p(1)))]);
+    let id = only_request(&h.join_peer(p(2)));
+    assert_eq!(
+        h.respond(id, Err(RequestError::Timeout)),
+        vec![
+            Action::Penalize { peer: p(2), penalty: Penalty::new(Severity::Minor, PenaltyReason::Unresponsive) },
+            Action::Verdict(MacroSyncReturn::Outdated(p(2))),
+        ]
+    );
+}
+
+#[test]
+fn answers_after_a_peer_left_are_ignored_but_a_finished_job_still_counts() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+    let id = only_request(&h.join_peer(p(1)));
+    let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
+    let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    assert!(h.input(Input::PeerLeft { peer: p(1) }).is_empty());
+    // The job adopted the block: the source is remembered, but nothing is asked of a gone peer.
+    assert!(
+        h.input(Input::Applied { job, outcome: PicoOutcome::Applied { optimistic: true, verified: 0 } }).is_empty()
+    );
+    assert_eq!(h.machine.optimistic_source(), Some(p(1)));
+    // A late answer to an old request is dropped.
+    assert!(h.respond(id, Ok(AnyResponse::Head(head_of(0, &g, &g)))).is_empty());
+}
