@@ -4,6 +4,7 @@
 //! * No `#[ignore]` and no `#[should_panic]` under `crates/`: a test runs, and states the error it expects.
 //! * Every dependency on a `petrel-*` crate in a `Cargo.toml` under `crates/` is inherited from the workspace
 //!   (`workspace = true`), so versions and paths are declared once in the root `Cargo.toml`.
+//! * Every crate's normal `petrel-*` dependencies point down the layers drawn in `docs/architecture.md`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -166,4 +167,93 @@ fn petrel_dependency_check_recognises_each_form() {
     let problems = petrel_dependency_problems(bad, "bad");
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems[0].contains("petrel-a") && problems[1].contains("petrel-b") && problems[2].contains("petrel-c"));
+}
+
+/// The layers of `docs/architecture.md` ("Layering"): each `layer N` line of its diagram, with the
+/// `petrel-*` packages named on it.
+fn documented_layers(doc: &str) -> std::collections::HashMap<String, u32> {
+    let mut layers = std::collections::HashMap::new();
+    for line in doc.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("layer") {
+            continue;
+        }
+        let Some(n) = words.next().and_then(|w| w.parse::<u32>().ok()) else { continue };
+        for word in words {
+            if word.starts_with("petrel-") {
+                layers.insert(word.trim_end_matches(|c: char| !c.is_alphanumeric()).to_owned(), n);
+            }
+        }
+    }
+    layers
+}
+
+/// The `petrel-*` crates a manifest names in its normal `[dependencies]` (not dev or build).
+fn normal_petrel_dependencies(manifest: &str) -> Vec<String> {
+    let mut deps = Vec::new();
+    let mut in_deps = false;
+    for raw in manifest.lines() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.starts_with('[') {
+            let header = line.trim_matches(|c| c == '[' || c == ']').trim();
+            in_deps = header == "dependencies" || header.ends_with(".dependencies") && !header.contains("dev-");
+            if let Some(krate) = header.strip_prefix("dependencies.").filter(|k| k.starts_with("petrel-")) {
+                deps.push(krate.to_owned());
+            }
+            continue;
+        }
+        if !in_deps {
+            continue;
+        }
+        let key = line.split(['=', '.']).next().unwrap_or_default().trim().trim_matches('"');
+        if key.starts_with("petrel-") {
+            deps.push(key.to_owned());
+        }
+    }
+    deps
+}
+
+/// Every workspace crate's normal dependencies point down the layers documented in
+/// `docs/architecture.md`, and every crate is on the diagram.
+#[test]
+fn crate_dependencies_point_down_the_documented_layers() {
+    let doc = fs::read_to_string(root().join("docs/architecture.md")).expect("docs/architecture.md");
+    let layers = documented_layers(&doc);
+    assert!(layers.len() >= 10, "tidy could not read the layer diagram: {layers:?}");
+    let mut manifests = Vec::new();
+    files_with_suffix(&root().join("crates"), "Cargo.toml", &mut manifests);
+    manifests.push(root().join("tests/Cargo.toml"));
+    let mut problems = Vec::new();
+    for manifest in manifests.iter().filter(|m| m.file_name().is_some_and(|n| n == "Cargo.toml")) {
+        let text = fs::read_to_string(manifest).expect("manifest");
+        let Some(name) =
+            text.lines().find_map(|l| l.trim().strip_prefix("name = ").map(|v| v.trim_matches('"').to_owned()))
+        else {
+            continue;
+        };
+        let Some(&layer) = layers.get(&name) else {
+            problems.push(format!("{}: `{name}` is not on the layer diagram", relative(manifest)));
+            continue;
+        };
+        for dep in normal_petrel_dependencies(&text) {
+            match layers.get(&dep) {
+                Some(&l) if l < layer => {}
+                Some(&l) => problems.push(format!("{name} (layer {layer}) depends on {dep} (layer {l})")),
+                None => problems.push(format!("{name} depends on {dep}, which is not on the layer diagram")),
+            }
+        }
+    }
+    assert_no_problems("dependencies that do not point down the documented layers", &problems);
+}
+
+#[test]
+fn layer_check_reads_the_diagram_and_the_dependency_tables() {
+    let layers = documented_layers("layer 2   petrel-b (note)   petrel-c\nlayer 1   petrel-a\nno layer petrel-x\n");
+    assert_eq!(layers.get("petrel-b"), Some(&2));
+    assert_eq!(layers.get("petrel-c"), Some(&2));
+    assert_eq!(layers.get("petrel-a"), Some(&1));
+    assert_eq!(layers.len(), 3);
+    let manifest = "[package]\nname = \"petrel-b\"\n[dependencies]\npetrel-a.workspace = true\nserde = \"1\"\n\
+                    [dev-dependencies]\npetrel-c.workspace = true\n[dependencies.petrel-d]\nworkspace = true\n";
+    assert_eq!(normal_petrel_dependencies(manifest), vec!["petrel-a".to_owned(), "petrel-d".to_owned()]);
 }

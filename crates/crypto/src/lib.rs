@@ -21,4 +21,4 @@ mod serde_bytes;
 pub use error::CryptoError;
 pub use hash::{Blake2bHash, Hasher};
 pub use poseidon::{FieldElement, poseidon_config, poseidon_hash};
-pub use schnorr::{SchnorrPublicKey, SchnorrSecretKey, SchnorrSignature, verify_batch};
+pub use schnorr::{SchnorrPublicKey, SchnorrSecretKey, SchnorrSignature, clear_key_cache, verify_batch};

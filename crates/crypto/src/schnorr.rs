@@ -232,6 +232,14 @@ pub struct SchnorrPublicKey {
     bytes: [u8; 32],
 }
 
+/// Empties the process-wide cache of validated public keys, so that the next decode of every key
+/// pays its subgroup check again. For cold-cache measurements; verdicts never depend on the cache.
+pub fn clear_key_cache() {
+    if let Some(cache) = KEY_CACHE.get() {
+        cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 impl SchnorrPublicKey {
     fn from_point_unchecked(point: EdwardsAffine) -> Self {
         Self { point, bytes: encode_point(&point) }

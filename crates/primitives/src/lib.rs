@@ -17,7 +17,9 @@ pub mod validators;
 pub use block::{Block, BlockError, MacroBlock, MacroBody, MacroHeader, MicroBlock, MicroBody, MicroHeader, Reward};
 pub use genesis::{GenesisConfig, GenesisError};
 pub use history::{HistoryItem, HistoryKind, HistoryTree, RangeProof, SizeProof};
-pub use petrel_crypto::{Blake2bHash, FieldElement, Hasher, SchnorrPublicKey, SchnorrSecretKey, SchnorrSignature};
+pub use petrel_crypto::{
+    Blake2bHash, FieldElement, Hasher, SchnorrPublicKey, SchnorrSecretKey, SchnorrSignature, clear_key_cache,
+};
 pub use policy::{Policy, PolicyError};
 pub use state::{Account, AccountTree};
 pub use transaction::{AccountKey, Address, Ed25519Signature, Transaction, TransactionError};

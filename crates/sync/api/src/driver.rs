@@ -57,6 +57,9 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
             jobs: VecDeque::new(),
             running: None,
             ready: VecDeque::new(),
+            // The driver is the one place of the sync crates that reads the clock (tokio's, so a
+            // paused test clock applies); machines get `Time` from it.
+            #[allow(clippy::disallowed_methods)]
             start: Instant::now(),
             wakeup: None,
             waker: None,
@@ -137,6 +140,8 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
         }
         let Some((job, work)) = self.jobs.pop_front() else { return };
         let chain = self.chain.clone();
+        // Jobs are the machines' only heavy or durable work; the driver runs them off the executor.
+        #[allow(clippy::disallowed_methods)]
         let handle = tokio::task::spawn_blocking(move || M::execute(&chain, work));
         self.running = Some(
             async move {
