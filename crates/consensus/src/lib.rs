@@ -9,6 +9,7 @@ pub mod established;
 pub mod handlers;
 pub mod live;
 pub mod syncer;
+pub mod syncer_machine;
 
 pub use chain::{PushError, SharedFull, SharedLight, SyncChain};
 pub use direct::DirectToLive;

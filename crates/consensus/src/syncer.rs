@@ -1,25 +1,12 @@
-//! The syncer: turns per-peer macro-sync verdicts into actions, runs live sync, head requests and
-//! the established/lost decision (protocol-reference §3.3, §7.1–7.2).
+//! The syncer: runs the macro sync, the live sync and the syncer's rules
+//! ([`crate::syncer_machine::SyncerMachine`], where every decision lives and is unit-tested) over a
+//! network and a chain (protocol-reference §3.3, §7.1–7.2; protocol.md §11.4–§11.5).
 //!
-//! | Input | Action |
-//! |---|---|
-//! | PeerJoined | macro sync `add_peer` |
-//! | PeerLeft | dropped everywhere |
-//! | Good | live sync `add_peer` |
-//! | Outdated | remembered; handed to macro sync again every `check_interval` |
-//! | Incompatible | head check: within a batch of us and not too far ahead → live sync; else re-checked every `check_interval` |
-//! | Conflicting | the peer is penalised; live-sync peers are **removed** from live sync (the reference left them there while the chain reset) and, with every drained macro-sync peer and the conflicting one, handed to `fallback` |
-//! | live Behind | outdated |
-//! | live Ahead | macro sync |
-//!
-//! Head requests go to every live peer as soon as the live set changes (a peer turned Good, joined
-//! from the incompatible set, fell Behind/Ahead or left) and otherwise every `head_request_interval`
-//! after the last round, so a node is established within a round trip of finishing macro sync
-//! instead of at the next interval. A head we do not know is
-//! fetched (once per hash) and pushed into live sync, which is how a quiet chain is caught up; a
-//! block whose hash differs from the one asked for bans the peer.
+//! [`Syncer`] is the machine's driver: it turns peer events, verdicts, live-sync events, head
+//! answers and timer ticks into inputs, and carries out the actions (hand peers to macro or live
+//! sync, send head requests and block fetches, penalise, fall back, report events).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,16 +14,15 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, Stream, StreamExt};
-use petrel_network_api::{
-    DisconnectReason, Network, NetworkEvent, NetworkExt, PeerId, Penalty, PenaltyReason, RequestError, Severity,
-};
+use petrel_network_api::{Network, NetworkEvent, NetworkExt, PeerId, RequestError};
 use petrel_primitives::{Blake2bHash, Block};
 use petrel_protocol::{BlockRequestError, RequestBlock, RequestHead, ResponseHead};
 use petrel_sync_api::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::chain::SyncChain;
-use crate::established::{EstablishedConfig, EstablishedInputs, is_established, is_lost};
+use crate::established::EstablishedConfig;
+use crate::syncer_machine::{SyncerAction, SyncerInput, SyncerMachine, SyncerView};
 
 /// Syncer settings.
 #[derive(Clone, Copy, Debug)]
@@ -93,30 +79,22 @@ pub struct SyncerStats {
     pub fetched_heads: u64,
 }
 
-/// The syncer.
+/// The syncer: [`SyncerMachine`] over a network, a chain, a macro sync and a live sync.
 pub struct Syncer<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> {
     network: N,
     chain: C,
     macro_sync: M,
     live: L,
-    config: SyncerConfig,
+    machine: SyncerMachine,
     net_events: BoxStream<'static, NetworkEvent>,
-    outdated: HashSet<PeerId>,
-    incompatible: HashSet<PeerId>,
     check_timer: Interval,
     head_timer: Interval,
     head_round: Option<HeadRound>,
-    fetching: HashSet<Blake2bHash>,
     fetches: FuturesUnordered<Fetch>,
     checks: FuturesUnordered<Check>,
     misc: FuturesUnordered<BoxFuture<'static, ()>>,
-    last_round: Option<(usize, usize)>,
-    established: bool,
-    stats: SyncerStats,
     out: VecDeque<ConsensusEvent>,
     started: bool,
-    /// The live set changed since the last head round started: start one as soon as none runs.
-    round_wanted: bool,
 }
 
 fn event_stream(rx: tokio::sync::broadcast::Receiver<NetworkEvent>) -> BoxStream<'static, NetworkEvent> {
@@ -147,34 +125,27 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
             chain,
             macro_sync,
             live,
-            config,
+            machine: SyncerMachine::new(config),
             net_events,
-            outdated: HashSet::new(),
-            incompatible: HashSet::new(),
             check_timer,
             head_timer,
             head_round: None,
-            fetching: HashSet::new(),
             fetches: FuturesUnordered::new(),
             checks: FuturesUnordered::new(),
             misc: FuturesUnordered::new(),
-            last_round: None,
-            established: false,
-            stats: SyncerStats::default(),
             out: VecDeque::new(),
             started: false,
-            round_wanted: false,
         }
     }
 
     /// Whether the node is established.
     pub fn is_established(&self) -> bool {
-        self.established
+        self.machine.is_established()
     }
 
     /// Counters.
     pub fn stats(&self) -> SyncerStats {
-        self.stats
+        self.machine.stats()
     }
 
     /// The macro sync.
@@ -187,170 +158,71 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
         &self.live
     }
 
-    fn peer_left(&mut self, peer: &PeerId) {
-        self.macro_sync.remove_peer(peer);
-        if self.live.peers().contains(peer) {
-            self.round_wanted = true;
-        }
-        self.live.remove_peer(peer);
-        self.outdated.remove(peer);
-        self.incompatible.remove(peer);
+    fn view(&self) -> SyncerView {
+        SyncerView { head: self.chain.head(), policy: self.chain.policy() }
     }
 
-    fn on_verdict(&mut self, verdict: MacroSyncReturn) {
-        match verdict {
-            // A verdict can arrive after its peer left: only connected peers join live sync.
-            MacroSyncReturn::Good(p) if self.network.peer_info(&p).is_some() => {
-                self.outdated.remove(&p);
-                self.live.add_peer(p);
-                self.round_wanted = true;
-            }
-            MacroSyncReturn::Good(_) => {}
-            MacroSyncReturn::Outdated(p) => {
-                self.outdated.insert(p);
-            }
-            MacroSyncReturn::Incompatible(p) => {
-                self.incompatible.insert(p);
-                self.check_incompatible(p);
-            }
-            MacroSyncReturn::Conflicting(p) => {
-                self.network.penalize(p, Penalty::new(Severity::InvalidData, PenaltyReason::ConflictingChain));
-                let mut peers = self.live.peers();
-                for q in &peers {
-                    self.live.remove_peer(q);
-                }
-                peers.push(p);
-                peers.extend(self.outdated.drain());
+    /// Feeds one input to the machine and carries out its actions.
+    fn feed(&mut self, input: SyncerInput) {
+        let view = self.view();
+        self.machine.handle(input, &view);
+        while let Some(action) = self.machine.poll_action() {
+            self.act(action);
+        }
+    }
+
+    fn act(&mut self, action: SyncerAction) {
+        let net = self.network.clone();
+        match action {
+            SyncerAction::AddToMacro(p) => self.macro_sync.add_peer(p),
+            SyncerAction::RemoveFromMacro(p) => self.macro_sync.remove_peer(&p),
+            SyncerAction::AddToLive(p) => self.live.add_peer(p),
+            SyncerAction::RemoveFromLive(p) => self.live.remove_peer(&p),
+            SyncerAction::Fallback(peers) => {
+                tracing::info!(target: "consensus", peers = peers.len(), "conflicting macro chain: falling back");
                 self.macro_sync.fallback(peers);
-                self.out.push_back(ConsensusEvent::FellBack);
             }
-        }
-        self.out.push_back(ConsensusEvent::Verdict(verdict));
-    }
-
-    fn check_incompatible(&mut self, peer: PeerId) {
-        let net = self.network.clone();
-        self.checks.push(async move { (peer, net.request(peer, &RequestHead).await) }.boxed());
-    }
-
-    fn on_check(&mut self, peer: PeerId, result: Result<ResponseHead, RequestError>) {
-        if !self.incompatible.contains(&peer) {
-            return;
-        }
-        let head = match result {
-            Ok(head) => head,
-            // It does not serve heads: it stays incompatible (checked again later).
-            Err(RequestError::Unsupported) => return,
-            Err(_) => {
-                let net = self.network.clone();
-                self.misc.push(async move { net.disconnect(peer, DisconnectReason::Error).await }.boxed());
-                self.incompatible.remove(&peer);
-                return;
+            SyncerAction::StartHeadRound(peers) => {
+                self.head_round = Some(
+                    async move {
+                        let requests = peers.into_iter().map(|p| {
+                            let net = net.clone();
+                            async move { (p, net.request(p, &RequestHead).await) }
+                        });
+                        futures::future::join_all(requests).await
+                    }
+                    .boxed(),
+                );
             }
-        };
-        let policy = self.chain.policy();
-        let ours = self.chain.head().block_number;
-        let synced = policy.batch_at(head.block_number) + 1 >= policy.batch_at(ours)
-            && head.block_number <= ours.saturating_add(self.config.acceptance_window);
-        if synced {
-            self.incompatible.remove(&peer);
-            self.live.add_peer(peer);
-            self.round_wanted = true;
-        }
-    }
-
-    fn on_live(&mut self, event: LiveSyncEvent) {
-        match &event {
-            LiveSyncEvent::AcceptedAnnouncedBlock(_) => {
-                self.stats.accepted_announcements += 1;
-                self.head_timer.reset();
+            SyncerAction::CheckHead(p) => {
+                self.checks.push(async move { (p, net.request(p, &RequestHead).await) }.boxed());
             }
-            LiveSyncEvent::Behind(p) => {
-                self.outdated.insert(*p);
-                self.round_wanted = true;
+            SyncerAction::FetchBlock(p, hash) => {
+                let req = RequestBlock { hash, include_body: self.chain.wants_bodies() };
+                self.fetches.push(async move { (p, hash, net.request(p, &req).await) }.boxed());
             }
-            LiveSyncEvent::Ahead(p) => {
-                self.macro_sync.add_peer(*p);
-                self.round_wanted = true;
+            SyncerAction::PushToLive(p, block) => self.live.push_requested(*block, p),
+            SyncerAction::Penalize(p, penalty) => {
+                tracing::debug!(target: "consensus", peer = %p, %penalty, "penalizing peer");
+                self.network.penalize(p, penalty);
             }
-            _ => {}
-        }
-        self.out.push_back(ConsensusEvent::Live(event));
-    }
-
-    fn start_head_round(&mut self) {
-        let peers = self.live.peers();
-        if peers.is_empty() || self.head_round.is_some() {
-            return;
-        }
-        let net = self.network.clone();
-        self.head_round = Some(
-            async move {
-                let requests = peers.into_iter().map(|p| {
-                    let net = net.clone();
-                    async move { (p, net.request(p, &RequestHead).await) }
-                });
-                futures::future::join_all(requests).await
+            SyncerAction::Disconnect(p, reason) => {
+                tracing::debug!(target: "consensus", peer = %p, ?reason, "disconnecting peer");
+                self.misc.push(async move { net.disconnect(p, reason).await }.boxed());
             }
-            .boxed(),
-        );
-    }
-
-    fn on_head_round(&mut self, results: Vec<(PeerId, Result<ResponseHead, RequestError>)>) {
-        let (mut known, mut unknown) = (0, 0);
-        for (peer, result) in results {
-            let Ok(head) = result else { continue };
-            if self.chain.knows(&head.block_hash) {
-                known += 1;
-                continue;
+            SyncerAction::ResetHeadTimer => self.head_timer.reset(),
+            SyncerAction::Emit(event) => {
+                match &event {
+                    ConsensusEvent::Established => {
+                        tracing::info!(target: "consensus", live_peers = self.machine.live_peers(), "consensus established")
+                    }
+                    ConsensusEvent::Lost => {
+                        tracing::info!(target: "consensus", live_peers = self.machine.live_peers(), "consensus lost")
+                    }
+                    _ => {}
+                }
+                self.out.push_back(event);
             }
-            unknown += 1;
-            if head.block_number > self.chain.head().block_number && self.fetching.insert(head.block_hash) {
-                let net = self.network.clone();
-                let req = RequestBlock { hash: head.block_hash, include_body: self.chain.wants_bodies() };
-                let hash = head.block_hash;
-                self.fetches.push(async move { (peer, hash, net.request(peer, &req).await) }.boxed());
-            }
-        }
-        self.stats.head_rounds += 1;
-        self.last_round = Some((known, unknown));
-    }
-
-    fn on_fetch(
-        &mut self,
-        peer: PeerId,
-        hash: Blake2bHash,
-        result: Result<Result<Block, BlockRequestError>, RequestError>,
-    ) {
-        self.fetching.remove(&hash);
-        match result {
-            Ok(Ok(block)) if block.hash() == hash => {
-                self.stats.fetched_heads += 1;
-                self.live.push_requested(block, peer);
-            }
-            Ok(Ok(_)) => {
-                let net = self.network.clone();
-                self.misc.push(async move { net.disconnect(peer, DisconnectReason::Malicious).await }.boxed());
-            }
-            _ => {}
-        }
-    }
-
-    fn update_established(&mut self) {
-        let inputs = EstablishedInputs {
-            live_peers: self.live.num_peers(),
-            accepted_announcements: self.stats.accepted_announcements,
-            head_round: self.last_round,
-        };
-        if !self.established && is_established(&inputs, &self.config.established) {
-            self.established = true;
-            tracing::info!(target: "consensus", live_peers = inputs.live_peers, "consensus established");
-            self.out.push_back(ConsensusEvent::Established);
-        } else if self.established && is_lost(&inputs, &self.config.established) {
-            self.established = false;
-            self.last_round = None;
-            tracing::info!(target: "consensus", live_peers = inputs.live_peers, "consensus lost");
-            self.out.push_back(ConsensusEvent::Lost);
         }
     }
 }
@@ -363,7 +235,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
         if !this.started {
             this.started = true;
             for (peer, _) in this.network.peers() {
-                this.macro_sync.add_peer(peer);
+                this.feed(SyncerInput::PeerJoined(peer));
             }
         }
         loop {
@@ -374,55 +246,46 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
             while let Poll::Ready(Some(event)) = this.net_events.poll_next_unpin(cx) {
                 progressed = true;
                 match event {
-                    NetworkEvent::PeerJoined(peer, _) => this.macro_sync.add_peer(peer),
-                    NetworkEvent::PeerLeft(peer) => this.peer_left(&peer),
+                    NetworkEvent::PeerJoined(peer, _) => this.feed(SyncerInput::PeerJoined(peer)),
+                    NetworkEvent::PeerLeft(peer) => this.feed(SyncerInput::PeerLeft(peer)),
                 }
             }
             if let Poll::Ready(Some(v)) = this.macro_sync.poll_next_unpin(cx) {
-                this.on_verdict(v);
+                this.feed(SyncerInput::Verdict(v));
                 progressed = true;
             }
             if let Poll::Ready(Some(e)) = this.live.poll_next_unpin(cx) {
-                this.on_live(e);
+                this.feed(SyncerInput::Live(e));
                 progressed = true;
             }
             if this.check_timer.poll_tick(cx).is_ready() {
-                for p in this.outdated.drain().collect::<Vec<_>>() {
-                    this.macro_sync.add_peer(p);
-                }
-                for p in this.incompatible.iter().copied().collect::<Vec<_>>() {
-                    this.check_incompatible(p);
-                }
+                this.feed(SyncerInput::CheckTimer);
                 progressed = true;
             }
             if this.head_timer.poll_tick(cx).is_ready() {
-                this.start_head_round();
-                progressed = true;
-            }
-            if this.round_wanted && this.head_round.is_none() {
-                this.round_wanted = false;
-                this.start_head_round();
-                // The next periodic round comes one interval after this one.
-                this.head_timer.reset();
+                this.feed(SyncerInput::HeadTimer);
                 progressed = true;
             }
             if let Some(round) = this.head_round.as_mut()
                 && let Poll::Ready(results) = round.poll_unpin(cx)
             {
                 this.head_round = None;
-                this.on_head_round(results);
+                let answers = results
+                    .into_iter()
+                    .map(|(p, r)| (p, r.map(|head| (head, this.chain.knows(&head.block_hash)))))
+                    .collect();
+                this.feed(SyncerInput::HeadRoundDone(answers));
                 progressed = true;
             }
             while let Poll::Ready(Some((peer, hash, r))) = this.fetches.poll_next_unpin(cx) {
-                this.on_fetch(peer, hash, r);
+                this.feed(SyncerInput::Fetched(peer, hash, r));
                 progressed = true;
             }
             while let Poll::Ready(Some((peer, r))) = this.checks.poll_next_unpin(cx) {
-                this.on_check(peer, r);
+                this.feed(SyncerInput::Checked(peer, r));
                 progressed = true;
             }
             while let Poll::Ready(Some(())) = this.misc.poll_next_unpin(cx) {}
-            this.update_established();
             if !progressed && this.out.is_empty() {
                 return Poll::Pending;
             }
