@@ -2,59 +2,14 @@
 //! known holes closed: non-macro locators are skipped, locator lists and counts are clamped, and
 //! every lookup miss is an error value.
 
-use petrel_primitives::history::{HistoryItem, RangeProof, SizeProof, prove_range};
-use petrel_primitives::{Blake2bHash, Block, MacroBlock};
+use petrel_primitives::history::prove_range;
+use petrel_primitives::{Blake2bHash, Block};
 use redb::{ReadableDatabase, ReadableTable};
-use serde::{Deserialize, Serialize};
 
 use crate::tables::*;
 use crate::{Blockchain, ChainError};
 
-/// Most locators considered in one request; extra ones are ignored.
-pub const MAX_LOCATORS: usize = 100;
-/// Most election hashes returned by one macro-chain request.
-pub const MAX_EPOCHS_PER_REQUEST: u16 = 1000;
-
-/// A node's head as reported to peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeadInfo {
-    /// Head number.
-    pub block_number: u32,
-    /// Head hash.
-    pub block_hash: Blake2bHash,
-    /// Macro head hash.
-    pub macro_hash: Blake2bHash,
-    /// Election head hash.
-    pub election_hash: Blake2bHash,
-}
-
-/// Answer to a macro-chain request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MacroChain {
-    /// Election block hashes after the locator, oldest first.
-    pub epochs: Vec<Blake2bHash>,
-    /// The latest checkpoint, when the requester is caught up to its epoch.
-    pub checkpoint: Option<(u32, Blake2bHash)>,
-}
-
-/// Answer to a batch-set request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchSetInfo {
-    /// The requested block if it is an election block.
-    pub election_macro_block: Option<MacroBlock>,
-    /// Batch-set boundaries of the epoch up to the requested block, each with the epoch's history
-    /// size at it; the last one is the requested block.
-    pub batch_sets: Vec<(MacroBlock, SizeProof)>,
-}
-
-/// A chunk of history with its proof.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryChunk {
-    /// Consecutive items from `chunk_index · chunk_size`.
-    pub items: Vec<HistoryItem>,
-    /// Proof against the verifier block's history root.
-    pub proof: RangeProof,
-}
+pub use petrel_primitives::wire::{BatchSetInfo, HeadInfo, HistoryChunk, MAX_EPOCHS, MAX_LOCATORS, MacroChain};
 
 /// Why a query has no answer.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +94,7 @@ impl Blockchain {
         }
         let start_block = start.ok_or(QueryError::UnknownLocators)?;
         let (start, locator) = (start_block.block_number(), start_block.hash());
-        let max = max_epochs.min(MAX_EPOCHS_PER_REQUEST) as usize;
+        let max = max_epochs.min(MAX_EPOCHS) as usize;
         let mut epochs = Vec::new();
         let mut next = policy.election_block_after(start);
         while epochs.len() < max && next > start {

@@ -39,13 +39,7 @@ pub trait Answer: Request {
 
 impl Answer for RequestHead {
     fn answer(&self, chain: &Blockchain) -> ResponseHead {
-        let h = chain.head();
-        ResponseHead {
-            block_number: h.block_number,
-            block_hash: h.block_hash,
-            macro_hash: h.macro_hash,
-            election_hash: h.election_hash,
-        }
+        chain.head()
     }
 }
 
@@ -65,7 +59,7 @@ impl Answer for RequestBlock {
 impl Answer for RequestMacroChain {
     fn answer(&self, chain: &Blockchain) -> Result<MacroChain, MacroChainError> {
         match chain.macro_chain(&self.locators, self.max_epochs.min(MAX_EPOCHS)) {
-            Ok(mc) => Ok(MacroChain { epochs: mc.epochs, checkpoint: mc.checkpoint }),
+            Ok(mc) => Ok(mc),
             Err(QueryError::UnknownLocators) => Err(MacroChainError::UnknownLocators),
             Err(e) => {
                 tracing::warn!(target: "net::handlers", error = %e, "macro chain failed");
@@ -78,9 +72,7 @@ impl Answer for RequestMacroChain {
 impl Answer for RequestBatchSet {
     fn answer(&self, chain: &Blockchain) -> Result<BatchSetInfo, BatchSetError> {
         match chain.batch_set(&self.hash) {
-            Ok(info) => {
-                Ok(BatchSetInfo { election_macro_block: info.election_macro_block, batch_sets: info.batch_sets })
-            }
+            Ok(info) => Ok(info),
             Err(QueryError::TargetHashNotFound) => Err(BatchSetError::TargetHashNotFound),
             Err(QueryError::MicroBlockGiven) => Err(BatchSetError::MicroBlockGiven),
             Err(QueryError::TargetNotOnMainChain) => Err(BatchSetError::NotOnMainChain),
@@ -98,7 +90,7 @@ impl Answer for RequestBatchSet {
 impl Answer for RequestHistoryChunk {
     fn answer(&self, chain: &Blockchain) -> Result<HistoryChunk, HistoryChunkError> {
         match chain.history_chunk(self.epoch_number, self.block_number, self.chunk_index) {
-            Ok(c) => Ok(HistoryChunk { items: c.items, proof: c.proof }),
+            Ok(c) => Ok(c),
             Err(QueryError::CouldntProduceProof) => Err(HistoryChunkError::CouldntProduceProof),
             Err(e) => {
                 tracing::warn!(target: "net::handlers", error = %e, "history chunk failed");
@@ -162,13 +154,7 @@ pub fn serve_light_chain<N: Network>(
     let mut requests = network.receive_requests::<RequestHead>();
     async move {
         while let Some(inbound) = requests.next().await {
-            let h = chain.lock().unwrap_or_else(|e| e.into_inner()).head();
-            let response = ResponseHead {
-                block_number: h.block_number,
-                block_hash: h.block_hash,
-                macro_hash: h.macro_hash,
-                election_hash: h.election_hash,
-            };
+            let response: ResponseHead = chain.lock().unwrap_or_else(|e| e.into_inner()).head();
             if let Err(e) = inbound.respond(&response) {
                 tracing::debug!(target: "net::handlers", error = %e, "response not delivered");
             }

@@ -15,6 +15,7 @@
 //! | live `Behind` | outdated, and a head round |
 //! | live `Ahead` | to macro sync, and a head round |
 //! | live `AcceptedAnnouncedBlock` | counted; the head timer restarts |
+//! | live `AcceptedBufferedBlock` / `ReceivedMissingBlocks` while not established and the last round saw unknown heads | a head round |
 //! | head check answer | synced (same batch or the one before, within the acceptance window) → live sync and a head round; else stays |
 //! | head round done | heads counted known/unknown; an unknown head above ours is fetched once per hash |
 //! | fetched head block | its hash as asked → to live sync; another block → the peer is banned |
@@ -261,6 +262,13 @@ impl SyncerMachine {
                 if self.connected.contains(p) {
                     self.actions.push_back(SyncerAction::AddToMacro(*p));
                 }
+            }
+            // We caught up on blocks the last round did not know: ask again, so that the evidence
+            // for "established" follows the chain instead of waiting for the interval.
+            LiveSyncEvent::AcceptedBufferedBlock(_) | LiveSyncEvent::ReceivedMissingBlocks(_)
+                if !self.established && self.last_round.is_some_and(|(_, unknown)| unknown > 0) =>
+            {
+                self.round_wanted = true;
             }
             _ => {}
         }

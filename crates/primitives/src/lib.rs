@@ -13,6 +13,7 @@ mod serde_bytes;
 pub mod state;
 pub mod transaction;
 pub mod validators;
+pub mod wire;
 
 pub use block::{Block, BlockError, MacroBlock, MacroBody, MacroHeader, MicroBlock, MicroBody, MicroHeader, Reward};
 pub use genesis::{GenesisConfig, GenesisError};

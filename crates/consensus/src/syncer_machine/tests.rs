@@ -263,3 +263,23 @@ fn the_head_timer_starts_a_round_only_with_live_peers() {
     let a = h.input(SyncerInput::HeadTimer);
     assert_eq!(a, vec![SyncerAction::StartHeadRound(vec![p(1)]), SyncerAction::ResetHeadTimer]);
 }
+
+#[test]
+fn catching_up_on_heads_the_last_round_did_not_know_starts_another_round() {
+    let mut h = H::new(1);
+    h.joined(&[p(1)]);
+    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Good(p(1))));
+    assert!(a.contains(&SyncerAction::StartHeadRound(vec![p(1)])));
+    let ahead = macro_block(104, 1);
+    let a = h.input(SyncerInput::HeadRoundDone(vec![(p(1), Ok((response_head(&ahead), false)))]));
+    assert!(emitted(&a).is_empty(), "an unknown head: not established");
+    // Live sync applies the fetched block: a new round checks at once.
+    let a = h.input(SyncerInput::Live(LiveSyncEvent::AcceptedBufferedBlock(ahead.hash())));
+    assert!(a.contains(&SyncerAction::StartHeadRound(vec![p(1)])));
+    h.view = view_at(104);
+    let a = h.input(SyncerInput::HeadRoundDone(vec![(p(1), Ok((response_head(&ahead), true)))]));
+    assert_eq!(emitted(&a), vec![ConsensusEvent::Established]);
+    // Once established, catching up starts no extra rounds.
+    let a = h.input(SyncerInput::Live(LiveSyncEvent::ReceivedMissingBlocks(3)));
+    assert!(!a.iter().any(|x| matches!(x, SyncerAction::StartHeadRound(_))));
+}

@@ -1,17 +1,12 @@
 //! Request and response messages.
 
 use petrel_network_api::Request;
-use petrel_primitives::history::{HistoryItem, RangeProof, SizeProof};
-use petrel_primitives::{Blake2bHash, Block, MacroBlock};
+pub use petrel_primitives::wire::{BatchSetInfo, HistoryChunk, MAX_EPOCHS, MAX_LOCATORS, MacroChain};
+use petrel_primitives::{Blake2bHash, Block};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::*;
 
-/// Most locators a request may carry (longer lists are refused by size, and the server considers
-/// only this many).
-pub const MAX_LOCATORS: usize = 100;
-/// Most election hashes one macro-chain answer carries.
-pub const MAX_EPOCHS: u16 = 1000;
 /// Largest block on the wire.
 pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
 /// Largest batch-set or history-chunk answer.
@@ -38,15 +33,6 @@ pub struct RequestMacroChain {
     pub max_epochs: u16,
 }
 
-/// Answer to [`RequestMacroChain`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MacroChain {
-    /// Election block hashes, oldest first.
-    pub epochs: Vec<Blake2bHash>,
-    /// The server's latest checkpoint (number, hash), when the requester is caught up.
-    pub checkpoint: Option<(u32, Blake2bHash)>,
-}
-
 request!(RequestMacroChain, 200, Result<MacroChain, MacroChainError>, 16 + 33 * MAX_LOCATORS, 64 + 33 * MAX_EPOCHS as usize, 20);
 
 /// The batch sets of a macro block's epoch up to it.
@@ -54,15 +40,6 @@ request!(RequestMacroChain, 200, Result<MacroChain, MacroChainError>, 16 + 33 * 
 pub struct RequestBatchSet {
     /// Hash of the macro block.
     pub hash: Blake2bHash,
-}
-
-/// Answer to [`RequestBatchSet`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchSetInfo {
-    /// The requested block if it is an election block.
-    pub election_macro_block: Option<MacroBlock>,
-    /// Batch-set boundaries with the epoch's history size at each; the last is the requested block.
-    pub batch_sets: Vec<(MacroBlock, SizeProof)>,
 }
 
 request!(RequestBatchSet, 202, Result<BatchSetInfo, BatchSetError>, 64, MAX_LARGE_RESPONSE, 100);
@@ -76,15 +53,6 @@ pub struct RequestHistoryChunk {
     pub block_number: u32,
     /// Chunk index (chunk size from the policy).
     pub chunk_index: u64,
-}
-
-/// Answer to [`RequestHistoryChunk`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryChunk {
-    /// The items.
-    pub items: Vec<HistoryItem>,
-    /// Their proof.
-    pub proof: RangeProof,
 }
 
 request!(RequestHistoryChunk, 204, Result<HistoryChunk, HistoryChunkError>, 64, MAX_LARGE_RESPONSE, 500);
@@ -126,17 +94,7 @@ request!(RequestMissingBlocks, 209, Result<ResponseBlocks, MissingBlocksError>, 
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RequestHead;
 
-/// Answer to [`RequestHead`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResponseHead {
-    /// Head number.
-    pub block_number: u32,
-    /// Head hash.
-    pub block_hash: Blake2bHash,
-    /// Macro head hash.
-    pub macro_hash: Blake2bHash,
-    /// Election head hash.
-    pub election_hash: Blake2bHash,
-}
+/// Answer to [`RequestHead`]: the store's head summary, sent as it is.
+pub type ResponseHead = petrel_primitives::wire::HeadInfo;
 
 request!(RequestHead, 210, ResponseHead, 16, 256, 50);

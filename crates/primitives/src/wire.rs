@@ -1,0 +1,57 @@
+//! The answers a node serves to its peers that are also the results of its chain store's queries,
+//! defined once: the store (`petrel-blockchain`) returns them and the protocol (`petrel-protocol`)
+//! sends them as they are, so no handler copies one into the other. The limits on the matching
+//! requests live here too.
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{HistoryItem, RangeProof, SizeProof};
+use crate::{Blake2bHash, MacroBlock};
+
+/// Most locators a request may carry (longer lists are refused by size, and the server considers
+/// only this many).
+pub const MAX_LOCATORS: usize = 100;
+/// Most election hashes one macro-chain answer carries.
+pub const MAX_EPOCHS: u16 = 1000;
+
+/// A node's head: the answer to `RequestHead` (as `ResponseHead`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadInfo {
+    /// Head number.
+    pub block_number: u32,
+    /// Head hash.
+    pub block_hash: Blake2bHash,
+    /// Macro head hash.
+    pub macro_hash: Blake2bHash,
+    /// Election head hash.
+    pub election_hash: Blake2bHash,
+}
+
+/// Election blocks after the first known locator, and the latest checkpoint when caught up: the
+/// answer to `RequestMacroChain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MacroChain {
+    /// Election block hashes after the locator, oldest first.
+    pub epochs: Vec<Blake2bHash>,
+    /// The latest checkpoint (number, hash), when the requester is caught up to its epoch.
+    pub checkpoint: Option<(u32, Blake2bHash)>,
+}
+
+/// The batch sets of a macro block's epoch up to it: the answer to `RequestBatchSet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSetInfo {
+    /// The requested block if it is an election block.
+    pub election_macro_block: Option<MacroBlock>,
+    /// Batch-set boundaries of the epoch up to the requested block, each with the epoch's history
+    /// size at it; the last one is the requested block.
+    pub batch_sets: Vec<(MacroBlock, SizeProof)>,
+}
+
+/// A chunk of an epoch's history with its proof: the answer to `RequestHistoryChunk`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryChunk {
+    /// Consecutive items from `chunk_index · chunk_size`.
+    pub items: Vec<HistoryItem>,
+    /// Proof against the verifier block's history root.
+    pub proof: RangeProof,
+}
