@@ -7,6 +7,8 @@
 //!   core" issue: established within a round trip of Good, light sync near the verification rate).
 //! - The single-core rate at which the light chain verifies the same 200 election blocks, with
 //!   the validator-key cache cold and warm, for comparison with light sync's end-to-end rate.
+//! - `RequestHead` latency to a light node over libp2p, idle and while it verifies 1000 election
+//!   blocks (verification runs off the executor; the goal is a median within 2x of idle).
 //!
 //! Prints a table and writes `target/scenario-sync.json`. Run by `cargo xtask bench`.
 
@@ -178,6 +180,88 @@ fn row(network: &'static str, mode: &'static str, epochs: usize, peers: usize, s
     }
 }
 
+/// `RequestHead` latency from a probe to a light node over libp2p on loopback: while idle, and
+/// while the node light-syncs (verifies) `server`'s election chain. Returns (idle, during) samples.
+async fn latency_under_verification(server: &TestChain) -> (Vec<Duration>, Vec<Duration>) {
+    use petrel_network_api::NetworkExt;
+    use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
+    use petrel_protocol::RequestHead;
+    use petrel_sync_api::MacroSync;
+    let genesis_hash = server.genesis.genesis_hash().unwrap();
+    let node = |seed: u8, services: Services, bootstrap: Vec<String>| {
+        let mut c = Libp2pConfig::with_seed([seed; 32]);
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        c.genesis_hash = genesis_hash;
+        c.services = services;
+        c.bootstrap = bootstrap;
+        Libp2pNetwork::new(c).unwrap()
+    };
+    let mut tasks = Vec::new();
+    let (s, ev) = node(41, Services::HISTORY_NODE, vec![]);
+    tasks.push(tokio::spawn(ev.run()));
+    tasks.push(tokio::spawn(petrel_consensus::handlers::serve_full_chain(
+        s.clone(),
+        server.chain.clone(),
+        Default::default(),
+    )));
+    let s_addr = format!("{}/p2p/{}", s.listen_addrs().await[0], s.local_libp2p_peer_id());
+    let (l, ev) = node(42, Services::NONE, vec![s_addr]);
+    tasks.push(tokio::spawn(ev.run()));
+    let chain = server.light_chain();
+    tasks.push(tokio::spawn(petrel_consensus::handlers::serve_light_chain(l.clone(), chain.clone())));
+    let l_addr = format!("{}/p2p/{}", l.listen_addrs().await[0], l.local_libp2p_peer_id());
+    // `RequestHead` is rate-limited to 50 per 10 s per peer: several probes, at most
+    // `PER_PROBE` requests each, paced by `PACE`.
+    const PROBES: u8 = 10;
+    const PER_PROBE: usize = 45;
+    const PACE: Duration = Duration::from_millis(2);
+    let mut probes = Vec::new();
+    for i in 0..PROBES {
+        let (probe, ev) = node(50 + i, Services::NONE, vec![l_addr.clone()]);
+        tasks.push(tokio::spawn(ev.run()));
+        probes.push(probe);
+    }
+    while l.peers().len() < 1 + PROBES as usize || probes.iter().any(|p| p.peers().is_empty()) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s_id = l.peers().into_iter().find(|(_, i)| i.services.contains(Services::HISTORY)).unwrap().0;
+    let l_id = probes[0].peers()[0].0;
+    let ask = |probe: Libp2pNetwork| async move {
+        let t = Instant::now();
+        probe.request(l_id, &RequestHead).await.unwrap();
+        let took = t.elapsed();
+        tokio::time::sleep(PACE).await;
+        took
+    };
+    let (idle_probes, busy_probes) = probes.split_at(2);
+    let mut idle = Vec::new();
+    for probe in idle_probes {
+        for _ in 0..PER_PROBE {
+            idle.push(ask(probe.clone()).await);
+        }
+    }
+    let mut sync = LightMacroSync::new(l.clone(), chain.clone(), LightConfig::default());
+    sync.add_peer(s_id);
+    let syncing = tokio::spawn(async move {
+        while let Some(v) = sync.next().await {
+            if v == MacroSyncReturn::Good(s_id) {
+                return;
+            }
+        }
+    });
+    let mut during = Vec::new();
+    let mut turns = busy_probes.iter().cycle().take(busy_probes.len() * PER_PROBE);
+    while !syncing.is_finished() {
+        let Some(probe) = turns.next() else { break };
+        during.push(ask(probe.clone()).await);
+    }
+    syncing.await.unwrap();
+    for t in tasks {
+        t.abort();
+    }
+    (idle, during)
+}
+
 /// The light chain's single-core verification rate (blocks/s) of `server`'s election blocks:
 /// (cold key cache, warm key cache).
 fn verification_rate(server: &TestChain, epochs: usize) -> (f64, f64) {
@@ -234,6 +318,9 @@ fn main() {
     }
     let server = TestChain::build(3, 8 * 200 + 4);
     let (cold, warm) = verification_rate(&server, 200);
+    let long = TestChain::build(3, 8 * 1000 + 4);
+    let (idle, during) = real.block_on(latency_under_verification(&long));
+    let (during_n, idle_s, during_s) = (during.len(), Spread::of(idle), Spread::of(during));
     println!("(mock: virtual time at 20 ms one-way latency; libp2p: wall time on loopback; min/median/max)");
     println!(
         "{:<7} {:<6} {:>6} {:>5} {:>8} {:>22} {:>22} {:>10} {:>9} {:>10}",
@@ -274,13 +361,31 @@ fn main() {
             100.0 * end_to_end / cold
         );
     }
+    println!(
+        "RequestHead to a light node over libp2p, ms min/median/max: idle {:.3}/{:.3}/{:.3}; while it verifies 1000 election blocks ({during_n} requests) {:.3}/{:.3}/{:.3}: median {:.2}x idle",
+        idle_s.min,
+        idle_s.median,
+        idle_s.max,
+        during_s.min,
+        during_s.median,
+        during_s.max,
+        during_s.median / idle_s.median
+    );
     #[derive(serde::Serialize)]
     struct Out<'a> {
         rows: &'a [Row],
         verify_blocks_per_s_cold: f64,
         verify_blocks_per_s_warm: f64,
+        head_latency_idle_ms: Spread,
+        head_latency_while_verifying_ms: Spread,
     }
-    let out = Out { rows: &rows, verify_blocks_per_s_cold: cold, verify_blocks_per_s_warm: warm };
+    let out = Out {
+        rows: &rows,
+        verify_blocks_per_s_cold: cold,
+        verify_blocks_per_s_warm: warm,
+        head_latency_idle_ms: idle_s,
+        head_latency_while_verifying_ms: during_s,
+    };
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scenario-sync.json");
     std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
     eprintln!("wrote {}", path.display());

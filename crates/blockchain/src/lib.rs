@@ -21,7 +21,7 @@ mod verify;
 pub use chain::{BATCH_SET_MAX_HISTORY_BYTES, Blockchain, ChainOptions, PushResult};
 pub use error::ChainError;
 pub use events::{ChainEvent, EVENT_CAPACITY};
-pub use light::{LightBlockchain, LightError, MAX_LIGHT_FILE};
+pub use light::{LightBlockchain, LightError, MAX_LIGHT_FILE, MacroVerifier};
 pub use queries::{BatchSetInfo, HeadInfo, HistoryChunk, MAX_EPOCHS, MAX_LOCATORS, MacroChain, QueryError};
 pub use state::{Applied, ChainState};
 pub use verify::{Progress, VerifyError, VerifyReport, verify_store};

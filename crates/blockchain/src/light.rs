@@ -56,6 +56,35 @@ struct Persisted {
     head: Block,
 }
 
+/// What verifying the next macro block of a light chain needs: its macro head, its validators
+/// and its rules. Taken with [`LightBlockchain::macro_verifier`]; verifying with it needs no access
+/// to the chain.
+#[derive(Clone, Debug)]
+pub struct MacroVerifier {
+    network: NetworkId,
+    policy: Policy,
+    macro_head: MacroBlock,
+    validators: Validators,
+}
+
+impl MacroVerifier {
+    /// Checks `block` as the light chain's next macro block: intrinsic checks, the macro-successor
+    /// rule and a justification by the current validators.
+    pub fn verify(&self, block: &MacroBlock) -> Result<(), LightError> {
+        let number = block.block_number();
+        let err = |e: BlockError| LightError::Chain(ChainError::block(number, e));
+        Block::Macro(header_only(block)).verify_intrinsic(self.network, &self.policy, false).map_err(err)?;
+        block.verify_macro_successor(&self.macro_head, &self.policy).map_err(err)?;
+        block.verify_justification(&self.validators, &self.policy).map_err(err)?;
+        Ok(())
+    }
+
+    /// The macro head the verifier extends.
+    pub fn macro_head(&self) -> &MacroBlock {
+        &self.macro_head
+    }
+}
+
 /// The light chain.
 pub struct LightBlockchain {
     network: NetworkId,
@@ -219,18 +248,49 @@ impl LightBlockchain {
     /// Verifies a macro block by the macro-successor rule and the current validators'
     /// justification, and adopts it.
     pub fn push_macro(&mut self, block: MacroBlock) -> Result<PushResult, LightError> {
-        let number = block.block_number();
+        let verifier = self.macro_verifier();
+        self.push_macro_with(block, &verifier, false)
+    }
+
+    /// What verifying the next macro block needs, detached from the chain: verify with it without
+    /// holding the chain (e.g. outside the lock that shares it), then adopt with
+    /// [`Self::push_macro_verified`].
+    pub fn macro_verifier(&self) -> MacroVerifier {
+        MacroVerifier {
+            network: self.network,
+            policy: self.policy,
+            macro_head: self.macro_head.clone(),
+            validators: self.validators().clone(),
+        }
+    }
+
+    /// Adopts a block that `verifier` (taken from this chain) accepted. If the chain moved since
+    /// the verifier was taken, the block is verified again against the chain as it is now.
+    pub fn push_macro_verified(
+        &mut self,
+        block: MacroBlock,
+        verifier: &MacroVerifier,
+    ) -> Result<PushResult, LightError> {
+        let fresh = verifier.macro_head.hash() == self.macro_head.hash();
+        if fresh { self.push_macro_with(block, verifier, true) } else { self.push_macro(block) }
+    }
+
+    fn push_macro_with(
+        &mut self,
+        block: MacroBlock,
+        verifier: &MacroVerifier,
+        verified: bool,
+    ) -> Result<PushResult, LightError> {
         let hash = block.hash();
         if hash == self.macro_head.hash() || hash == self.election_head.hash() {
             return Ok(PushResult::Known);
         }
-        if number <= self.macro_head.block_number() {
+        if block.block_number() <= self.macro_head.block_number() {
             return Ok(PushResult::Ignored);
         }
-        let err = |e: BlockError| LightError::Chain(ChainError::block(number, e));
-        Block::Macro(header_only(&block)).verify_intrinsic(self.network, &self.policy, false).map_err(err)?;
-        block.verify_macro_successor(&self.macro_head, &self.policy).map_err(err)?;
-        block.verify_justification(self.validators(), &self.policy).map_err(err)?;
+        if !verified {
+            verifier.verify(&block)?;
+        }
         self.adopt_macro(header_only(&block))?;
         Ok(PushResult::Extended)
     }

@@ -57,6 +57,30 @@ fn skipping_an_epoch_fails_the_justification() {
 }
 
 #[test]
+fn a_block_verified_outside_the_chain_is_checked_again_if_the_chain_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(1);
+    let g = genesis(&p);
+    let mut full = open(&dir, &g);
+    let blocks = extend(&mut full, &p, 16);
+    let mut light = LightBlockchain::new(&g, None, None).unwrap();
+    // Verified against genesis, outside the chain: adopted as is.
+    let verifier = light.macro_verifier();
+    let first = macro_at(&blocks, 8);
+    verifier.verify(&first).unwrap();
+    assert_eq!(light.push_macro_verified(first, &verifier).unwrap(), PushResult::Extended);
+    // A stale verifier (taken at genesis) "accepts" a checkpoint of epoch 1, but the chain has moved
+    // on to block 8: it is verified again, and is now below the macro head.
+    let stale_ok = macro_at(&blocks, 4);
+    verifier.verify(&stale_ok).unwrap();
+    assert_eq!(light.push_macro_verified(stale_ok, &verifier).unwrap(), PushResult::Ignored);
+    // And a block the stale verifier never checked is verified against the chain as it is now.
+    let next = macro_at(&blocks, 16);
+    assert_eq!(light.push_macro_verified(next, &verifier).unwrap(), PushResult::Extended);
+    assert_eq!(light.election_head().hash(), blocks[15].hash());
+}
+
+#[test]
 fn pico_adoption_only_at_the_anchor_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let p = producer(0);

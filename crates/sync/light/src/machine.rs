@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use petrel_blockchain::{LightBlockchain, PushResult};
+use petrel_blockchain::PushResult;
 use petrel_network_api::{PeerId, PenaltyReason, RequestError, Services, Severity};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{
@@ -100,14 +100,24 @@ pub enum LightOutcome {
     },
 }
 
-/// Runs a light-sync job on the chain.
-pub fn execute(chain: &mut LightBlockchain, work: LightWork) -> LightOutcome {
+/// Runs a light-sync job on the shared chain. Each block is verified *outside* the chain's lock
+/// (against a [`petrel_blockchain::MacroVerifier`] taken under it) and adopted under it, so that
+/// readers of the chain (the head handler, the drivers' views) wait for an adoption at most, never
+/// for a verification.
+pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
     match work {
-        LightWork::Reset => LightOutcome::Reset(chain.reset().map_err(|e| e.to_string())),
+        LightWork::Reset => LightOutcome::Reset(lock(chain).reset().map_err(|e| e.to_string())),
         LightWork::Push(blocks) => {
             let mut extended = 0;
             for (i, block) in blocks.into_iter().enumerate() {
-                match chain.push_macro(block) {
+                let verifier = lock(chain).macro_verifier();
+                let result = if block.block_number() <= verifier.macro_head().block_number() {
+                    // Adopted already (by another round or live sync): nothing to verify.
+                    Ok(PushResult::Ignored)
+                } else {
+                    verifier.verify(&block).and_then(|()| lock(chain).push_macro_verified(block, &verifier))
+                };
+                match result {
                     Ok(PushResult::Extended) => extended += 1,
                     Ok(PushResult::Known | PushResult::Ignored) => {}
                     Err(e) if e.is_peer_fault() => {
@@ -200,7 +210,7 @@ impl Machine for LightMachine {
         LightView::of_shared(chain)
     }
     fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
-        execute(&mut lock(chain), work)
+        execute(chain, work)
     }
     fn handle(&mut self, input: Input<LightOutcome>, now: Time, view: &LightView) {
         match input {
