@@ -202,6 +202,10 @@ fn generate(args: &GenerateArgs) -> Result<()> {
         blocks += 1;
         transactions += txs;
         progress.set(blocks);
+        if args.crash_after == Some(blocks) {
+            // A crash right after a commit, chosen by block count (the crash test).
+            std::process::abort();
+        }
     }
     let elapsed = started.elapsed();
     progress.finish();

@@ -201,6 +201,10 @@ pub(crate) struct GenerateArgs {
     /// Print one JSON object on stdout instead of text (no progress output).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Testing aid: abort the process (no cleanup, like a crash) right after the N-th block of
+    /// this run is committed. The crash test chooses its kill points with it.
+    #[arg(long, value_name = "N", hide = true)]
+    pub(crate) crash_after: Option<u64>,
 }
 
 /// Named policies.

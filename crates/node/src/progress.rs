@@ -184,11 +184,18 @@ mod tests {
     }
 
     #[test]
-    fn silent_progress_does_nothing() {
+    fn silent_progress_draws_nothing_but_keeps_count() {
         let mut p = Progress::new("test", 10, Mode::Silent);
+        assert!(p.bar.is_none(), "no bar in silent mode");
         p.set(5);
         p.set_total(20);
         p.note("hidden");
+        assert_eq!((p.pos, p.total), (5, 20));
+        assert!(p.throttle.last.is_none(), "no log line was written");
         p.finish();
+        // A bar-mode reporter, by contrast, has a bar that follows the count.
+        let mut b = Progress::new("test", 10, Mode::Bar);
+        b.set(7);
+        assert_eq!(b.bar.as_ref().map(|bar| bar.position()), Some(7));
     }
 }

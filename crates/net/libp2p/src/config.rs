@@ -37,9 +37,12 @@ pub struct Libp2pConfig {
     pub max_pending_connections: u32,
     /// Most request-response streams open at once on one connection (both directions).
     pub max_concurrent_streams: usize,
-    /// A peer whose reputation falls to this value or below is banned. Every fault costs
-    /// [`crate::PENALTY`]; reputation recovers by [`crate::RECOVERY_PER_SEC`].
+    /// A peer whose reputation falls to this value or below is banned. An invalid-data fault
+    /// costs [`crate::PENALTY`], a minor one a fifth of it, a malicious one bans at once.
     pub ban_threshold: i32,
+    /// Reputation points a peer regains per second, up to 0 (default [`crate::RECOVERY_PER_SEC`];
+    /// 0: penalties never wear off, which tests use to count faults exactly).
+    pub reputation_recovery_per_sec: f64,
     /// A connection without any open stream is closed after this long.
     pub idle_connection_timeout: Duration,
     /// First delay before redialling a bootstrap peer; doubles on each failure.
@@ -68,6 +71,7 @@ impl Libp2pConfig {
             max_pending_connections: 32,
             max_concurrent_streams: 64,
             ban_threshold: -100,
+            reputation_recovery_per_sec: crate::RECOVERY_PER_SEC,
             idle_connection_timeout: Duration::from_secs(3600),
             redial_initial_backoff: Duration::from_secs(1),
             redial_max_backoff: Duration::from_secs(60),

@@ -164,7 +164,7 @@ impl EventLoop {
             pending_outbound: HashMap::new(),
             pending_responses: FuturesUnordered::new(),
             rate_limits: RateLimiter::new(),
-            reputation: Reputation::new(MAX_SCORED_PEERS),
+            reputation: Reputation::with_recovery(MAX_SCORED_PEERS, config.reputation_recovery_per_sec),
             bans: BanList::new(MAX_BANNED_PEERS),
             subscriptions: HashMap::new(),
             gossip_ids: GossipIds::new(MAX_PENDING_VERDICTS),

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 /// What one fault costs (a rejected gossip message, an unsupported, oversized or rate-limited
 /// request, or a [`petrel_network_api::Network::penalize`] call).
 pub const PENALTY: i32 = 10;
-/// Reputation points a peer regains per second, up to 0.
+/// Reputation points a peer regains per second, up to 0 (the default of
+/// `Libp2pConfig::reputation_recovery_per_sec`).
 pub const RECOVERY_PER_SEC: f64 = 0.1;
 
 /// Most peers whose reputation is remembered.
@@ -24,9 +25,9 @@ struct Score {
 }
 
 impl Score {
-    fn at(self, now: Instant) -> f64 {
+    fn at(self, now: Instant, recovery_per_sec: f64) -> f64 {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        (self.value + elapsed * RECOVERY_PER_SEC).min(0.0)
+        (self.value + elapsed * recovery_per_sec).min(0.0)
     }
 }
 
@@ -35,17 +36,25 @@ impl Score {
 pub(crate) struct Reputation<K> {
     scores: HashMap<K, Score>,
     cap: usize,
+    recovery_per_sec: f64,
 }
 
 impl<K: Hash + Eq + Copy> Reputation<K> {
-    /// An empty book remembering at most `cap` peers.
+    /// An empty book remembering at most `cap` peers, whose scores recover by
+    /// [`RECOVERY_PER_SEC`].
+    #[cfg(test)]
     pub(crate) fn new(cap: usize) -> Self {
-        Self { scores: HashMap::new(), cap: cap.max(1) }
+        Self::with_recovery(cap, RECOVERY_PER_SEC)
+    }
+
+    /// An empty book whose scores recover by `recovery_per_sec` (0: never).
+    pub(crate) fn with_recovery(cap: usize, recovery_per_sec: f64) -> Self {
+        Self { scores: HashMap::new(), cap: cap.max(1), recovery_per_sec: recovery_per_sec.max(0.0) }
     }
 
     /// Current score of a peer (0 when unknown).
     pub(crate) fn score(&self, peer: &K, now: Instant) -> f64 {
-        self.scores.get(peer).map_or(0.0, |s| s.at(now))
+        self.scores.get(peer).map_or(0.0, |s| s.at(now, self.recovery_per_sec))
     }
 
     /// Subtracts `amount` and returns the new score. When the book is full, the peer with the best
@@ -56,8 +65,12 @@ impl<K: Hash + Eq + Copy> Reputation<K> {
                 .scores
                 .iter()
                 .filter(|(k, _)| !keep(k))
-                .max_by(|a, b| a.1.at(now).total_cmp(&b.1.at(now)))
-                .or_else(|| self.scores.iter().max_by(|a, b| a.1.at(now).total_cmp(&b.1.at(now))))
+                .max_by(|a, b| a.1.at(now, self.recovery_per_sec).total_cmp(&b.1.at(now, self.recovery_per_sec)))
+                .or_else(|| {
+                    self.scores.iter().max_by(|a, b| {
+                        a.1.at(now, self.recovery_per_sec).total_cmp(&b.1.at(now, self.recovery_per_sec))
+                    })
+                })
                 .map(|(k, _)| *k);
             if let Some(victim) = victim {
                 self.scores.remove(&victim);
