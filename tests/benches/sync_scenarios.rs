@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use petrel_consensus::{BlockLiveSync, ConsensusEvent, EstablishedConfig, LiveConfig, Syncer, SyncerConfig};
+use petrel_consensus::{ConsensusEvent, EstablishedConfig, LiveConfig, Syncer, SyncerConfig, block_live_sync};
 use petrel_network_api::{Counting, Network, Services};
 use petrel_network_mock::{HubConfig, MockHub};
 use petrel_primitives::Block;
@@ -91,7 +91,7 @@ async fn sync_node<N: Network>(
 ) -> (Duration, Duration) {
     let policy = server.genesis.policy;
     let chain = server.light_chain();
-    let live = BlockLiveSync::new(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
+    let live = block_live_sync(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
     let mut config = SyncerConfig::for_batch(policy.blocks_per_batch);
     config.established = EstablishedConfig { min_peers, ..Default::default() };
     config.head_request_interval = Duration::from_millis(500);

@@ -14,5 +14,5 @@ pub mod syncer_machine;
 pub use chain::{PushError, SharedFull, SharedLight, SyncChain};
 pub use direct::DirectToLive;
 pub use established::{EstablishedConfig, EstablishedInputs, is_established, is_lost};
-pub use live::{BlockLiveSync, LiveConfig};
+pub use live::{BlockLiveSync, LiveConfig, LiveMachine, block_live_sync};
 pub use syncer::{ConsensusEvent, Syncer, SyncerConfig, SyncerStats};

@@ -1,32 +1,36 @@
-//! Block live sync (protocol-reference §7.3–7.5): follows gossiped blocks (headers for light and
-//! pico nodes, full blocks for history and full nodes), buffers out-of-order blocks inside a
-//! bounded window, fetches missing blocks through a bounded number of requests, and sends peers that
-//! are far behind or ahead back to macro sync.
+//! Block live sync (protocol-reference §7.3–7.5) as a machine ([`LiveMachine`]) on the one sync
+//! driver: it follows gossiped blocks (headers for light and pico nodes, full blocks for history and
+//! full nodes), buffers out-of-order blocks inside a bounded window, fetches what the chain lacks
+//! (gaps behind a buffered block, and heads the syncer's head rounds found) with a bounded number
+//! of missing-block requests, and sends peers that are far behind or ahead back to macro sync.
+//! Pushes are jobs, run in order off the executor; a gossip message is judged when its push is done.
 //!
-//! Classification of an announced block `b` (our head `H`, macro head `M`):
+//! Classification of an announced block `b` (our head `H` — or the last block queued for a push,
+//! if any —, macro head `M`); each rule has a unit test in `live/tests.rs`:
 //! 1. from a peer not in live sync: Ignore;
 //! 2. body presence differs from what we follow: Reject;
 //! 3. known: Accept;
 //! 4. `b < H − tolerate_past_max`: Ignore, the sender is Behind;
-//! 5. parent is our head: push (Accept, or Reject if invalid);
+//! 5. parent is `H`: pushed (Accept, or Reject if invalid, when the push is done);
 //! 6. `b > H + window_ahead_max`: Ignore, the sender is Ahead;
-//! 7. `b ≤ M`: Ignore;
-//! 8. otherwise buffer it (bounded) and request the missing blocks from its sender.
+//! 7. `b ≤ M` or `b ≤ H`: Ignore;
+//! 8. otherwise buffer it (bounded in all and per sender) and request the missing blocks from its
+//!    sender.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::marker::PhantomData;
 
-use futures::future::BoxFuture;
-use futures::stream::{BoxStream, FuturesUnordered};
-use futures::{FutureExt, Stream, StreamExt};
+use futures::FutureExt;
 use petrel_blockchain::PushResult;
 use petrel_network_api::{
-    GossipMessage, Network, NetworkError, NetworkExt, PeerId, Penalty, PenaltyReason, RequestError, Severity, Verdict,
+    GossipId, GossipMessage, Network, NetworkExt, PeerId, PenaltyReason, RequestError, Severity, Verdict,
 };
+use petrel_primitives::wire::HeadInfo;
 use petrel_primitives::{Blake2bHash, Block};
-use petrel_protocol::{BlockHeaders, FullBlocks, MissingBlocksError, RequestMissingBlocks, ResponseBlocks};
-use petrel_sync_api::{LiveSync, LiveSyncEvent, PeerList};
+use petrel_protocol::{AnyResponse, BlockHeaders, FullBlocks, RequestMissingBlocks};
+use petrel_sync_api::driver::MachineDriver;
+use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
+use petrel_sync_api::{LiveSyncEvent, PeerList};
 
 use crate::chain::SyncChain;
 
@@ -42,8 +46,6 @@ pub struct LiveConfig {
     pub buffer_max: usize,
     /// Missing-block requests in flight at once.
     pub max_missing_requests: usize,
-    /// Events queued for the consumer before new gossip is left unread.
-    pub max_events: usize,
 }
 
 impl LiveConfig {
@@ -54,63 +56,278 @@ impl LiveConfig {
             tolerate_past_max: blocks_per_batch,
             buffer_max: 4 * blocks_per_batch as usize,
             max_missing_requests: 2,
-            max_events: 256,
         }
     }
 }
 
-type MissingResult = (PeerId, Blake2bHash, Result<Result<ResponseBlocks, MissingBlocksError>, RequestError>);
+/// Block live sync over a network `N` and a chain `C`: [`LiveMachine`] in the one driver.
+pub type BlockLiveSync<N, C> = MachineDriver<LiveMachine<C>, N>;
 
-/// Block live sync over a network and a chain.
-pub struct BlockLiveSync<N: Network, C: SyncChain> {
-    network: N,
-    chain: C,
+/// Block live sync subscribed to the topic `chain` follows (full blocks or headers).
+pub fn block_live_sync<N: Network, C: SyncChain>(network: N, chain: C, config: LiveConfig) -> BlockLiveSync<N, C> {
+    let net = network.clone();
+    let bodies = chain.wants_bodies();
+    let subscribe =
+        async move { if bodies { net.subscribe::<FullBlocks>().await } else { net.subscribe::<BlockHeaders>().await } }
+            .boxed();
+    MachineDriver::new(network, chain, config).with_gossip(subscribe)
+}
+
+/// Where a block to push came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Announced on gossip: the message to judge, and who forwarded it.
+    Announced {
+        /// The message.
+        id: GossipId,
+        /// Its sender.
+        source: PeerId,
+    },
+    /// Announced earlier and buffered until its parent arrived.
+    Buffered {
+        /// Who announced it.
+        source: PeerId,
+    },
+    /// Sent in answer to a missing-blocks request.
+    Missing {
+        /// Who sent it.
+        peer: PeerId,
+    },
+}
+
+/// Live sync's job: push these blocks in order, stopping at the first that fails.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LiveWork {
+    /// The blocks.
+    pub blocks: Vec<Block>,
+}
+
+/// What happened to one block of a [`LiveWork`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// It extended the chain.
+    Extended,
+    /// Already part of the chain.
+    Known,
+    /// Not applicable (e.g. at or below the head on another branch).
+    Ignored,
+    /// It does not verify: its sender is to blame.
+    Invalid(String),
+    /// Our store failed.
+    StoreFailed(String),
+    /// Not tried, because a block before it failed.
+    NotTried,
+}
+
+/// Runs a live-sync job: pushes each block in order, until one fails.
+pub fn execute<C: SyncChain>(chain: &C, work: LiveWork) -> Vec<Pushed> {
+    let mut out = Vec::with_capacity(work.blocks.len());
+    let mut failed = false;
+    for block in work.blocks {
+        if failed {
+            out.push(Pushed::NotTried);
+            continue;
+        }
+        let result = match chain.push(block) {
+            Ok(PushResult::Extended) => Pushed::Extended,
+            Ok(PushResult::Known) => Pushed::Known,
+            Ok(PushResult::Ignored) => Pushed::Ignored,
+            Err(e) if e.peer_fault => Pushed::Invalid(e.message),
+            Err(e) => Pushed::StoreFailed(e.message),
+        };
+        failed = matches!(result, Pushed::Invalid(_) | Pushed::StoreFailed(_));
+        out.push(result);
+    }
+    out
+}
+
+/// What live sync reads of the chain for one input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveView {
+    /// Our head.
+    pub head: HeadInfo,
+    /// Number of our macro head.
+    pub macro_number: u32,
+    /// Whether we follow full blocks (else headers).
+    pub wants_bodies: bool,
+    /// For a gossip input, whether its block is known; for a peer's head, whether that head is.
+    pub known: bool,
+    /// Our locators (head first), when the input may lead to a missing-blocks request; else empty.
+    pub locators: Vec<Blake2bHash>,
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveStats {
+    /// Push jobs run.
+    pub push_jobs: u64,
+    /// Blocks extended the chain.
+    pub extended: u64,
+    /// Missing-block requests sent.
+    pub missing_requests: u64,
+}
+
+/// A push job in progress: its id, each block's hash and origin, and the missing-block targets
+/// (peer, target) whose answers it carries.
+#[derive(Debug)]
+struct Pushing {
+    job: JobId,
+    blocks: Vec<(Blake2bHash, Origin)>,
+    targets: Vec<(PeerId, Blake2bHash)>,
+}
+
+/// The live-sync machine. See the module documentation.
+#[derive(Debug)]
+pub struct LiveMachine<C> {
     config: LiveConfig,
+    book: PeerBook<(), LiveWork, LiveSyncEvent>,
     peers: PeerList,
-    subscribing: Option<BoxFuture<'static, Result<BoxStream<'static, GossipMessage<Block>>, NetworkError>>>,
-    gossip: Option<BoxStream<'static, GossipMessage<Block>>>,
     buffer: BTreeMap<u32, Vec<(Block, PeerId)>>,
     buffered: usize,
     /// Buffered blocks per source peer (each peer may fill at most one window of heights).
-    buffered_by: std::collections::HashMap<PeerId, usize>,
-    missing: FuturesUnordered<BoxFuture<'static, MissingResult>>,
+    buffered_by: HashMap<PeerId, usize>,
+    /// Missing-block requests in flight: request → (peer, target).
+    missing: HashMap<RequestId, (PeerId, Blake2bHash)>,
     requested_targets: HashSet<Blake2bHash>,
-    events: VecDeque<LiveSyncEvent>,
-    waker: Option<Waker>,
+    /// Blocks waiting for the next push job.
+    queued: Vec<(Block, Origin)>,
+    /// The push job running.
+    pushing: Option<Pushing>,
+    /// Targets of answers waiting in `queued`.
+    queued_targets: Vec<(PeerId, Blake2bHash)>,
+    /// The last block queued or being pushed, while there is one: new blocks extend it.
+    tip: Option<(Blake2bHash, u32)>,
+    stats: LiveStats,
+    _chain: PhantomData<fn() -> C>,
 }
 
-impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
-    /// A live sync; it subscribes to the block topic on first poll.
-    pub fn new(network: N, chain: C, config: LiveConfig) -> Self {
-        let net = network.clone();
-        let bodies = chain.wants_bodies();
-        let subscribing = async move {
-            if bodies { net.subscribe::<FullBlocks>().await } else { net.subscribe::<BlockHeaders>().await }
-        }
-        .boxed();
+impl<C: SyncChain> Machine for LiveMachine<C> {
+    type Config = LiveConfig;
+    type Chain = C;
+    type View = LiveView;
+    type Work = LiveWork;
+    type Outcome = Vec<Pushed>;
+    type Event = LiveSyncEvent;
+    type Gossip = Block;
+    type Stats = LiveStats;
+
+    fn new(config: LiveConfig) -> Self {
         Self {
-            network,
-            chain,
             config,
+            book: PeerBook::default(),
             peers: PeerList::default(),
-            subscribing: Some(subscribing),
-            gossip: None,
             buffer: BTreeMap::new(),
             buffered: 0,
-            buffered_by: std::collections::HashMap::new(),
-            missing: FuturesUnordered::new(),
+            buffered_by: HashMap::new(),
+            missing: HashMap::new(),
             requested_targets: HashSet::new(),
-            events: VecDeque::new(),
-            waker: None,
+            queued: Vec::new(),
+            pushing: None,
+            queued_targets: Vec::new(),
+            tip: None,
+            stats: LiveStats::default(),
+            _chain: PhantomData,
         }
     }
 
+    fn view(chain: &C, input: &Input<Vec<Pushed>, Block>) -> LiveView {
+        let head = chain.head();
+        let (known, wants_locators) = match input {
+            Input::Gossip(m) => {
+                (chain.knows(&m.item.hash()), m.item.block_number() > head.block_number.saturating_add(1))
+            }
+            Input::PeerHead { head: theirs, .. } => (chain.knows(&theirs.block_hash), true),
+            Input::Applied { .. } | Input::Response { .. } => (false, true),
+            _ => (false, false),
+        };
+        LiveView {
+            head,
+            macro_number: chain.macro_head_number(),
+            wants_bodies: chain.wants_bodies(),
+            known,
+            locators: if wants_locators { chain.locators() } else { Vec::new() },
+        }
+    }
+
+    fn execute(chain: &C, work: LiveWork) -> Vec<Pushed> {
+        execute(chain, work)
+    }
+
+    fn handle(&mut self, input: Input<Vec<Pushed>, Block>, _now: Time, view: &LiveView) {
+        match input {
+            Input::PeerJoined { peer, .. } => {
+                self.peers.add(peer);
+            }
+            Input::PeerLeft { peer } => {
+                self.peers.remove(&peer);
+                self.unbuffer_peer(&peer);
+            }
+            Input::Gossip(message) => self.on_gossip(message, view),
+            Input::PeerHead { peer, head } => {
+                if self.peers.contains(&peer) && !view.known && head.block_number > self.tip_or_head(view).1 {
+                    self.request_missing(head.block_hash, peer, view);
+                }
+            }
+            Input::Response { id, response } => self.on_missing(id, response, view),
+            Input::Applied { job, outcome } => self.on_pushed(job, outcome, view),
+            Input::Tick => {}
+        }
+        self.start_job();
+    }
+
+    fn poll_action(&mut self) -> Option<Action<LiveWork, LiveSyncEvent>> {
+        self.book.poll_action()
+    }
+    fn drain_peers(&mut self) -> Vec<PeerId> {
+        let peers = self.peers.drain();
+        for p in &peers {
+            self.unbuffer_peer(p);
+        }
+        peers
+    }
+    fn num_peers(&self) -> usize {
+        self.peers.len()
+    }
+    fn peers(&self) -> Vec<PeerId> {
+        self.peers.iter().copied().collect()
+    }
+    fn stats(&self) -> LiveStats {
+        self.stats
+    }
+}
+
+impl<C> LiveMachine<C> {
     /// Blocks currently buffered.
     pub fn buffered(&self) -> usize {
         self.buffered
     }
 
-    /// Accounts for blocks leaving the buffer.
+    /// The block new blocks must extend: the last one queued for a push, else our head.
+    fn tip_or_head(&self, view: &LiveView) -> (Blake2bHash, u32) {
+        self.tip.unwrap_or((view.head.block_hash, view.head.block_number))
+    }
+
+    fn queue(&mut self, block: Block, origin: Origin) {
+        self.tip = Some((block.hash(), block.block_number()));
+        self.queued.push((block, origin));
+    }
+
+    fn start_job(&mut self) {
+        if self.pushing.is_some() || self.queued.is_empty() {
+            return;
+        }
+        let (blocks, metas): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queued)
+            .into_iter()
+            .map(|(b, o)| {
+                let h = b.hash();
+                (b, (h, o))
+            })
+            .unzip();
+        let job = self.book.apply(LiveWork { blocks });
+        self.stats.push_jobs += 1;
+        self.pushing = Some(Pushing { job, blocks: metas, targets: std::mem::take(&mut self.queued_targets) });
+    }
+
     fn unbuffer(&mut self, entries: &[(Block, PeerId)]) {
         self.buffered -= entries.len();
         for (_, source) in entries {
@@ -123,7 +340,6 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
         }
     }
 
-    /// Forgets the blocks a peer buffered.
     fn unbuffer_peer(&mut self, peer: &PeerId) {
         let mut removed = Vec::new();
         for entries in self.buffer.values_mut() {
@@ -138,121 +354,59 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
     fn drop_peer(&mut self, peer: PeerId, event: LiveSyncEvent) {
         self.unbuffer_peer(&peer);
         if self.peers.remove(&peer) {
-            self.events.push_back(event);
+            self.book.emit(event);
         }
     }
 
-    /// Pushes `block` if it extends the head; returns the verdict for its gossip message.
-    fn try_push(&mut self, block: Block, announced: bool) -> Verdict {
-        let hash = block.hash();
-        match self.chain.push(block) {
-            Ok(PushResult::Extended) => {
-                self.events.push_back(if announced {
-                    LiveSyncEvent::AcceptedAnnouncedBlock(hash)
-                } else {
-                    LiveSyncEvent::AcceptedBufferedBlock(hash)
-                });
-                Verdict::Accept
-            }
-            Ok(_) => Verdict::Ignore,
-            Err(e) if e.peer_fault => {
-                tracing::debug!(target: "sync::live", %hash, error = %e.message, "rejected block");
-                self.events.push_back(LiveSyncEvent::RejectedBlock(hash));
-                Verdict::Reject
-            }
-            Err(e) => {
-                tracing::warn!(target: "sync::live", %hash, error = %e.message, "could not store block");
-                Verdict::Ignore
-            }
-        }
-    }
-
-    fn release_buffer(&mut self) {
-        loop {
-            let head = self.chain.head();
-            // Drop what is now old.
-            let old: Vec<u32> = self.buffer.range(..=head.block_number).map(|(n, _)| *n).collect();
-            for n in old {
-                if let Some(v) = self.buffer.remove(&n) {
-                    self.unbuffer(&v);
-                }
-            }
-            let Some(candidates) = self.buffer.remove(&head.block_number.saturating_add(1)) else { return };
-            self.unbuffer(&candidates);
-            let mut progressed = false;
-            for (block, source) in candidates {
-                if *block.parent_hash() != head.block_hash {
-                    continue;
-                }
-                match self.try_push(block, false) {
-                    Verdict::Accept => {
-                        progressed = true;
-                        break;
-                    }
-                    // Its announcer buffered a block that does not verify.
-                    Verdict::Reject => self
-                        .network
-                        .penalize(source, Penalty::new(Severity::InvalidData, PenaltyReason::InvalidBufferedBlock)),
-                    Verdict::Ignore => {}
-                }
-            }
-            if !progressed {
-                return;
-            }
-        }
-    }
-
-    fn request_missing(&mut self, target: Blake2bHash, from: PeerId) {
-        if self.missing.len() >= self.config.max_missing_requests || !self.requested_targets.insert(target) {
+    fn request_missing(&mut self, target: Blake2bHash, from: PeerId, view: &LiveView) {
+        if self.missing.len() >= self.config.max_missing_requests
+            || view.locators.is_empty()
+            || !self.requested_targets.insert(target)
+        {
             return;
         }
-        let req = RequestMissingBlocks {
+        let request = RequestMissingBlocks {
             target_hash: target,
-            include_body: self.chain.wants_bodies(),
-            locators: self.chain.locators(),
+            include_body: view.wants_bodies,
+            locators: view.locators.clone(),
         };
-        let net = self.network.clone();
-        self.missing.push(async move { (from, target, net.request(from, &req).await) }.boxed());
+        let id = self.book.request(from, request);
+        self.missing.insert(id, (from, target));
+        self.stats.missing_requests += 1;
     }
 
-    fn on_gossip(&mut self, msg: GossipMessage<Block>) {
-        let GossipMessage { item: block, source, id } = msg;
-        let verdict = self.classify(block, source);
-        self.network.validate(id, verdict);
-    }
-
-    fn classify(&mut self, block: Block, source: PeerId) -> Verdict {
+    fn on_gossip(&mut self, message: GossipMessage<Block>, view: &LiveView) {
+        let GossipMessage { item: block, source, id } = message;
         if !self.peers.contains(&source) {
-            return Verdict::Ignore;
+            return self.book.validate(id, Verdict::Ignore);
         }
-        if block.has_body() != self.chain.wants_bodies() {
-            return Verdict::Reject;
+        if block.has_body() != view.wants_bodies {
+            return self.book.validate(id, Verdict::Reject);
         }
-        let hash = block.hash();
-        if self.chain.knows(&hash) {
-            return Verdict::Accept;
+        if view.known {
+            return self.book.validate(id, Verdict::Accept);
         }
-        let head = self.chain.head();
+        let (tip_hash, tip_number) = self.tip_or_head(view);
         let number = block.block_number();
-        if number.saturating_add(self.config.tolerate_past_max) < head.block_number {
+        if number.saturating_add(self.config.tolerate_past_max) < view.head.block_number {
             self.drop_peer(source, LiveSyncEvent::Behind(source));
-            return Verdict::Ignore;
+            return self.book.validate(id, Verdict::Ignore);
         }
-        if *block.parent_hash() == head.block_hash {
-            let verdict = self.try_push(block, true);
-            self.release_buffer();
-            return verdict;
+        if *block.parent_hash() == tip_hash {
+            // Judged when its push is done.
+            return self.queue(block, Origin::Announced { id, source });
         }
-        if number > head.block_number.saturating_add(self.config.window_ahead_max) {
+        if number > tip_number.saturating_add(self.config.window_ahead_max) {
             self.drop_peer(source, LiveSyncEvent::Ahead(source));
-            return Verdict::Ignore;
+            return self.book.validate(id, Verdict::Ignore);
         }
-        if number <= self.chain.macro_head_number() || number <= head.block_number {
-            return Verdict::Ignore;
+        if number <= view.macro_number || number <= tip_number {
+            return self.book.validate(id, Verdict::Ignore);
         }
         let parent = *block.parent_hash();
         let by_source = self.buffered_by.get(&source).copied().unwrap_or(0);
         if self.buffered < self.config.buffer_max && by_source < self.config.window_ahead_max as usize {
+            let hash = block.hash();
             let slot = self.buffer.entry(number).or_default();
             if !slot.iter().any(|(b, _)| b.hash() == hash) {
                 slot.push((block, source));
@@ -261,129 +415,151 @@ impl<N: Network, C: SyncChain> BlockLiveSync<N, C> {
             }
         }
         // Even with a full buffer the gap is worth fetching: the next announcement then connects.
-        self.request_missing(parent, source);
-        Verdict::Ignore
+        self.request_missing(parent, source, view);
+        self.book.validate(id, Verdict::Ignore);
     }
 
-    fn on_missing(&mut self, result: MissingResult) {
-        let (peer, target, result) = result;
+    fn on_missing(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, view: &LiveView) {
+        let Some(peer) = self.book.answered(id) else { return };
+        let Some((_, target)) = self.missing.remove(&id) else { return };
         self.requested_targets.remove(&target);
-        let blocks = match result {
-            Ok(Ok(r)) => r.blocks,
-            Ok(Err(_)) => return,
+        let blocks = match response {
+            Ok(AnyResponse::MissingBlocks(Ok(answer))) => answer.blocks,
+            // It does not have them (any more): nothing to do.
+            Ok(_) => return,
             Err(e) => {
                 if e.is_peer_fault() {
-                    self.network.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::MalformedResponse));
+                    self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
                 }
                 return;
             }
         };
-        let mut count = 0;
-        let mut last = None;
+        // The blocks must follow each other and carry bodies as we follow them; the first that
+        // does not ends the answer.
+        let mut previous: Option<Blake2bHash> = None;
+        let mut taken = Vec::with_capacity(blocks.len());
+        let total = blocks.len();
         for block in blocks {
-            let head = self.chain.head();
-            if self.chain.knows(&block.hash()) {
-                continue;
-            }
-            if *block.parent_hash() != head.block_hash || block.has_body() != self.chain.wants_bodies() {
-                self.network.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::DisconnectedBlocks));
+            let links = previous.is_none_or(|p| *block.parent_hash() == p);
+            if !links || block.has_body() != view.wants_bodies {
                 break;
             }
-            last = Some(block.hash());
-            match self.try_push(block, false) {
-                Verdict::Accept => count += 1,
-                Verdict::Reject => {
-                    self.network.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::InvalidBlock));
-                    break;
-                }
-                Verdict::Ignore => break,
+            previous = Some(block.hash());
+            taken.push(block);
+        }
+        if taken.len() < total {
+            self.book.penalize(peer, Severity::InvalidData, PenaltyReason::DisconnectedBlocks);
+        }
+        let (tip_hash, tip_number) = self.tip_or_head(view);
+        // Blocks at or below the tip are either known (pushed as Known, harmless) or on another
+        // branch; only a run that starts right after the tip can extend us.
+        let start = taken.iter().position(|b| *b.parent_hash() == tip_hash);
+        let Some(start) = start else {
+            if taken.last().is_some_and(|b| b.block_number() > tip_number) {
+                // Its blocks do not reach back to our chain.
+                self.book.penalize(peer, Severity::InvalidData, PenaltyReason::DisconnectedBlocks);
             }
+            return;
+        };
+        for block in taken.into_iter().skip(start) {
+            self.queue(block, Origin::Missing { peer });
         }
-        if count > 0 {
-            self.events.push_back(LiveSyncEvent::ReceivedMissingBlocks(count));
-        }
-        self.release_buffer();
-        // One answer covers at most a batch: continue towards the target if still missing, but
-        // only if this answer made progress (an answer that advances nothing is not asked again).
-        if count > 0 && last != Some(target) && !self.chain.knows(&target) && self.peers.contains(&peer) {
-            self.request_missing(target, peer);
-        }
+        self.queued_targets.push((peer, target));
     }
-}
 
-impl<N: Network, C: SyncChain> Stream for BlockLiveSync<N, C> {
-    type Item = LiveSyncEvent;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<LiveSyncEvent>> {
-        let this = self.get_mut();
-        if let Some(sub) = this.subscribing.as_mut() {
-            match sub.poll_unpin(cx) {
-                Poll::Ready(Ok(stream)) => {
-                    this.subscribing = None;
-                    this.gossip = Some(stream);
-                }
-                Poll::Ready(Err(e)) => {
-                    tracing::error!(target: "sync::live", error = %e, "cannot subscribe to blocks");
-                    this.subscribing = None;
-                }
-                Poll::Pending => {}
+    fn on_pushed(&mut self, job: JobId, results: Vec<Pushed>, view: &LiveView) {
+        let Some(Pushing { blocks: metas, targets, .. }) = self.pushing.take_if(|p| p.job == job) else { return };
+        let mut received = 0;
+        let mut all_applied = true;
+        let mut reached: HashSet<Blake2bHash> = HashSet::new();
+        let mut from_peer: HashMap<PeerId, usize> = HashMap::new();
+        for ((hash, origin), result) in metas.into_iter().zip(results) {
+            let applied = matches!(result, Pushed::Extended | Pushed::Known);
+            all_applied &= applied;
+            if applied {
+                reached.insert(hash);
+            }
+            if result == Pushed::Extended {
+                self.stats.extended += 1;
+            }
+            match origin {
+                Origin::Announced { id, .. } => match result {
+                    Pushed::Extended => {
+                        self.book.validate(id, Verdict::Accept);
+                        self.book.emit(LiveSyncEvent::AcceptedAnnouncedBlock(hash));
+                    }
+                    Pushed::Invalid(_) => {
+                        self.book.validate(id, Verdict::Reject);
+                        self.book.emit(LiveSyncEvent::RejectedBlock(hash));
+                    }
+                    _ => self.book.validate(id, Verdict::Ignore),
+                },
+                Origin::Buffered { source } => match result {
+                    Pushed::Extended => self.book.emit(LiveSyncEvent::AcceptedBufferedBlock(hash)),
+                    Pushed::Invalid(_) => {
+                        // Its announcer buffered a block that does not verify.
+                        self.book.penalize(source, Severity::InvalidData, PenaltyReason::InvalidBufferedBlock);
+                        self.book.emit(LiveSyncEvent::RejectedBlock(hash));
+                    }
+                    _ => {}
+                },
+                Origin::Missing { peer } => match result {
+                    Pushed::Extended => {
+                        received += 1;
+                        *from_peer.entry(peer).or_default() += 1;
+                    }
+                    Pushed::Invalid(_) => self.book.penalize(peer, Severity::InvalidData, PenaltyReason::InvalidBlock),
+                    _ => {}
+                },
             }
         }
-        loop {
-            if let Some(e) = this.events.pop_front() {
-                return Poll::Ready(Some(e));
+        if received > 0 {
+            self.book.emit(LiveSyncEvent::ReceivedMissingBlocks(received));
+        }
+        if !all_applied {
+            // What was queued meanwhile extends a block that did not apply.
+            for (_, origin) in std::mem::take(&mut self.queued) {
+                if let Origin::Announced { id, .. } = origin {
+                    self.book.validate(id, Verdict::Ignore);
+                }
             }
-            let mut progressed = false;
-            while let Poll::Ready(Some(r)) = this.missing.poll_next_unpin(cx) {
-                this.on_missing(r);
-                progressed = true;
-            }
-            if let Some(gossip) = this.gossip.as_mut()
-                && this.events.len() < this.config.max_events
-                && let Poll::Ready(item) = gossip.poll_next_unpin(cx)
+            self.queued_targets.clear();
+        }
+        if self.queued.is_empty() {
+            self.tip = None;
+        }
+        // One answer covers at most a batch: continue towards the target if this answer made
+        // progress and did not reach it (an answer that advances nothing is not asked again).
+        for (peer, target) in targets {
+            if from_peer.get(&peer).copied().unwrap_or(0) > 0
+                && !reached.contains(&target)
+                && self.peers.contains(&peer)
             {
-                match item {
-                    Some(msg) => this.on_gossip(msg),
-                    None => this.gossip = None,
+                self.request_missing(target, peer, view);
+            }
+        }
+        self.release_buffer(view);
+    }
+
+    /// Queues buffered blocks that now extend the tip, in order; drops what is at or below it.
+    fn release_buffer(&mut self, view: &LiveView) {
+        loop {
+            let (tip_hash, tip_number) = self.tip_or_head(view);
+            let old: Vec<u32> = self.buffer.range(..=tip_number).map(|(n, _)| *n).collect();
+            for n in old {
+                if let Some(v) = self.buffer.remove(&n) {
+                    self.unbuffer(&v);
                 }
-                progressed = true;
             }
-            if !progressed && this.events.is_empty() {
-                this.waker = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
+            let Some(candidates) = self.buffer.remove(&tip_number.saturating_add(1)) else { return };
+            self.unbuffer(&candidates);
+            let Some((block, source)) = candidates.into_iter().find(|(b, _)| *b.parent_hash() == tip_hash) else {
+                return;
+            };
+            self.queue(block, Origin::Buffered { source });
         }
     }
 }
 
-impl<N: Network, C: SyncChain> LiveSync for BlockLiveSync<N, C> {
-    fn add_peer(&mut self, peer: PeerId) {
-        self.peers.add(peer);
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-
-    fn remove_peer(&mut self, peer: &PeerId) {
-        self.peers.remove(peer);
-        self.unbuffer_peer(peer);
-    }
-
-    fn peers(&self) -> Vec<PeerId> {
-        self.peers.iter().copied().collect()
-    }
-
-    fn push_requested(&mut self, block: Block, source: PeerId) {
-        let head = self.chain.head();
-        if *block.parent_hash() == head.block_hash {
-            self.try_push(block, false);
-            self.release_buffer();
-        } else if block.block_number() > head.block_number {
-            // Fetch what lies between.
-            self.request_missing(block.hash(), source);
-        }
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -15,8 +15,7 @@ use futures::future::BoxFuture;
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, Stream, StreamExt};
 use petrel_network_api::{Network, NetworkEvent, NetworkExt, PeerId, RequestError};
-use petrel_primitives::{Blake2bHash, Block};
-use petrel_protocol::{BlockRequestError, RequestBlock, RequestHead, ResponseHead};
+use petrel_protocol::{RequestHead, ResponseHead};
 use petrel_sync_api::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
 use tokio::time::{Interval, MissedTickBehavior};
 
@@ -65,7 +64,6 @@ pub enum ConsensusEvent {
 }
 
 type HeadRound = BoxFuture<'static, Vec<(PeerId, Result<ResponseHead, RequestError>)>>;
-type Fetch = BoxFuture<'static, (PeerId, Blake2bHash, Result<Result<Block, BlockRequestError>, RequestError>)>;
 type Check = BoxFuture<'static, (PeerId, Result<ResponseHead, RequestError>)>;
 
 /// Counters for progress and summaries.
@@ -75,8 +73,8 @@ pub struct SyncerStats {
     pub accepted_announcements: u64,
     /// Head-request rounds finished.
     pub head_rounds: u64,
-    /// Heads fetched because unknown.
-    pub fetched_heads: u64,
+    /// Unknown heads above ours handed to live sync to fetch.
+    pub heads_to_live: u64,
 }
 
 /// The syncer: [`SyncerMachine`] over a network, a chain, a macro sync and a live sync.
@@ -90,9 +88,7 @@ pub struct Syncer<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> {
     check_timer: Interval,
     head_timer: Interval,
     head_round: Option<HeadRound>,
-    fetches: FuturesUnordered<Fetch>,
     checks: FuturesUnordered<Check>,
-    misc: FuturesUnordered<BoxFuture<'static, ()>>,
     out: VecDeque<ConsensusEvent>,
     started: bool,
 }
@@ -130,9 +126,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
             check_timer,
             head_timer,
             head_round: None,
-            fetches: FuturesUnordered::new(),
             checks: FuturesUnordered::new(),
-            misc: FuturesUnordered::new(),
             out: VecDeque::new(),
             started: false,
         }
@@ -197,18 +191,10 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
             SyncerAction::CheckHead(p) => {
                 self.checks.push(async move { (p, net.request(p, &RequestHead).await) }.boxed());
             }
-            SyncerAction::FetchBlock(p, hash) => {
-                let req = RequestBlock { hash, include_body: self.chain.wants_bodies() };
-                self.fetches.push(async move { (p, hash, net.request(p, &req).await) }.boxed());
-            }
-            SyncerAction::PushToLive(p, block) => self.live.push_requested(*block, p),
+            SyncerAction::HeadToLive(p, head) => self.live.peer_head(p, head),
             SyncerAction::Penalize(p, penalty) => {
                 tracing::debug!(target: "consensus", peer = %p, %penalty, "penalizing peer");
                 self.network.penalize(p, penalty);
-            }
-            SyncerAction::Disconnect(p, reason) => {
-                tracing::debug!(target: "consensus", peer = %p, ?reason, "disconnecting peer");
-                self.misc.push(async move { net.disconnect(p, reason).await }.boxed());
             }
             SyncerAction::ResetHeadTimer => self.head_timer.reset(),
             SyncerAction::Emit(event) => {
@@ -277,15 +263,10 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
                 this.feed(SyncerInput::HeadRoundDone(answers));
                 progressed = true;
             }
-            while let Poll::Ready(Some((peer, hash, r))) = this.fetches.poll_next_unpin(cx) {
-                this.feed(SyncerInput::Fetched(peer, hash, r));
-                progressed = true;
-            }
             while let Poll::Ready(Some((peer, r))) = this.checks.poll_next_unpin(cx) {
                 this.feed(SyncerInput::Checked(peer, r));
                 progressed = true;
             }
-            while let Poll::Ready(Some(())) = this.misc.poll_next_unpin(cx) {}
             if !progressed && this.out.is_empty() {
                 return Poll::Pending;
             }

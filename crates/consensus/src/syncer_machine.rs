@@ -17,16 +17,15 @@
 //! | live `AcceptedAnnouncedBlock` | counted; the head timer restarts |
 //! | live `AcceptedBufferedBlock` / `ReceivedMissingBlocks` while not established and the last round saw unknown heads | a head round |
 //! | head check answer | synced (same batch or the one before, within the acceptance window) → live sync and a head round; else stays |
-//! | head round done | heads counted known/unknown; an unknown head above ours is fetched once per hash |
-//! | fetched head block | its hash as asked → to live sync; another block → the peer is banned |
+//! | head round done | heads counted known/unknown; an unknown head above ours goes to live sync, which fetches what lies between (one component fetches what the chain lacks) |
 //! | `HeadTimer` | a head round |
 
 use std::collections::{HashSet, VecDeque};
 
 use petrel_blockchain::HeadInfo;
-use petrel_network_api::{DisconnectReason, PeerId, Penalty, PenaltyReason, RequestError, Severity};
-use petrel_primitives::{Blake2bHash, Block, Policy};
-use petrel_protocol::{BlockRequestError, ResponseHead};
+use petrel_network_api::{PeerId, Penalty, PenaltyReason, RequestError, Severity};
+use petrel_primitives::Policy;
+use petrel_protocol::ResponseHead;
 use petrel_sync_api::{LiveSyncEvent, MacroSyncReturn};
 
 use crate::established::{EstablishedInputs, is_established, is_lost};
@@ -60,8 +59,6 @@ pub enum SyncerInput {
     HeadRoundDone(Vec<(PeerId, HeadAnswer)>),
     /// The answer to a [`SyncerAction::CheckHead`].
     Checked(PeerId, Result<ResponseHead, RequestError>),
-    /// The answer to a [`SyncerAction::FetchBlock`].
-    Fetched(PeerId, Blake2bHash, Result<Result<Block, BlockRequestError>, RequestError>),
     /// The check interval passed.
     CheckTimer,
     /// The head-request interval passed.
@@ -85,14 +82,10 @@ pub enum SyncerAction {
     StartHeadRound(Vec<PeerId>),
     /// Ask an incompatible peer for its head; report with [`SyncerInput::Checked`].
     CheckHead(PeerId),
-    /// Fetch a block by hash (with body on full chains); report with [`SyncerInput::Fetched`].
-    FetchBlock(PeerId, Blake2bHash),
-    /// Hand a fetched block to live sync.
-    PushToLive(PeerId, Box<Block>),
+    /// Tell live sync a live peer's head that we do not know (it fetches up to it).
+    HeadToLive(PeerId, HeadInfo),
     /// Penalise a peer.
     Penalize(PeerId, Penalty),
-    /// Disconnect a peer.
-    Disconnect(PeerId, DisconnectReason),
     /// Restart the head-request interval.
     ResetHeadTimer,
     /// Report an event to the syncer's consumer.
@@ -110,7 +103,6 @@ pub struct SyncerMachine {
     round_running: bool,
     /// The live set changed since the last round started: start one as soon as none runs.
     round_wanted: bool,
-    fetching: HashSet<Blake2bHash>,
     last_round: Option<(usize, usize)>,
     established: bool,
     stats: SyncerStats,
@@ -128,7 +120,6 @@ impl SyncerMachine {
             incompatible: HashSet::new(),
             round_running: false,
             round_wanted: false,
-            fetching: HashSet::new(),
             last_round: None,
             established: false,
             stats: SyncerStats::default(),
@@ -169,7 +160,6 @@ impl SyncerMachine {
             SyncerInput::Live(event) => self.on_live(event),
             SyncerInput::HeadRoundDone(answers) => self.on_head_round(answers, view),
             SyncerInput::Checked(peer, result) => self.on_check(peer, result, view),
-            SyncerInput::Fetched(peer, hash, result) => self.on_fetch(peer, hash, result),
             SyncerInput::CheckTimer => {
                 let mut outdated: Vec<_> = self.outdated.drain().collect();
                 outdated.sort();
@@ -329,34 +319,13 @@ impl SyncerMachine {
                 continue;
             }
             unknown += 1;
-            if head.block_number > view.head.block_number && self.fetching.insert(head.block_hash) {
-                self.actions.push_back(SyncerAction::FetchBlock(peer, head.block_hash));
+            if head.block_number > view.head.block_number {
+                self.stats.heads_to_live += 1;
+                self.actions.push_back(SyncerAction::HeadToLive(peer, head));
             }
         }
         self.stats.head_rounds += 1;
         self.last_round = Some((known, unknown));
-    }
-
-    fn on_fetch(
-        &mut self,
-        peer: PeerId,
-        hash: Blake2bHash,
-        result: Result<Result<Block, BlockRequestError>, RequestError>,
-    ) {
-        self.fetching.remove(&hash);
-        match result {
-            Ok(Ok(block)) if block.hash() == hash => {
-                self.stats.fetched_heads += 1;
-                self.actions.push_back(SyncerAction::PushToLive(peer, Box::new(block)));
-            }
-            Ok(Ok(_)) => {
-                let penalty = Penalty::new(Severity::Malicious, PenaltyReason::WrongAnswer);
-                self.actions.push_back(SyncerAction::Penalize(peer, penalty));
-                self.actions.push_back(SyncerAction::Disconnect(peer, DisconnectReason::Malicious));
-            }
-            // Its head moved on, or the request failed: the next round asks again.
-            _ => {}
-        }
     }
 
     fn update_established(&mut self) {

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use petrel_blockchain::{Blockchain, ChainOptions, HeadInfo, LightBlockchain};
 use petrel_consensus::handlers::{HandlerConfig, serve_full_chain};
 use petrel_consensus::{
-    BlockLiveSync, ConsensusEvent, DirectToLive, EstablishedConfig, LiveConfig, SyncChain, Syncer, SyncerConfig,
+    ConsensusEvent, DirectToLive, EstablishedConfig, LiveConfig, SyncChain, Syncer, SyncerConfig, block_live_sync,
 };
 use petrel_network_api::{Counting, Network, NetworkExt, Services, TrafficSnapshot};
 use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
@@ -178,7 +178,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
                 )));
             }
             let macro_sync = DirectToLive::new(net.clone(), Services::FULL_BLOCKS);
-            let live = BlockLiveSync::new(net.clone(), chain.clone(), live_config);
+            let live = block_live_sync(net.clone(), chain.clone(), live_config);
             let syncer = Syncer::new(net.clone(), chain.clone(), macro_sync, live, syncer_config);
             tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));
         }
@@ -191,7 +191,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
                 .context("cannot open the light chain")?;
             let chain = Arc::new(Mutex::new(light));
             tasks.push(tokio::spawn(petrel_consensus::handlers::serve_light_chain(net.clone(), chain.clone())));
-            let live = BlockLiveSync::new(net.clone(), chain.clone(), live_config);
+            let live = block_live_sync(net.clone(), chain.clone(), live_config);
             if config.mode == Mode::Pico {
                 let pico = PicoMacroSync::new(net.clone(), chain.clone(), PicoConfig::default());
                 let either = EitherSyncer::new(pico, chain.clone(), net.clone(), LightConfig::default());

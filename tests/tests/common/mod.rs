@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use petrel_blockchain::LightBlockchain;
-use petrel_consensus::{BlockLiveSync, EstablishedConfig, LiveConfig, Syncer, SyncerConfig};
+use petrel_consensus::{BlockLiveSync, EstablishedConfig, LiveConfig, Syncer, SyncerConfig, block_live_sync};
 use petrel_network_mock::MockNetwork;
 use petrel_primitives::Policy;
 use petrel_sync_light::LightConfig;
@@ -27,7 +27,7 @@ pub fn pico_syncer(
 ) -> PicoSyncer {
     let pico = PicoMacroSync::new(node.clone(), chain.clone(), PicoConfig::default());
     let either = EitherSyncer::new(pico, chain.clone(), node.clone(), LightConfig::default());
-    let live = BlockLiveSync::new(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
+    let live = block_live_sync(node.clone(), chain.clone(), LiveConfig::for_batch(policy.blocks_per_batch));
     let mut config = SyncerConfig::for_batch(policy.blocks_per_batch);
     config.established = EstablishedConfig { min_peers, ..Default::default() };
     Syncer::new(node.clone(), chain.clone(), either, live, config)

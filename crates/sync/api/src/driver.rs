@@ -1,28 +1,43 @@
 //! [`MachineDriver`]: the one async driver of every sync machine. It turns a machine's
-//! [`Action`]s into network requests, jobs on the blocking pool, penalties and verdicts, and feeds
-//! answers, job outcomes and the time back as [`Input`]s. It implements [`MacroSync`] for machines
-//! whose verdicts are macro-sync verdicts.
+//! [`Action`]s into network requests, jobs on the blocking pool, gossip verdicts, penalties and
+//! events, and feeds answers, gossip, job outcomes and the time back as [`Input`]s. It implements
+//! [`MacroSync`] for machines whose events are macro-sync verdicts and [`LiveSync`] for machines
+//! whose events are live-sync events.
 //!
 //! Bounds: requests in flight are what the machine asked for (each machine bounds its own);
 //! jobs run one at a time per driver, in the order asked, on tokio's blocking pool, so the network
-//! event loop and request handlers never wait for verification or fsync.
+//! event loop and request handlers never wait for verification or fsync; at most
+//! [`MAX_READY_EVENTS`] events wait for the consumer before gossip is left unread.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
+use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, Stream, StreamExt};
-use petrel_network_api::{Network, PeerId, RequestError};
+use petrel_network_api::{GossipMessage, Network, NetworkError, PeerId, RequestError};
+use petrel_primitives::wire::HeadInfo;
 use petrel_protocol::AnyResponse;
 use tokio::time::{Instant, Sleep};
 
 use crate::machine::{Action, Input, JobId, Machine, RequestId, Time};
-use crate::{MacroSync, MacroSyncReturn};
+use crate::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
 
 /// Log target of the driver.
 const TARGET: &str = "sync";
+
+/// Events waiting for the consumer before the driver stops reading gossip.
+pub const MAX_READY_EVENTS: usize = 256;
+
+/// A subscription being set up, then its stream.
+type Subscribing<G> = BoxFuture<'static, Result<BoxStream<'static, GossipMessage<G>>, NetworkError>>;
+
+enum Gossip<G> {
+    None,
+    Subscribing(Subscribing<G>),
+    Stream(BoxStream<'static, GossipMessage<G>>),
+}
 
 #[allow(clippy::large_enum_variant)] // one per request in flight, consumed at once
 enum Done {
@@ -38,7 +53,8 @@ pub struct MachineDriver<M: Machine, N: Network> {
     in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
     jobs: VecDeque<(JobId, M::Work)>,
     running: Option<BoxFuture<'static, (JobId, M::Outcome)>>,
-    ready: VecDeque<MacroSyncReturn>,
+    gossip: Gossip<M::Gossip>,
+    ready: VecDeque<M::Event>,
     start: Instant,
     wakeup: Option<(Time, Pin<Box<Sleep>>)>,
     waker: Option<Waker>,
@@ -56,6 +72,7 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
             in_flight: FuturesUnordered::new(),
             jobs: VecDeque::new(),
             running: None,
+            gossip: Gossip::None,
             ready: VecDeque::new(),
             // The driver is the one place of the sync crates that reads the clock (tokio's, so a
             // paused test clock applies); machines get `Time` from it.
@@ -65,6 +82,14 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
             waker: None,
             name: name.rsplit("::").next().unwrap_or(name),
         }
+    }
+
+    /// Follows a gossip topic: `subscribe` is the network's subscription (e.g.
+    /// `network.subscribe::<BlockHeaders>()`); its messages reach the machine as
+    /// [`Input::Gossip`].
+    pub fn with_gossip(mut self, subscribe: Subscribing<M::Gossip>) -> Self {
+        self.gossip = Gossip::Subscribing(subscribe);
+        self
     }
 
     /// The machine's counters.
@@ -87,8 +112,8 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
     }
 
     /// Feeds one input to the machine, then carries out what it asked.
-    fn feed(&mut self, input: Input<M::Outcome>) {
-        let view = M::view(&self.chain);
+    fn feed(&mut self, input: Input<M::Outcome, M::Gossip>) {
+        let view = M::view(&self.chain, &input);
         let now = self.now();
         self.machine.handle(input, now, &view);
         self.run_actions();
@@ -109,9 +134,13 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
                     tracing::trace!(target: TARGET, machine = self.name, job, ?work, "job queued");
                     self.jobs.push_back((job, work));
                 }
-                Action::Verdict(verdict) => {
-                    tracing::debug!(target: TARGET, machine = self.name, ?verdict, "verdict");
-                    self.ready.push_back(verdict);
+                Action::Emit(event) => {
+                    tracing::debug!(target: TARGET, machine = self.name, ?event, "event");
+                    self.ready.push_back(event);
+                }
+                Action::Validate { id, verdict } => {
+                    tracing::trace!(target: TARGET, machine = self.name, ?id, ?verdict, "gossip verdict");
+                    self.network.validate(id, verdict);
                 }
                 Action::Penalize { peer, penalty } => {
                     tracing::debug!(target: TARGET, machine = self.name, %peer, %penalty, "penalizing peer");
@@ -170,10 +199,21 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
 }
 
 impl<M: Machine, N: Network> Stream for MachineDriver<M, N> {
-    type Item = MacroSyncReturn;
+    type Item = M::Event;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<MacroSyncReturn>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<M::Event>> {
         let this = self.get_mut();
+        if let Gossip::Subscribing(sub) = &mut this.gossip
+            && let Poll::Ready(result) = sub.poll_unpin(cx)
+        {
+            this.gossip = match result {
+                Ok(stream) => Gossip::Stream(stream),
+                Err(e) => {
+                    tracing::error!(target: TARGET, machine = this.name, error = %e, "cannot subscribe to gossip");
+                    Gossip::None
+                }
+            };
+        }
         loop {
             if let Some(v) = this.ready.pop_front() {
                 return Poll::Ready(Some(v));
@@ -193,6 +233,16 @@ impl<M: Machine, N: Network> Stream for MachineDriver<M, N> {
                 this.feed(Input::Tick);
                 continue;
             }
+            if let Gossip::Stream(stream) = &mut this.gossip
+                && this.ready.len() < MAX_READY_EVENTS
+                && let Poll::Ready(message) = stream.poll_next_unpin(cx)
+            {
+                match message {
+                    Some(message) => this.feed(Input::Gossip(message)),
+                    None => this.gossip = Gossip::None,
+                }
+                continue;
+            }
             match this.in_flight.poll_next_unpin(cx) {
                 Poll::Ready(Some(Done::Response(id, response))) => this.feed(Input::Response { id, response }),
                 Poll::Ready(Some(Done::Other)) => {}
@@ -205,7 +255,30 @@ impl<M: Machine, N: Network> Stream for MachineDriver<M, N> {
     }
 }
 
-impl<M: Machine, N: Network> MacroSync for MachineDriver<M, N> {
+impl<M: Machine<Event = LiveSyncEvent>, N: Network> LiveSync for MachineDriver<M, N> {
+    fn add_peer(&mut self, peer: PeerId) {
+        let services = self.network.peer_info(&peer).map(|i| i.services);
+        self.feed(Input::PeerJoined { peer, services });
+    }
+
+    fn remove_peer(&mut self, peer: &PeerId) {
+        self.feed(Input::PeerLeft { peer: *peer });
+    }
+
+    fn peers(&self) -> Vec<PeerId> {
+        self.machine.peers()
+    }
+
+    fn peer_head(&mut self, peer: PeerId, head: HeadInfo) {
+        self.feed(Input::PeerHead { peer, head });
+    }
+
+    fn num_peers(&self) -> usize {
+        self.machine.num_peers()
+    }
+}
+
+impl<M: Machine<Event = MacroSyncReturn>, N: Network> MacroSync for MachineDriver<M, N> {
     fn add_peer(&mut self, peer: PeerId) {
         let services = self.network.peer_info(&peer).map(|i| i.services);
         self.feed(Input::PeerJoined { peer, services });

@@ -90,8 +90,9 @@ pub trait LiveSync: Stream<Item = LiveSyncEvent> + Unpin + Send {
     fn remove_peer(&mut self, peer: &PeerId);
     /// Peers followed.
     fn peers(&self) -> Vec<PeerId>;
-    /// A block fetched by consensus (a head request found a head we did not know).
-    fn push_requested(&mut self, block: petrel_primitives::Block, source: PeerId);
+    /// A live peer's head, learned by consensus (a head round found a head we did not know):
+    /// live sync fetches what lies between our head and it.
+    fn peer_head(&mut self, peer: PeerId, head: petrel_primitives::wire::HeadInfo);
     /// Number of peers followed.
     fn num_peers(&self) -> usize {
         self.peers().len()

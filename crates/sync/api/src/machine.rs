@@ -1,9 +1,10 @@
 //! The one shape of every sync machine: inputs in, actions out, no I/O.
 //!
 //! A [`Machine`] sees only [`Input`]s (peers joining and leaving, typed answers to its requests,
-//! the outcome of work it asked for, and the time) together with a cheap read-only view of the
-//! chain, and only ever emits [`Action`]s: send a request, apply some work, report a verdict,
-//! penalise or disconnect a peer. It never waits, sleeps, logs, reads a clock or writes the chain;
+//! gossip, peers' heads, the outcome of work it asked for, and the time) together with a cheap
+//! read-only view of the chain, and only ever emits [`Action`]s: send a request, apply some work,
+//! report an event (a macro sync's verdict, a live sync's event), judge a gossip message, penalise
+//! or disconnect a peer. It never waits, sleeps, logs, reads a clock or writes the chain;
 //! its driver ([`crate::driver::MachineDriver`]) does all of that and logs from the actions. So a
 //! rule is tested by feeding inputs and reading actions, with no runtime and no network.
 //!
@@ -16,7 +17,11 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::Add;
 use std::time::Duration;
 
-use petrel_network_api::{DisconnectReason, PeerId, Penalty, PenaltyReason, RequestError, Services, Severity};
+use petrel_network_api::{
+    DisconnectReason, GossipId, GossipMessage, PeerId, Penalty, PenaltyReason, RequestError, Services, Severity,
+    Verdict,
+};
+use petrel_primitives::wire::HeadInfo;
 use petrel_protocol::{AnyRequest, AnyResponse};
 
 use crate::MacroSyncReturn;
@@ -64,10 +69,10 @@ impl From<Duration> for Time {
     }
 }
 
-/// Everything a machine is ever told.
+/// Everything a machine is ever told. `O` is the machine's job outcome, `G` its gossip item.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // handled one at a time, never stored
-pub enum Input<O> {
+pub enum Input<O, G = ()> {
     /// Start syncing with a peer advertising `services` (`None`: unknown to the network).
     PeerJoined {
         /// The peer.
@@ -87,6 +92,15 @@ pub enum Input<O> {
         /// The typed answer.
         response: Result<AnyResponse, RequestError>,
     },
+    /// A gossip message on the machine's topic; judge it with [`Action::Validate`].
+    Gossip(GossipMessage<G>),
+    /// A peer's head, as another component learned it (the syncer's head rounds).
+    PeerHead {
+        /// The peer.
+        peer: PeerId,
+        /// Its head.
+        head: HeadInfo,
+    },
     /// Job `job` finished.
     Applied {
         /// The job's id.
@@ -98,9 +112,9 @@ pub enum Input<O> {
     Tick,
 }
 
-/// Everything a machine ever does.
+/// Everything a machine ever does. `W` is the machine's work, `E` the events it reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action<W> {
+pub enum Action<W, E = MacroSyncReturn> {
     /// Send `request` to `peer`; the answer comes back as [`Input::Response`] with this `id`.
     Request {
         /// Echoed in the response.
@@ -117,8 +131,15 @@ pub enum Action<W> {
         /// The work.
         work: W,
     },
-    /// A verdict about a peer.
-    Verdict(MacroSyncReturn),
+    /// Report an event (a macro sync's verdict about a peer, a live sync's event).
+    Emit(E),
+    /// The verdict on a gossip message (propagate, drop, or drop and penalise its sender).
+    Validate {
+        /// The message.
+        id: GossipId,
+        /// The verdict.
+        verdict: Verdict,
+    },
     /// Lower a peer's reputation.
     Penalize {
         /// The peer.
@@ -147,19 +168,24 @@ pub trait Machine: Send + Unpin + 'static {
     type Work: std::fmt::Debug + Send + Unpin + 'static;
     /// What a job returns.
     type Outcome: std::fmt::Debug + Send + 'static;
+    /// What the driver yields ([`MacroSyncReturn`] for macro syncs).
+    type Event: std::fmt::Debug + Send + Unpin + 'static;
+    /// The gossip items the machine follows (`()` if none).
+    type Gossip: std::fmt::Debug + Send + Unpin + 'static;
     /// Counters for progress, tests and benches.
     type Stats: Copy;
 
     /// A machine with no peers.
     fn new(config: Self::Config) -> Self;
-    /// Takes a snapshot of the chain (under a short lock; no I/O).
-    fn view(chain: &Self::Chain) -> Self::View;
+    /// Takes a snapshot of the chain for `input` (under a short lock; no I/O beyond lookups the
+    /// input needs, e.g. whether a gossiped block is known).
+    fn view(chain: &Self::Chain, input: &Input<Self::Outcome, Self::Gossip>) -> Self::View;
     /// Runs a job: called by the driver on the blocking pool, never on the async executor.
     fn execute(chain: &Self::Chain, work: Self::Work) -> Self::Outcome;
     /// Handles one input at time `now`, queueing actions.
-    fn handle(&mut self, input: Input<Self::Outcome>, now: Time, view: &Self::View);
+    fn handle(&mut self, input: Input<Self::Outcome, Self::Gossip>, now: Time, view: &Self::View);
     /// The next queued action.
-    fn poll_action(&mut self) -> Option<Action<Self::Work>>;
+    fn poll_action(&mut self) -> Option<Action<Self::Work, Self::Event>>;
     /// When the machine next wants an [`Input::Tick`], if ever.
     fn next_wakeup(&self) -> Option<Time> {
         None
@@ -168,6 +194,8 @@ pub trait Machine: Send + Unpin + 'static {
     fn drain_peers(&mut self) -> Vec<PeerId>;
     /// Peers being synced.
     fn num_peers(&self) -> usize;
+    /// The peers being synced.
+    fn peers(&self) -> Vec<PeerId>;
     /// Counters.
     fn stats(&self) -> Self::Stats;
 }
@@ -175,21 +203,21 @@ pub trait Machine: Send + Unpin + 'static {
 /// The bookkeeping every machine needs: per-peer state, which peer each outstanding request went
 /// to, job ids, and the queue of actions for the driver.
 #[derive(Debug)]
-pub struct PeerBook<S, W> {
+pub struct PeerBook<S, W, E = MacroSyncReturn> {
     /// State per peer being synced.
     pub peers: HashMap<PeerId, S>,
     requests: HashMap<RequestId, PeerId>,
     next_id: u64,
-    actions: VecDeque<Action<W>>,
+    actions: VecDeque<Action<W, E>>,
 }
 
-impl<S, W> Default for PeerBook<S, W> {
+impl<S, W, E> Default for PeerBook<S, W, E> {
     fn default() -> Self {
         Self { peers: HashMap::new(), requests: HashMap::new(), next_id: 0, actions: VecDeque::new() }
     }
 }
 
-impl<S, W> PeerBook<S, W> {
+impl<S, W, E> PeerBook<S, W, E> {
     fn fresh_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -215,9 +243,14 @@ impl<S, W> PeerBook<S, W> {
         job
     }
 
-    /// Queues a verdict.
-    pub fn emit(&mut self, verdict: MacroSyncReturn) {
-        self.actions.push_back(Action::Verdict(verdict));
+    /// Queues an event.
+    pub fn emit(&mut self, event: E) {
+        self.actions.push_back(Action::Emit(event));
+    }
+
+    /// Queues the verdict on a gossip message.
+    pub fn validate(&mut self, id: GossipId, verdict: Verdict) {
+        self.actions.push_back(Action::Validate { id, verdict });
     }
 
     /// Queues a penalty.
@@ -237,17 +270,24 @@ impl<S, W> PeerBook<S, W> {
         self.peers.drain().map(|(p, _)| p).collect()
     }
 
-    /// Forgets a peer and reports its verdict.
-    pub fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
-        self.remove(&peer);
-        self.emit(verdict);
-    }
-
     /// Forgets a peer that sent provably bad data: banned (disconnected as malicious).
     pub fn ban(&mut self, peer: PeerId, reason: PenaltyReason) {
         self.remove(&peer);
         self.penalize(peer, Severity::Malicious, reason);
         self.actions.push_back(Action::Disconnect { peer, reason: DisconnectReason::Malicious });
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<Action<W, E>> {
+        self.actions.pop_front()
+    }
+}
+
+impl<S, W> PeerBook<S, W, MacroSyncReturn> {
+    /// Forgets a peer and reports its verdict.
+    pub fn finish(&mut self, peer: PeerId, verdict: MacroSyncReturn) {
+        self.remove(&peer);
+        self.emit(verdict);
     }
 
     /// A request to `peer` failed. The rule, shared by every machine whose request has no other
@@ -280,11 +320,6 @@ impl<S, W> PeerBook<S, W> {
             | RequestError::Encode(_) => self.finish(peer, MacroSyncReturn::Outdated(peer)),
         }
     }
-
-    /// The next action for the driver.
-    pub fn poll_action(&mut self) -> Option<Action<W>> {
-        self.actions.pop_front()
-    }
 }
 
 #[cfg(test)]
@@ -302,21 +337,21 @@ mod tests {
                         peer: p,
                         penalty: Penalty::new(Severity::InvalidData, PenaltyReason::MalformedResponse),
                     },
-                    Action::Verdict(MacroSyncReturn::Outdated(p)),
+                    Action::Emit(MacroSyncReturn::Outdated(p)),
                 ],
             ),
             (
                 RequestError::Timeout,
                 vec![
                     Action::Penalize { peer: p, penalty: Penalty::new(Severity::Minor, PenaltyReason::Unresponsive) },
-                    Action::Verdict(MacroSyncReturn::Outdated(p)),
+                    Action::Emit(MacroSyncReturn::Outdated(p)),
                 ],
             ),
-            (RequestError::Busy, vec![Action::Verdict(MacroSyncReturn::Outdated(p))]),
-            (RequestError::RateLimited, vec![Action::Verdict(MacroSyncReturn::Outdated(p))]),
-            (RequestError::Unsupported, vec![Action::Verdict(MacroSyncReturn::Incompatible(p))]),
+            (RequestError::Busy, vec![Action::Emit(MacroSyncReturn::Outdated(p))]),
+            (RequestError::RateLimited, vec![Action::Emit(MacroSyncReturn::Outdated(p))]),
+            (RequestError::Unsupported, vec![Action::Emit(MacroSyncReturn::Incompatible(p))]),
             (RequestError::ConnectionClosed, vec![]),
-            (RequestError::Encode("bug".into()), vec![Action::Verdict(MacroSyncReturn::Outdated(p))]),
+            (RequestError::Encode("bug".into()), vec![Action::Emit(MacroSyncReturn::Outdated(p))]),
         ];
         for (error, expected) in cases {
             let mut book = PeerBook::<(), ()>::default();

@@ -68,12 +68,12 @@ impl<M: Machine> Harness<M> {
     }
 
     /// Actions queued so far (e.g. by the constructor).
-    pub fn actions(&mut self) -> Vec<Action<M::Work>> {
+    pub fn actions(&mut self) -> Vec<Action<M::Work, M::Event>> {
         std::iter::from_fn(|| self.machine.poll_action()).collect()
     }
 
     /// Feeds one input; returns the actions it caused.
-    pub fn input(&mut self, input: Input<M::Outcome>) -> Vec<Action<M::Work>> {
+    pub fn input(&mut self, input: Input<M::Outcome, M::Gossip>) -> Vec<Action<M::Work, M::Event>> {
         self.machine.handle(input, self.now, &self.view);
         self.actions()
     }
@@ -83,18 +83,22 @@ impl<M: Machine> Harness<M> {
         &mut self,
         peer: petrel_network_api::PeerId,
         services: petrel_network_api::Services,
-    ) -> Vec<Action<M::Work>> {
+    ) -> Vec<Action<M::Work, M::Event>> {
         self.input(Input::PeerJoined { peer, services: Some(services) })
     }
 
     /// The answer to request `id`.
-    pub fn respond(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>) -> Vec<Action<M::Work>> {
+    pub fn respond(
+        &mut self,
+        id: RequestId,
+        response: Result<AnyResponse, RequestError>,
+    ) -> Vec<Action<M::Work, M::Event>> {
         self.input(Input::Response { id, response })
     }
 }
 
 /// The requests among `actions`: (id, peer, request).
-pub fn requests<W>(actions: &[Action<W>]) -> Vec<(RequestId, petrel_network_api::PeerId, AnyRequest)> {
+pub fn requests<W, E>(actions: &[Action<W, E>]) -> Vec<(RequestId, petrel_network_api::PeerId, AnyRequest)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -105,7 +109,7 @@ pub fn requests<W>(actions: &[Action<W>]) -> Vec<(RequestId, petrel_network_api:
 }
 
 /// The id of the one request among `actions`; panics (failing the test) otherwise.
-pub fn only_request<W: std::fmt::Debug>(actions: &[Action<W>]) -> RequestId {
+pub fn only_request<W: std::fmt::Debug, E: std::fmt::Debug>(actions: &[Action<W, E>]) -> RequestId {
     let r = requests(actions);
     assert_eq!(r.len(), 1, "expected one request: {actions:?}");
     r[0].0

@@ -197,6 +197,8 @@ impl Machine for LightMachine {
     type View = LightView;
     type Work = LightWork;
     type Outcome = LightOutcome;
+    type Event = MacroSyncReturn;
+    type Gossip = ();
     type Stats = LightStats;
 
     fn new(config: LightConfig) -> Self {
@@ -206,7 +208,7 @@ impl Machine for LightMachine {
         }
         m
     }
-    fn view(chain: &SharedLightChain) -> LightView {
+    fn view(chain: &SharedLightChain, _input: &Input<LightOutcome>) -> LightView {
         LightView::of_shared(chain)
     }
     fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
@@ -223,6 +225,8 @@ impl Machine for LightMachine {
                     round.queue.time_out(now);
                 }
             }
+            // Light sync follows no gossip and discovers through macro-chain requests.
+            Input::Gossip(_) | Input::PeerHead { .. } => {}
         }
         self.pump(now, view);
     }
@@ -238,6 +242,9 @@ impl Machine for LightMachine {
     }
     fn num_peers(&self) -> usize {
         self.book.peers.len()
+    }
+    fn peers(&self) -> Vec<PeerId> {
+        self.book.peers.keys().copied().collect()
     }
     fn stats(&self) -> LightStats {
         self.stats

@@ -147,12 +147,14 @@ impl Machine for PicoMachine {
     type View = LightView;
     type Work = PicoWork;
     type Outcome = PicoOutcome;
+    type Event = MacroSyncReturn;
+    type Gossip = ();
     type Stats = PicoStats;
 
     fn new(config: PicoConfig) -> Self {
         Self { config, ..Default::default() }
     }
-    fn view(chain: &SharedLightChain) -> LightView {
+    fn view(chain: &SharedLightChain, _input: &Input<PicoOutcome>) -> LightView {
         LightView::of_shared(chain)
     }
     fn execute(chain: &SharedLightChain, work: PicoWork) -> PicoOutcome {
@@ -176,7 +178,8 @@ impl Machine for PicoMachine {
                 }
             }
             Input::Applied { job, outcome } => self.on_applied(job, outcome),
-            Input::Tick => {}
+            // Pico follows no gossip and asks heads itself.
+            Input::Gossip(_) | Input::PeerHead { .. } | Input::Tick => {}
         }
     }
     fn poll_action(&mut self) -> Option<Action<PicoWork>> {
@@ -188,6 +191,9 @@ impl Machine for PicoMachine {
     }
     fn num_peers(&self) -> usize {
         self.book.peers.len()
+    }
+    fn peers(&self) -> Vec<PeerId> {
+        self.book.peers.keys().copied().collect()
     }
     fn stats(&self) -> PicoStats {
         self.stats

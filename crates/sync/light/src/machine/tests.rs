@@ -80,17 +80,17 @@ fn join_with(h: &mut H, peer: PeerId, epochs: &[MacroBlock]) -> Vec<Action<Light
 #[test]
 fn discovery_sends_our_locators_and_judges_the_answer() {
     let mut h = at_genesis(LightConfig::default());
-    assert_eq!(h.join(p(9), Services::NONE), vec![Action::Verdict(MacroSyncReturn::Incompatible(p(9)))]);
+    assert_eq!(h.join(p(9), Services::NONE), vec![Action::Emit(MacroSyncReturn::Incompatible(p(9)))]);
     let a = h.join(p(1), Services::HISTORY_NODE);
     let [(id, _, AnyRequest::MacroChain(r))] = &requests(&a)[..] else { panic!("{a:?}") };
     assert_eq!(r.locators, vec![genesis().hash()]);
     assert_eq!(r.max_epochs, MAX_EPOCHS);
     // Nothing new: Good.
-    assert_eq!(h.respond(*id, chain_answer(&[])), vec![Action::Verdict(MacroSyncReturn::Good(p(1)))]);
+    assert_eq!(h.respond(*id, chain_answer(&[])), vec![Action::Emit(MacroSyncReturn::Good(p(1)))]);
     // Does not know our locators: Outdated.
     let id = only_request(&h.join(p(2), Services::HISTORY_NODE));
     let a = h.respond(id, Ok(AnyResponse::MacroChain(Err(MacroChainError::UnknownLocators))));
-    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]);
+    assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Outdated(p(2)))]);
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn timeouts_retry_elsewhere_and_only_repeated_ones_cost_the_peer() {
         peer: p(1),
         penalty: Penalty::new(Severity::Minor, PenaltyReason::Unresponsive)
     }));
-    assert!(last.contains(&Action::Verdict(MacroSyncReturn::Outdated(p(1)))));
+    assert!(last.contains(&Action::Emit(MacroSyncReturn::Outdated(p(1)))));
     assert_eq!(h.machine.num_peers(), 0);
 }
 
@@ -225,7 +225,7 @@ fn our_store_failing_makes_peers_outdated_not_guilty() {
     let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
     let failure = Some((0, PushFailure::Store("disk full".into())));
     let a = h.input(Input::Applied { job, outcome: LightOutcome::Pushed { extended: 0, failure } });
-    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Outdated(p(1)))]);
+    assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Outdated(p(1)))]);
 }
 
 #[test]

@@ -55,9 +55,9 @@ fn a_peer_without_the_services_is_incompatible() {
     let g = genesis();
     let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
     let a = h.input(Input::PeerJoined { peer: p(1), services: Some(Services::NONE) });
-    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Incompatible(p(1)))]);
+    assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Incompatible(p(1)))]);
     let a = h.input(Input::PeerJoined { peer: p(2), services: None });
-    assert_eq!(a, vec![Action::Verdict(MacroSyncReturn::Incompatible(p(2)))]);
+    assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Incompatible(p(2)))]);
 }
 
 #[test]
@@ -68,12 +68,12 @@ fn same_hashes_are_good_and_a_peer_behind_us_is_outdated() {
     let id = only_request(&h.join_peer(p(1)));
     assert_eq!(
         h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))),
-        vec![Action::Verdict(MacroSyncReturn::Good(p(1)))]
+        vec![Action::Emit(MacroSyncReturn::Good(p(1)))]
     );
     let id = only_request(&h.join_peer(p(2)));
     assert_eq!(
         h.respond(id, Ok(AnyResponse::Head(head_of(0, &g, &g)))),
-        vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]
+        vec![Action::Emit(MacroSyncReturn::Outdated(p(2)))]
     );
     assert_eq!(h.machine.num_peers(), 0);
 }
@@ -121,7 +121,7 @@ fn job_outcomes_map_to_verdicts() {
         let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
         let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
         let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
-        assert_eq!(h.input(Input::Applied { job, outcome }), vec![Action::Verdict(verdict)]);
+        assert_eq!(h.input(Input::Applied { job, outcome }), vec![Action::Emit(verdict)]);
     }
 }
 
@@ -156,7 +156,7 @@ fn a_peer_that_keeps_moving_is_good_after_max_rounds() {
     let id = only_request(&h.join_peer(p(1)));
     assert_eq!(
         h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))),
-        vec![Action::Verdict(MacroSyncReturn::Good(p(1)))]
+        vec![Action::Emit(MacroSyncReturn::Good(p(1)))]
     );
 }
 
@@ -170,11 +170,11 @@ fn two_doubters_of_a_trusted_election_block_make_it_conflicting() {
     h.machine.optimistic_source = Some(p(1));
     let behind = head_of(honest.block_number(), &honest, &honest);
     let id = only_request(&h.join_peer(p(1)));
-    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Verdict(MacroSyncReturn::Outdated(p(1)))]);
+    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Emit(MacroSyncReturn::Outdated(p(1)))]);
     let id = only_request(&h.join_peer(p(2)));
-    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]);
+    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Emit(MacroSyncReturn::Outdated(p(2)))]);
     let id = only_request(&h.join_peer(p(3)));
-    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Verdict(MacroSyncReturn::Conflicting(p(3)))]);
+    assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Emit(MacroSyncReturn::Conflicting(p(3)))]);
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn a_lagging_peer_is_no_doubter_when_our_chain_is_verified() {
     let id = only_request(&h.join_peer(p(2)));
     assert_eq!(
         h.respond(id, Ok(AnyResponse::Head(head_of(old.block_number(), &old, &old)))),
-        vec![Action::Verdict(MacroSyncReturn::Outdated(p(2)))]
+        vec![Action::Emit(MacroSyncReturn::Outdated(p(2)))]
     );
 }
 
@@ -194,13 +194,13 @@ fn request_failures_follow_the_shared_rule() {
     let g = genesis();
     let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
     let id = only_request(&h.join_peer(p(1)));
-    assert_eq!(h.respond(id, Err(RequestError::Busy)), vec![Action::Verdict(MacroSyncReturn::Outdated(p(1)))]);
+    assert_eq!(h.respond(id, Err(RequestError::Busy)), vec![Action::Emit(MacroSyncReturn::Outdated(p(1)))]);
     let id = only_request(&h.join_peer(p(2)));
     assert_eq!(
         h.respond(id, Err(RequestError::Timeout)),
         vec![
             Action::Penalize { peer: p(2), penalty: Penalty::new(Severity::Minor, PenaltyReason::Unresponsive) },
-            Action::Verdict(MacroSyncReturn::Outdated(p(2))),
+            Action::Emit(MacroSyncReturn::Outdated(p(2))),
         ]
     );
 }
