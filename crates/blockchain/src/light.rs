@@ -83,6 +83,18 @@ impl MacroVerifier {
     pub fn macro_head(&self) -> &MacroBlock {
         &self.macro_head
     }
+
+    /// The verifier for the block after `block`, assuming `block` is adopted: `block` becomes the
+    /// macro head, and if it is an election block its validators sign what follows. Lets a batch
+    /// of consecutive blocks be verified in parallel; each result only counts if the block before
+    /// it verified too (adopting in order with [`LightBlockchain::push_macro_verified`] ensures it).
+    pub fn after(&self, block: &MacroBlock) -> MacroVerifier {
+        let validators = match (&block.header.validators, block.is_election()) {
+            (Some(next), true) => next.clone(),
+            _ => self.validators.clone(),
+        };
+        MacroVerifier { network: self.network, policy: self.policy, macro_head: header_only(block), validators }
+    }
 }
 
 /// The light chain.

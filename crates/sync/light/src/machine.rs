@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use petrel_blockchain::PushResult;
+use petrel_blockchain::{LightError, MacroVerifier, PushResult};
 use petrel_network_api::{PeerId, PenaltyReason, RequestError, Services, Severity};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{
@@ -100,22 +100,57 @@ pub enum LightOutcome {
     },
 }
 
-/// Runs a light-sync job on the shared chain. Each block is verified *outside* the chain's lock
-/// (against a [`petrel_blockchain::MacroVerifier`] taken under it) and adopted under it, so that
-/// readers of the chain (the head handler, the drivers' views) wait for an adoption at most, never
-/// for a verification.
+/// Most threads one batch is verified on.
+const MAX_VERIFY_THREADS: usize = 4;
+
+/// Verifies consecutive blocks in parallel: block `i` against the verifier that `first` becomes
+/// after blocks `0..i` (each result counts only if the blocks before it verified). At most
+/// [`MAX_VERIFY_THREADS`] threads, no more than the machine's cores.
+fn verify_batch(first: &MacroVerifier, blocks: &[MacroBlock]) -> Vec<(MacroVerifier, Result<(), LightError>)> {
+    let mut verifiers = Vec::with_capacity(blocks.len());
+    let mut v = first.clone();
+    for block in blocks {
+        let next = v.after(block);
+        verifiers.push(v);
+        v = next;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_VERIFY_THREADS);
+    let chunk = blocks.len().div_ceil(threads).max(1);
+    let mut results: Vec<Result<(), LightError>> = Vec::with_capacity(blocks.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = blocks
+            .chunks(chunk)
+            .zip(verifiers.chunks(chunk))
+            .map(|(bs, vs)| s.spawn(move || bs.iter().zip(vs).map(|(b, v)| v.verify(b)).collect::<Vec<_>>()))
+            .collect();
+        for h in handles {
+            // A verification that panicked is a bug in chain code; surface it.
+            results.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+    });
+    verifiers.into_iter().zip(results).collect()
+}
+
+/// Runs a light-sync job on the shared chain. The batch is verified *outside* the chain's lock, in
+/// parallel ([`verify_batch`], against a [`MacroVerifier`] taken under the lock), then adopted in
+/// order under it, so that readers of the chain (the head handler, the drivers' views) wait for
+/// an adoption at most, never for a verification.
 pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
     match work {
         LightWork::Reset => LightOutcome::Reset(lock(chain).reset().map_err(|e| e.to_string())),
         LightWork::Push(blocks) => {
+            let first = lock(chain).macro_verifier();
+            // Blocks adopted already (by another round or live sync) need no verification.
+            let skip = blocks.iter().take_while(|b| b.block_number() <= first.macro_head().block_number()).count();
+            let verified = verify_batch(&first, &blocks[skip..]);
             let mut extended = 0;
-            for (i, block) in blocks.into_iter().enumerate() {
-                let verifier = lock(chain).macro_verifier();
-                let result = if block.block_number() <= verifier.macro_head().block_number() {
-                    // Adopted already (by another round or live sync): nothing to verify.
-                    Ok(PushResult::Ignored)
-                } else {
-                    verifier.verify(&block).and_then(|()| lock(chain).push_macro_verified(block, &verifier))
+            let results = std::iter::repeat_with(|| None).take(skip).chain(verified.into_iter().map(Some));
+            for (i, (block, checked)) in blocks.into_iter().zip(results).enumerate() {
+                let result = match checked {
+                    None => Ok(PushResult::Ignored),
+                    Some((verifier, verdict)) => {
+                        verdict.and_then(|()| lock(chain).push_macro_verified(block, &verifier))
+                    }
                 };
                 match result {
                     Ok(PushResult::Extended) => extended += 1,

@@ -280,3 +280,41 @@ fn peers_leaving_mid_round_hand_their_fetches_to_the_others() {
     let r = block_requests(&a);
     assert_eq!(r.iter().map(|(_, peer, hash)| (*peer, *hash)).collect::<Vec<_>>(), vec![(p(2), chain[0].hash())]);
 }
+
+/// The election blocks of a real chain of `epochs` epochs, and its light chain at genesis.
+fn real_elections(epochs: u32) -> (Vec<MacroBlock>, SharedLightChain) {
+    let t = petrel_test_utils::TestChain::build(5, (8 * epochs) as usize);
+    let blocks = (1..=epochs)
+        .map(|e| match &t.blocks[Policy::TEST.election_block_of(e) as usize - 1] {
+            Block::Macro(m) => MacroBlock { body: None, ..m.clone() },
+            Block::Micro(_) => panic!("an election height holds a macro block"),
+        })
+        .collect();
+    (blocks, t.light_chain())
+}
+
+#[test]
+fn a_batch_is_verified_in_parallel_and_adopted_in_order_up_to_the_first_bad_block() {
+    let (blocks, chain) = real_elections(6);
+    assert_eq!(
+        execute(&chain, LightWork::Push(blocks[..3].to_vec())),
+        LightOutcome::Pushed { extended: 3, failure: None }
+    );
+    // Blocks 4..6 with the fifth's signatures taken from the sixth: 4 is adopted, 5 fails, 6 is
+    // never adopted (its check against 5's validators does not count once 5 failed).
+    let mut bad = blocks[3..].to_vec();
+    bad[1].justification = bad[2].justification.clone();
+    let LightOutcome::Pushed { extended, failure: Some((1, PushFailure::Invalid(_))) } =
+        execute(&chain, LightWork::Push(bad))
+    else {
+        panic!("the fifth block must fail")
+    };
+    assert_eq!(extended, 1);
+    assert_eq!(lock(&chain).macro_head().hash(), blocks[3].hash());
+    // Already adopted blocks in a batch are skipped, not verified again.
+    assert_eq!(
+        execute(&chain, LightWork::Push(blocks[2..].to_vec())),
+        LightOutcome::Pushed { extended: 2, failure: None }
+    );
+    assert_eq!(lock(&chain).macro_head().hash(), blocks[5].hash());
+}
