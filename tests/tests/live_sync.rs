@@ -25,50 +25,54 @@ async fn follows_in_order_out_of_order_and_after_a_gap() {
     let mut syncer = common::pico_syncer(&node, &chain, &policy, 1);
     hub.connect(node.peer_id(), peer.peer_id()).unwrap();
 
-    // Drives the syncer until `cond` holds on the light chain, collecting events.
+    // Drives the syncer until `cond(events so far)` holds, collecting events. Pushes run as jobs
+    // off the executor, so the chain can be ahead of the events reporting it: conditions name
+    // the events they wait for.
     let server_head = |s: &TestChain| s.chain.read().unwrap().head().block_hash;
     macro_rules! run_until {
-        ($cond:expr) => {{
-            let mut events = Vec::new();
+        (|$events:ident| $cond:expr) => {{
+            let mut $events: Vec<ConsensusEvent> = Vec::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
             while !$cond {
                 match tokio::time::timeout_at(deadline, syncer.next()).await {
-                    Ok(Some(e)) => events.push(e),
-                    _ => panic!("condition not reached; events: {events:?}"),
+                    Ok(Some(e)) => $events.push(e),
+                    _ => panic!("condition not reached; events: {:?}", $events),
                 }
             }
-            events
+            $events
         }};
     }
-    let events = run_until!(syncer.is_established());
+    let has = |events: &[ConsensusEvent], f: fn(&ConsensusEvent) -> bool| events.iter().any(f);
+    let events = run_until!(|events| syncer.is_established());
     assert!(events.contains(&ConsensusEvent::Established));
 
-    // In order.
+    // In order: each of three announced blocks is accepted.
     for block in server.extend(3) {
         peer.publish::<BlockHeaders>(&block.without_body()).await.unwrap();
     }
-    let events = run_until!(chain.lock().unwrap().head().block_hash == server_head(&server));
-    let announced =
-        events.iter().filter(|e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::AcceptedAnnouncedBlock(_)))).count();
-    assert_eq!(announced, 3, "{events:?}");
+    let announced = |events: &[ConsensusEvent]| {
+        events.iter().filter(|e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::AcceptedAnnouncedBlock(_)))).count()
+    };
+    let events = run_until!(|events| announced(&events) == 3);
+    assert_eq!(chain.lock().unwrap().head().block_hash, server_head(&server), "{events:?}");
 
     // Out of order: only the third of three new blocks is announced; the gap is fetched.
     let new = server.extend(3);
     peer.publish::<BlockHeaders>(&new[2].without_body()).await.unwrap();
-    let events = run_until!(chain.lock().unwrap().head().block_hash == server_head(&server));
-    assert!(
-        events.iter().any(|e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::ReceivedMissingBlocks(_)))),
-        "{events:?}"
-    );
+    let events = run_until!(|events| has(&events, |e| matches!(
+        e,
+        ConsensusEvent::Live(LiveSyncEvent::ReceivedMissingBlocks(_))
+    )) && chain.lock().unwrap().head().block_hash == server_head(&server));
+    assert_eq!(announced(&events), 0, "{events:?}");
 
     // Far ahead: more than the window of two batches; the peer goes back to macro sync, and head
-    // requests then catch the node up to the tip.
+    // requests then catch the node up to the tip. Its only live peer left live sync, so consensus
+    // was lost; the next head round with the peer back in live sync establishes it again.
     let new = server.extend(3 * policy.blocks_per_batch as usize + 1);
     peer.publish::<BlockHeaders>(&new.last().unwrap().without_body()).await.unwrap();
-    let events = run_until!(chain.lock().unwrap().head().block_hash == server_head(&server));
+    let events = run_until!(|events| has(&events, |e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::Ahead(_))))
+        && events.contains(&ConsensusEvent::Lost)
+        && chain.lock().unwrap().head().block_hash == server_head(&server));
     assert!(events.iter().any(|e| matches!(e, ConsensusEvent::Live(LiveSyncEvent::Ahead(_)))), "{events:?}");
-    // Its only live peer left live sync, so consensus was lost; the next head round with the
-    // peer back in live sync establishes it again.
-    assert!(events.contains(&ConsensusEvent::Lost), "{events:?}");
-    run_until!(syncer.is_established());
+    run_until!(|events| syncer.is_established());
 }

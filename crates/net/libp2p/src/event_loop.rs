@@ -28,7 +28,7 @@ use crate::behaviour::{self, Behaviour, BehaviourEvent};
 use crate::codec::{FrameTooLarge, WireRequest, WireResponse};
 use crate::config::Libp2pConfig;
 use crate::gossip_ids::{GossipIds, MAX_PENDING_VERDICTS};
-use crate::network::{Command, GossipItem, PeerEntry, Shared, read, write};
+use crate::network::{Command, GossipItem, PeerEntry, PeerStanding, Shared, read, write};
 use crate::reputation::{BanList, MAX_BANNED_PEERS, MAX_SCORED_PEERS, PENALTY, RateLimiter, Reputation};
 
 /// Most requests kept per peer while it has connected but not yet been identified; more are
@@ -250,6 +250,13 @@ impl EventLoop {
                 Some(transport) => self.penalize(transport, penalty),
                 None => tracing::debug!(target: "net", %peer, %penalty, "penalty for an unknown peer ignored"),
             },
+            Command::Standing { peer, reply } => {
+                let standing = self.ids.get(&peer).map(|t| PeerStanding {
+                    reputation: self.reputation.score(t, Instant::now()),
+                    banned: self.bans.contains(t),
+                });
+                let _ = reply.send(standing);
+            }
             Command::Disconnect { peer, reason, done } => {
                 if let Some(transport) = self.ids.get(&peer).copied() {
                     if reason == DisconnectReason::Malicious {
@@ -301,9 +308,9 @@ impl EventLoop {
 
     /// Drops id mappings of peers that are neither connected nor scored.
     fn forget_stale_ids(&mut self) {
-        if self.ids.len() > self.connected.len() + MAX_SCORED_PEERS {
-            let (connected, reputation) = (&self.connected, &self.reputation);
-            self.ids.retain(|_, t| connected.contains_key(t) || reputation.contains(t));
+        if self.ids.len() > self.connected.len() + MAX_SCORED_PEERS + MAX_BANNED_PEERS {
+            let (connected, reputation, bans) = (&self.connected, &self.reputation, &self.bans);
+            self.ids.retain(|_, t| connected.contains_key(t) || reputation.contains(t) || bans.contains(t));
         }
     }
 
@@ -587,7 +594,9 @@ impl EventLoop {
                     self.leave(&peer_id);
                     self.connected.remove(&peer_id);
                     self.rate_limits.remove_peer(&peer_id);
-                    if !self.reputation.contains(&peer_id) {
+                    // Keep the id of a peer we remember (scored or banned), so that later calls
+                    // about it (penalties, `standing`) still find it.
+                    if !self.reputation.contains(&peer_id) && !self.bans.contains(&peer_id) {
                         self.ids.remove(&peer_id_of(&peer_id));
                     }
                 }

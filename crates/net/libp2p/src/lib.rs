@@ -30,7 +30,7 @@ pub use config::Libp2pConfig;
 pub use event_loop::EventLoop;
 pub use libp2p::Multiaddr;
 pub use libp2p::identity::Keypair;
-pub use network::{COMMAND_QUEUE, ConnectionCounts, Libp2pNetwork};
+pub use network::{COMMAND_QUEUE, ConnectionCounts, Libp2pNetwork, PeerStanding};
 pub use reputation::{PENALTY, RECOVERY_PER_SEC};
 
 /// Why a network could not be started.

@@ -50,6 +50,18 @@ pub(crate) enum Command {
     Penalize { peer: PeerId, penalty: Penalty },
     /// Disconnect (and, for `Malicious`, ban) a peer.
     Disconnect { peer: PeerId, reason: DisconnectReason, done: oneshot::Sender<()> },
+    /// What we hold against a peer.
+    Standing { peer: PeerId, reply: oneshot::Sender<Option<PeerStanding>> },
+}
+
+/// What a node holds against a peer it has seen: its reputation (0 is clean; at the ban
+/// threshold it is banned) and whether it is banned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PeerStanding {
+    /// Current reputation, after recovery.
+    pub reputation: f64,
+    /// Whether the peer is banned.
+    pub banned: bool,
 }
 
 /// A joined peer as the handle sees it.
@@ -160,6 +172,14 @@ impl Libp2pNetwork {
             Ok(addrs) => addrs.clone(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// What this node holds against `peer` (`None`: never seen, or forgotten). For diagnostics and
+    /// tests.
+    pub async fn standing(&self, peer: &PeerId) -> Option<PeerStanding> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::Standing { peer: *peer, reply }).await.ok()?;
+        rx.await.ok().flatten()
     }
 
     /// The transport connection counters, updated by the event loop.

@@ -13,7 +13,7 @@ mod messages;
 pub use errors::{BatchSetError, BlockRequestError, HistoryChunkError, MacroChainError, MissingBlocksError};
 pub use gossip::{BlockHeaders, FullBlocks};
 pub use messages::*;
-use petrel_network_api::{Network, NetworkExt, PeerId, Request, RequestError};
+use petrel_network_api::{Network, NetworkExt, PeerId, Request, RequestError, RequestLimits};
 
 /// Declares the protocol's requests once: the [`AnyRequest`] / [`AnyResponse`] enums every sync
 /// machine speaks, and the [`REQUEST_TYPE_IDS`] table (the uniqueness test and dispatch tables use
@@ -41,6 +41,11 @@ macro_rules! requests {
 
         /// Every request type id with its type's name.
         pub const REQUEST_TYPE_IDS: &[(u16, &str)] = &[$((<$req as Request>::TYPE_ID, stringify!($req))),*];
+
+        /// The serving limits of every request type (e.g. to serve every type with one script).
+        pub fn request_limits() -> Vec<RequestLimits> {
+            vec![$(RequestLimits::of::<$req>()),*]
+        }
 
         impl AnyRequest {
             /// The wire id of this request's type.

@@ -1,19 +1,32 @@
-//! Pico Macro Sync against the shared conformance suite.
+//! Pico Macro Sync against the shared conformance suite, on the mock network and over libp2p.
 
-use std::sync::{Arc, Mutex};
-
-use petrel_blockchain::LightBlockchain;
-use petrel_network_api::PeerId;
-use petrel_network_mock::MockNetwork;
+use petrel_network_api::{Network, PeerId, Request, Services};
+use petrel_primitives::Blake2bHash;
+use petrel_protocol::{RequestBlock, RequestHead};
 use petrel_sync_api::MacroSyncReturn;
+use petrel_sync_api::light_chain::{SharedLightChain, lock};
 use petrel_sync_pico::{PicoConfig, PicoMacroSync};
+use petrel_test_utils::TestChain;
 
 struct Pico;
 
 impl petrel_test_utils::conformance::Runner for Pico {
-    type Sync = PicoMacroSync<MockNetwork>;
-    fn make(network: MockNetwork, chain: Arc<Mutex<LightBlockchain>>) -> Self::Sync {
+    type Sync<N: Network> = PicoMacroSync<N>;
+    type Chain = SharedLightChain;
+    fn chain(reference: &TestChain) -> SharedLightChain {
+        reference.light_chain()
+    }
+    fn macro_head(chain: &SharedLightChain) -> Blake2bHash {
+        lock(chain).macro_head().hash()
+    }
+    fn make<N: Network>(network: N, chain: SharedLightChain) -> Self::Sync<N> {
         PicoMacroSync::new(network, chain, PicoConfig::default())
+    }
+    fn required_services() -> Services {
+        PicoConfig::default().required_services
+    }
+    fn requests() -> &'static [u16] {
+        &[RequestHead::TYPE_ID, RequestBlock::TYPE_ID]
     }
     fn fork_verdict(peer: PeerId) -> MacroSyncReturn {
         MacroSyncReturn::Conflicting(peer)
