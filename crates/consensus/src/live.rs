@@ -209,6 +209,7 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
     type Outcome = Vec<Pushed>;
     type Event = LiveSyncEvent;
     type Gossip = Block;
+    type Report = ();
     type Stats = LiveStats;
 
     fn new(config: LiveConfig) -> Self {
@@ -270,7 +271,7 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
             }
             Input::Response { id, response } => self.on_missing(id, response, view),
             Input::Applied { job, outcome } => self.on_pushed(job, outcome, view),
-            Input::Tick => {}
+            Input::Tick | Input::Report(()) => {}
         }
         self.start_job();
     }

@@ -2,26 +2,26 @@
 //! ([`crate::syncer_machine::SyncerMachine`], where every decision lives and is unit-tested) over a
 //! network and a chain (protocol-reference §3.3, §7.1–7.2; protocol.md §11.4–§11.5).
 //!
-//! [`Syncer`] is the machine's driver: it turns peer events, verdicts, live-sync events, head
-//! answers and timer ticks into inputs, and carries out the actions (hand peers to macro or live
-//! sync, send head requests and block fetches, penalise, fall back, report events).
+//! [`Syncer`] runs the machine in the one sync driver (which sends its head requests, applies its
+//! penalties and ticks its timers) and routes between it and the syncs it coordinates: peer
+//! events and the syncs' verdicts and events go in as inputs and reports, and the machine's
+//! events come out as calls on the syncs (hand a peer to macro or live sync, fall back) and as
+//! [`ConsensusEvent`]s.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::stream::{BoxStream, FuturesUnordered};
-use futures::{FutureExt, Stream, StreamExt};
-use petrel_network_api::{Network, NetworkEvent, NetworkExt, PeerId, RequestError};
-use petrel_protocol::{RequestHead, ResponseHead};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use petrel_network_api::{Network, NetworkEvent};
+use petrel_sync_api::driver::MachineDriver;
 use petrel_sync_api::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
-use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::chain::SyncChain;
 use crate::established::EstablishedConfig;
-use crate::syncer_machine::{SyncerAction, SyncerInput, SyncerMachine, SyncerView};
+use crate::syncer_machine::{SyncerEvent, SyncerMachine, SyncerReport};
 
 /// Syncer settings.
 #[derive(Clone, Copy, Debug)]
@@ -63,9 +63,6 @@ pub enum ConsensusEvent {
     FellBack,
 }
 
-type HeadRound = BoxFuture<'static, Vec<(PeerId, Result<ResponseHead, RequestError>)>>;
-type Check = BoxFuture<'static, (PeerId, Result<ResponseHead, RequestError>)>;
-
 /// Counters for progress and summaries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyncerStats {
@@ -77,18 +74,14 @@ pub struct SyncerStats {
     pub heads_to_live: u64,
 }
 
-/// The syncer: [`SyncerMachine`] over a network, a chain, a macro sync and a live sync.
+/// The syncer: [`SyncerMachine`] in the one sync driver, with the macro sync and the live sync it
+/// coordinates.
 pub struct Syncer<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> {
     network: N,
-    chain: C,
+    driver: MachineDriver<SyncerMachine<C>, N>,
     macro_sync: M,
     live: L,
-    machine: SyncerMachine,
     net_events: BoxStream<'static, NetworkEvent>,
-    check_timer: Interval,
-    head_timer: Interval,
-    head_round: Option<HeadRound>,
-    checks: FuturesUnordered<Check>,
     out: VecDeque<ConsensusEvent>,
     started: bool,
 }
@@ -112,21 +105,12 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
     /// A syncer; it picks up the peers already connected on first poll.
     pub fn new(network: N, chain: C, macro_sync: M, live: L, config: SyncerConfig) -> Self {
         let net_events = event_stream(network.subscribe_events());
-        let mut check_timer = tokio::time::interval(config.check_interval);
-        check_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut head_timer = tokio::time::interval(config.head_request_interval);
-        head_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
+            driver: MachineDriver::new(network.clone(), chain, config),
             network,
-            chain,
             macro_sync,
             live,
-            machine: SyncerMachine::new(config),
             net_events,
-            check_timer,
-            head_timer,
-            head_round: None,
-            checks: FuturesUnordered::new(),
             out: VecDeque::new(),
             started: false,
         }
@@ -134,12 +118,12 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
 
     /// Whether the node is established.
     pub fn is_established(&self) -> bool {
-        self.machine.is_established()
+        self.driver.machine().is_established()
     }
 
     /// Counters.
     pub fn stats(&self) -> SyncerStats {
-        self.machine.stats()
+        self.driver.stats()
     }
 
     /// The macro sync.
@@ -152,59 +136,25 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
         &self.live
     }
 
-    fn view(&self) -> SyncerView {
-        SyncerView { head: self.chain.head(), policy: self.chain.policy() }
-    }
-
-    /// Feeds one input to the machine and carries out its actions.
-    fn feed(&mut self, input: SyncerInput) {
-        let view = self.view();
-        self.machine.handle(input, &view);
-        while let Some(action) = self.machine.poll_action() {
-            self.act(action);
-        }
-    }
-
-    fn act(&mut self, action: SyncerAction) {
-        let net = self.network.clone();
-        match action {
-            SyncerAction::AddToMacro(p) => self.macro_sync.add_peer(p),
-            SyncerAction::RemoveFromMacro(p) => self.macro_sync.remove_peer(&p),
-            SyncerAction::AddToLive(p) => self.live.add_peer(p),
-            SyncerAction::RemoveFromLive(p) => self.live.remove_peer(&p),
-            SyncerAction::Fallback(peers) => {
+    /// Carries out one of the machine's events.
+    fn route(&mut self, event: SyncerEvent) {
+        match event {
+            SyncerEvent::AddToMacro(p) => self.macro_sync.add_peer(p),
+            SyncerEvent::RemoveFromMacro(p) => self.macro_sync.remove_peer(&p),
+            SyncerEvent::AddToLive(p) => self.live.add_peer(p),
+            SyncerEvent::RemoveFromLive(p) => self.live.remove_peer(&p),
+            SyncerEvent::Fallback(peers) => {
                 tracing::info!(target: "consensus", peers = peers.len(), "conflicting macro chain: falling back");
                 self.macro_sync.fallback(peers);
             }
-            SyncerAction::StartHeadRound(peers) => {
-                self.head_round = Some(
-                    async move {
-                        let requests = peers.into_iter().map(|p| {
-                            let net = net.clone();
-                            async move { (p, net.request(p, &RequestHead).await) }
-                        });
-                        futures::future::join_all(requests).await
-                    }
-                    .boxed(),
-                );
-            }
-            SyncerAction::CheckHead(p) => {
-                self.checks.push(async move { (p, net.request(p, &RequestHead).await) }.boxed());
-            }
-            SyncerAction::HeadToLive(p, head) => self.live.peer_head(p, head),
-            SyncerAction::Penalize(p, penalty) => {
-                tracing::debug!(target: "consensus", peer = %p, %penalty, "penalizing peer");
-                self.network.penalize(p, penalty);
-            }
-            SyncerAction::ResetHeadTimer => self.head_timer.reset(),
-            SyncerAction::Emit(event) => {
+            SyncerEvent::HeadToLive(p, head) => self.live.peer_head(p, head),
+            SyncerEvent::Consensus(event) => {
+                let live_peers = self.driver.machine().live_peers();
                 match &event {
                     ConsensusEvent::Established => {
-                        tracing::info!(target: "consensus", live_peers = self.machine.live_peers(), "consensus established")
+                        tracing::info!(target: "consensus", live_peers, "consensus established")
                     }
-                    ConsensusEvent::Lost => {
-                        tracing::info!(target: "consensus", live_peers = self.machine.live_peers(), "consensus lost")
-                    }
+                    ConsensusEvent::Lost => tracing::info!(target: "consensus", live_peers, "consensus lost"),
                     _ => {}
                 }
                 self.out.push_back(event);
@@ -221,7 +171,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
         if !this.started {
             this.started = true;
             for (peer, _) in this.network.peers() {
-                this.feed(SyncerInput::PeerJoined(peer));
+                this.driver.peer_joined(peer);
             }
         }
         loop {
@@ -232,39 +182,20 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
             while let Poll::Ready(Some(event)) = this.net_events.poll_next_unpin(cx) {
                 progressed = true;
                 match event {
-                    NetworkEvent::PeerJoined(peer, _) => this.feed(SyncerInput::PeerJoined(peer)),
-                    NetworkEvent::PeerLeft(peer) => this.feed(SyncerInput::PeerLeft(peer)),
+                    NetworkEvent::PeerJoined(peer, _) => this.driver.peer_joined(peer),
+                    NetworkEvent::PeerLeft(peer) => this.driver.peer_left(peer),
                 }
             }
             if let Poll::Ready(Some(v)) = this.macro_sync.poll_next_unpin(cx) {
-                this.feed(SyncerInput::Verdict(v));
+                this.driver.report(SyncerReport::Verdict(v));
                 progressed = true;
             }
             if let Poll::Ready(Some(e)) = this.live.poll_next_unpin(cx) {
-                this.feed(SyncerInput::Live(e));
+                this.driver.report(SyncerReport::Live(e));
                 progressed = true;
             }
-            if this.check_timer.poll_tick(cx).is_ready() {
-                this.feed(SyncerInput::CheckTimer);
-                progressed = true;
-            }
-            if this.head_timer.poll_tick(cx).is_ready() {
-                this.feed(SyncerInput::HeadTimer);
-                progressed = true;
-            }
-            if let Some(round) = this.head_round.as_mut()
-                && let Poll::Ready(results) = round.poll_unpin(cx)
-            {
-                this.head_round = None;
-                let answers = results
-                    .into_iter()
-                    .map(|(p, r)| (p, r.map(|head| (head, this.chain.knows(&head.block_hash)))))
-                    .collect();
-                this.feed(SyncerInput::HeadRoundDone(answers));
-                progressed = true;
-            }
-            while let Poll::Ready(Some((peer, r))) = this.checks.poll_next_unpin(cx) {
-                this.feed(SyncerInput::Checked(peer, r));
+            while let Poll::Ready(Some(event)) = this.driver.poll_next_unpin(cx) {
+                this.route(event);
                 progressed = true;
             }
             if !progressed && this.out.is_empty() {

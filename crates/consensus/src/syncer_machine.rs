@@ -1,33 +1,36 @@
-//! The syncer's rules as a pure machine: which peer goes to macro sync, live sync, the outdated or
-//! the incompatible set; when a head round starts and what its answers mean; when the node falls
-//! back, is established or lost. [`crate::syncer::Syncer`] drives it: it turns network events,
-//! verdicts, live-sync events, answers and timer ticks into [`SyncerInput`]s and carries out the
-//! [`SyncerAction`]s. No I/O, no clock, no logging here (protocol.md §11.4–§11.5).
+//! The syncer's rules as a pure machine on the one sync driver: which peer goes to macro sync,
+//! live sync, the outdated or the incompatible set; when a head round starts and what its answers
+//! mean; when the node falls back, is established or lost. Its inputs are the generic ones (peers,
+//! answers to its head requests, ticks) plus [`SyncerReport`]s (the macro sync's verdicts and the
+//! live sync's events, handed in by [`crate::syncer::Syncer`]); its events tell the syncer how to
+//! route peers ([`SyncerEvent`]). No I/O, no clock, no logging (protocol.md §11.4–§11.5).
 //!
-//! | Input | Actions |
+//! | Input | Outcome |
 //! |---|---|
 //! | `PeerJoined` | to macro sync |
 //! | `PeerLeft` | out of macro sync, live sync (a head round if it was live), the outdated and incompatible sets |
 //! | `Good` of a connected peer | to live sync, and a head round; a late `Good` (peer gone) is ignored |
-//! | `Outdated` | remembered; back to macro sync at the next `CheckTimer` |
-//! | `Incompatible` | a head check now and at every `CheckTimer` |
+//! | `Outdated` | remembered; back to macro sync at the next check (`check_interval`) |
+//! | `Incompatible` | a head check now and at every check |
 //! | `Conflicting` | an invalid-data penalty; every live peer out of live sync; live, conflicting and outdated peers to `Fallback` |
 //! | live `Behind` | outdated, and a head round |
 //! | live `Ahead` | to macro sync, and a head round |
-//! | live `AcceptedAnnouncedBlock` | counted; the head timer restarts |
+//! | live `AcceptedAnnouncedBlock` | counted; the next periodic round is one interval away |
 //! | live `AcceptedBufferedBlock` / `ReceivedMissingBlocks` while not established and the last round saw unknown heads | a head round |
 //! | head check answer | synced (same batch or the one before, within the acceptance window) → live sync and a head round; else stays |
-//! | head round done | heads counted known/unknown; an unknown head above ours goes to live sync, which fetches what lies between (one component fetches what the chain lacks) |
-//! | `HeadTimer` | a head round |
+//! | head round done (every answer in) | heads counted known/unknown; an unknown head above ours goes to live sync, which fetches what lies between |
+//! | tick at `head_request_interval` after the last round | a head round |
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
-use petrel_blockchain::HeadInfo;
-use petrel_network_api::{PeerId, Penalty, PenaltyReason, RequestError, Severity};
+use petrel_network_api::{PeerId, PenaltyReason, RequestError, Severity};
 use petrel_primitives::Policy;
-use petrel_protocol::ResponseHead;
+use petrel_primitives::wire::HeadInfo;
+use petrel_protocol::{AnyResponse, RequestHead, ResponseHead};
+use petrel_sync_api::machine::{Action, Input, Machine, PeerBook, RequestId, Time};
 use petrel_sync_api::{LiveSyncEvent, MacroSyncReturn};
 
+use crate::chain::SyncChain;
 use crate::established::{EstablishedInputs, is_established, is_lost};
 use crate::syncer::{ConsensusEvent, SyncerConfig, SyncerStats};
 
@@ -38,36 +41,22 @@ pub struct SyncerView {
     pub head: HeadInfo,
     /// The policy.
     pub policy: Policy,
+    /// For the answer to a head request: whether our chain knows that head.
+    pub known: bool,
 }
 
-/// One answer of a head round: the head, and whether our chain knows it (`SyncChain::knows`).
-pub type HeadAnswer = Result<(ResponseHead, bool), RequestError>;
-
-/// Everything the syncer machine is told.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // handled one at a time, never stored
-pub enum SyncerInput {
-    /// A peer connected (or was connected when the syncer started).
-    PeerJoined(PeerId),
-    /// A peer disconnected.
-    PeerLeft(PeerId),
+/// What the components the syncer coordinates report to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncerReport {
     /// A macro-sync verdict.
     Verdict(MacroSyncReturn),
     /// A live-sync event.
     Live(LiveSyncEvent),
-    /// The head round started by [`SyncerAction::StartHeadRound`] finished.
-    HeadRoundDone(Vec<(PeerId, HeadAnswer)>),
-    /// The answer to a [`SyncerAction::CheckHead`].
-    Checked(PeerId, Result<ResponseHead, RequestError>),
-    /// The check interval passed.
-    CheckTimer,
-    /// The head-request interval passed.
-    HeadTimer,
 }
 
-/// Everything the syncer machine does.
+/// What the syncer machine tells its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyncerAction {
+pub enum SyncerEvent {
     /// Hand a peer to macro sync.
     AddToMacro(PeerId),
     /// Take a peer from macro sync.
@@ -78,63 +67,145 @@ pub enum SyncerAction {
     RemoveFromLive(PeerId),
     /// Switch macro sync to its fallback with these peers.
     Fallback(Vec<PeerId>),
-    /// Ask these live peers for their heads, at once; report with [`SyncerInput::HeadRoundDone`].
-    StartHeadRound(Vec<PeerId>),
-    /// Ask an incompatible peer for its head; report with [`SyncerInput::Checked`].
-    CheckHead(PeerId),
     /// Tell live sync a live peer's head that we do not know (it fetches up to it).
     HeadToLive(PeerId, HeadInfo),
-    /// Penalise a peer.
-    Penalize(PeerId, Penalty),
-    /// Restart the head-request interval.
-    ResetHeadTimer,
     /// Report an event to the syncer's consumer.
-    Emit(ConsensusEvent),
+    Consensus(ConsensusEvent),
+}
+
+type A = Action<(), SyncerEvent>;
+
+/// A head round: the requests still out, and the answers in.
+#[derive(Debug, Default)]
+struct Round {
+    pending: HashMap<RequestId, PeerId>,
+    answers: Vec<(PeerId, ResponseHead, bool)>,
 }
 
 /// The syncer machine. See the module documentation.
 #[derive(Debug)]
-pub struct SyncerMachine {
+pub struct SyncerMachine<C> {
     config: SyncerConfig,
+    book: PeerBook<(), (), SyncerEvent>,
     connected: HashSet<PeerId>,
     live: HashSet<PeerId>,
     outdated: HashSet<PeerId>,
     incompatible: HashSet<PeerId>,
-    round_running: bool,
+    /// Head checks of incompatible peers in flight.
+    checks: HashMap<RequestId, PeerId>,
+    round: Option<Round>,
     /// The live set changed since the last round started: start one as soon as none runs.
     round_wanted: bool,
+    /// When the next periodic check and head round are due (set on the first input).
+    next_check: Option<Time>,
+    next_round: Option<Time>,
     last_round: Option<(usize, usize)>,
     established: bool,
     stats: SyncerStats,
-    actions: VecDeque<SyncerAction>,
+    _chain: std::marker::PhantomData<fn() -> C>,
 }
 
-impl SyncerMachine {
-    /// A machine with no peers.
-    pub fn new(config: SyncerConfig) -> Self {
+impl<C: SyncChain> Machine for SyncerMachine<C> {
+    type Config = SyncerConfig;
+    type Chain = C;
+    type View = SyncerView;
+    type Work = ();
+    type Outcome = ();
+    type Event = SyncerEvent;
+    type Gossip = ();
+    type Report = SyncerReport;
+    type Stats = SyncerStats;
+
+    fn new(config: SyncerConfig) -> Self {
         Self {
             config,
+            book: PeerBook::default(),
             connected: HashSet::new(),
             live: HashSet::new(),
             outdated: HashSet::new(),
             incompatible: HashSet::new(),
-            round_running: false,
+            checks: HashMap::new(),
+            round: None,
             round_wanted: false,
+            next_check: None,
+            next_round: None,
             last_round: None,
             established: false,
             stats: SyncerStats::default(),
-            actions: VecDeque::new(),
+            _chain: std::marker::PhantomData,
         }
     }
 
+    fn view(chain: &C, input: &Input<(), (), SyncerReport>) -> SyncerView {
+        let known = match input {
+            Input::Response { response: Ok(AnyResponse::Head(head)), .. } => chain.knows(&head.block_hash),
+            _ => false,
+        };
+        SyncerView { head: chain.head(), policy: chain.policy(), known }
+    }
+
+    fn execute(_chain: &C, (): ()) {}
+
+    fn handle(&mut self, input: Input<(), (), SyncerReport>, now: Time, view: &SyncerView) {
+        let next_check = *self.next_check.get_or_insert(now + self.config.check_interval);
+        let next_round = *self.next_round.get_or_insert(now + self.config.head_request_interval);
+        match input {
+            Input::PeerJoined { peer, .. } => {
+                if self.connected.insert(peer) {
+                    self.book.emit(SyncerEvent::AddToMacro(peer));
+                }
+            }
+            Input::PeerLeft { peer } => self.peer_left(peer),
+            Input::Report(SyncerReport::Verdict(verdict)) => self.on_verdict(verdict),
+            Input::Report(SyncerReport::Live(event)) => self.on_live(event, now),
+            Input::Response { id, response } => self.on_response(id, response, view),
+            Input::Tick => {
+                if now >= next_check {
+                    self.next_check = Some(now + self.config.check_interval);
+                    self.check();
+                }
+                if now >= next_round {
+                    self.next_round = Some(now + self.config.head_request_interval);
+                    self.round_wanted = true;
+                }
+            }
+            // No gossip, no peer heads, no jobs.
+            Input::Gossip(_) | Input::PeerHead { .. } | Input::Applied { .. } => {}
+        }
+        self.maybe_start_round(now);
+        self.update_established();
+    }
+
+    fn poll_action(&mut self) -> Option<A> {
+        self.book.poll_action()
+    }
+    fn next_wakeup(&self) -> Option<Time> {
+        match (self.next_check, self.next_round) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    fn drain_peers(&mut self) -> Vec<PeerId> {
+        self.live.clear();
+        self.outdated.clear();
+        self.incompatible.clear();
+        self.connected.drain().collect()
+    }
+    fn num_peers(&self) -> usize {
+        self.connected.len()
+    }
+    fn peers(&self) -> Vec<PeerId> {
+        self.connected.iter().copied().collect()
+    }
+    fn stats(&self) -> SyncerStats {
+        self.stats
+    }
+}
+
+impl<C> SyncerMachine<C> {
     /// Whether the node is established.
     pub fn is_established(&self) -> bool {
         self.established
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> SyncerStats {
-        self.stats
     }
 
     /// Peers in live sync.
@@ -142,41 +213,9 @@ impl SyncerMachine {
         self.live.len()
     }
 
-    /// The next action.
-    pub fn poll_action(&mut self) -> Option<SyncerAction> {
-        self.actions.pop_front()
-    }
-
-    /// Handles one input.
-    pub fn handle(&mut self, input: SyncerInput, view: &SyncerView) {
-        match input {
-            SyncerInput::PeerJoined(peer) => {
-                if self.connected.insert(peer) {
-                    self.actions.push_back(SyncerAction::AddToMacro(peer));
-                }
-            }
-            SyncerInput::PeerLeft(peer) => self.peer_left(peer),
-            SyncerInput::Verdict(verdict) => self.on_verdict(verdict),
-            SyncerInput::Live(event) => self.on_live(event),
-            SyncerInput::HeadRoundDone(answers) => self.on_head_round(answers, view),
-            SyncerInput::Checked(peer, result) => self.on_check(peer, result, view),
-            SyncerInput::CheckTimer => {
-                let mut outdated: Vec<_> = self.outdated.drain().collect();
-                outdated.sort();
-                self.actions.extend(outdated.into_iter().map(SyncerAction::AddToMacro));
-                let mut incompatible: Vec<_> = self.incompatible.iter().copied().collect();
-                incompatible.sort();
-                self.actions.extend(incompatible.into_iter().map(SyncerAction::CheckHead));
-            }
-            SyncerInput::HeadTimer => self.round_wanted = true,
-        }
-        self.maybe_start_round();
-        self.update_established();
-    }
-
     fn add_live(&mut self, peer: PeerId) {
         if self.live.insert(peer) {
-            self.actions.push_back(SyncerAction::AddToLive(peer));
+            self.book.emit(SyncerEvent::AddToLive(peer));
         }
         self.round_wanted = true;
     }
@@ -185,13 +224,31 @@ impl SyncerMachine {
         if !self.connected.remove(&peer) {
             return;
         }
-        self.actions.push_back(SyncerAction::RemoveFromMacro(peer));
+        self.book.emit(SyncerEvent::RemoveFromMacro(peer));
         if self.live.remove(&peer) {
-            self.actions.push_back(SyncerAction::RemoveFromLive(peer));
+            self.book.emit(SyncerEvent::RemoveFromLive(peer));
             self.round_wanted = true;
         }
         self.outdated.remove(&peer);
         self.incompatible.remove(&peer);
+    }
+
+    fn check(&mut self) {
+        let mut outdated: Vec<_> = self.outdated.drain().collect();
+        outdated.sort();
+        for peer in outdated {
+            self.book.emit(SyncerEvent::AddToMacro(peer));
+        }
+        let mut incompatible: Vec<_> = self.incompatible.iter().copied().collect();
+        incompatible.sort();
+        for peer in incompatible {
+            self.check_head(peer);
+        }
+    }
+
+    fn check_head(&mut self, peer: PeerId) {
+        let id = self.book.request(peer, RequestHead);
+        self.checks.insert(id, peer);
     }
 
     fn on_verdict(&mut self, verdict: MacroSyncReturn) {
@@ -210,31 +267,33 @@ impl SyncerMachine {
             MacroSyncReturn::Incompatible(p) => {
                 if self.connected.contains(&p) {
                     self.incompatible.insert(p);
-                    self.actions.push_back(SyncerAction::CheckHead(p));
+                    self.check_head(p);
                 }
             }
             MacroSyncReturn::Conflicting(p) => {
-                let penalty = Penalty::new(Severity::InvalidData, PenaltyReason::ConflictingChain);
-                self.actions.push_back(SyncerAction::Penalize(p, penalty));
+                self.book.penalize(p, Severity::InvalidData, PenaltyReason::ConflictingChain);
                 let mut peers: Vec<_> = self.live.drain().collect();
                 peers.sort();
-                self.actions.extend(peers.iter().copied().map(SyncerAction::RemoveFromLive));
+                for q in &peers {
+                    self.book.emit(SyncerEvent::RemoveFromLive(*q));
+                }
                 peers.push(p);
                 let mut outdated: Vec<_> = self.outdated.drain().collect();
                 outdated.sort();
                 peers.extend(outdated);
-                self.actions.push_back(SyncerAction::Fallback(peers));
-                self.actions.push_back(SyncerAction::Emit(ConsensusEvent::FellBack));
+                self.book.emit(SyncerEvent::Fallback(peers));
+                self.book.emit(SyncerEvent::Consensus(ConsensusEvent::FellBack));
             }
         }
-        self.actions.push_back(SyncerAction::Emit(ConsensusEvent::Verdict(verdict)));
+        self.book.emit(SyncerEvent::Consensus(ConsensusEvent::Verdict(verdict)));
     }
 
-    fn on_live(&mut self, event: LiveSyncEvent) {
+    fn on_live(&mut self, event: LiveSyncEvent, now: Time) {
         match &event {
             LiveSyncEvent::AcceptedAnnouncedBlock(_) => {
                 self.stats.accepted_announcements += 1;
-                self.actions.push_back(SyncerAction::ResetHeadTimer);
+                // Announcements are evidence enough: the next periodic round can wait.
+                self.next_round = Some(now + self.config.head_request_interval);
             }
             // Live sync dropped the peer itself.
             LiveSyncEvent::Behind(p) => {
@@ -250,7 +309,7 @@ impl SyncerMachine {
                     self.round_wanted = true;
                 }
                 if self.connected.contains(p) {
-                    self.actions.push_back(SyncerAction::AddToMacro(*p));
+                    self.book.emit(SyncerEvent::AddToMacro(*p));
                 }
             }
             // We caught up on blocks the last round did not know: ask again, so that the evidence
@@ -262,7 +321,29 @@ impl SyncerMachine {
             }
             _ => {}
         }
-        self.actions.push_back(SyncerAction::Emit(ConsensusEvent::Live(event)));
+        self.book.emit(SyncerEvent::Consensus(ConsensusEvent::Live(event)));
+    }
+
+    fn on_response(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, view: &SyncerView) {
+        let Some(_) = self.book.answered(id) else { return };
+        if let Some(peer) = self.checks.remove(&id) {
+            let result = match response {
+                Ok(AnyResponse::Head(head)) => Ok(head),
+                Ok(_) => return,
+                Err(e) => Err(e),
+            };
+            return self.on_check(peer, result, view);
+        }
+        let Some(round) = &mut self.round else { return };
+        let Some(peer) = round.pending.remove(&id) else { return };
+        // Failed requests are not counted.
+        if let Ok(AnyResponse::Head(head)) = response {
+            round.answers.push((peer, head, view.known));
+        }
+        if round.pending.is_empty() {
+            let Some(round) = self.round.take() else { return };
+            self.on_head_round(round.answers, view);
+        }
     }
 
     fn on_check(&mut self, peer: PeerId, result: Result<ResponseHead, RequestError>, view: &SyncerView) {
@@ -272,12 +353,10 @@ impl SyncerMachine {
         let head = match result {
             Ok(head) => head,
             Err(RequestError::Timeout) => {
-                let penalty = Penalty::new(Severity::Minor, PenaltyReason::Unresponsive);
-                return self.actions.push_back(SyncerAction::Penalize(peer, penalty));
+                return self.book.penalize(peer, Severity::Minor, PenaltyReason::Unresponsive);
             }
             Err(e) if e.is_peer_fault() => {
-                let penalty = Penalty::new(Severity::InvalidData, PenaltyReason::MalformedResponse);
-                return self.actions.push_back(SyncerAction::Penalize(peer, penalty));
+                return self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
             }
             // Does not serve heads, is busy, or is gone: it stays incompatible (checked again
             // later, or forgotten when it leaves).
@@ -293,8 +372,8 @@ impl SyncerMachine {
         }
     }
 
-    fn maybe_start_round(&mut self) {
-        if !self.round_wanted || self.round_running {
+    fn maybe_start_round(&mut self, now: Time) {
+        if !self.round_wanted || self.round.is_some() {
             return;
         }
         self.round_wanted = false;
@@ -303,17 +382,18 @@ impl SyncerMachine {
         }
         let mut peers: Vec<_> = self.live.iter().copied().collect();
         peers.sort();
-        self.round_running = true;
-        self.actions.push_back(SyncerAction::StartHeadRound(peers));
+        let mut round = Round::default();
+        for peer in peers {
+            round.pending.insert(self.book.request(peer, RequestHead), peer);
+        }
+        self.round = Some(round);
         // The next periodic round comes one interval after this one.
-        self.actions.push_back(SyncerAction::ResetHeadTimer);
+        self.next_round = Some(now + self.config.head_request_interval);
     }
 
-    fn on_head_round(&mut self, answers: Vec<(PeerId, HeadAnswer)>, view: &SyncerView) {
-        self.round_running = false;
+    fn on_head_round(&mut self, answers: Vec<(PeerId, ResponseHead, bool)>, view: &SyncerView) {
         let (mut known, mut unknown) = (0, 0);
-        for (peer, answer) in answers {
-            let Ok((head, knows)) = answer else { continue };
+        for (peer, head, knows) in answers {
             if knows {
                 known += 1;
                 continue;
@@ -321,7 +401,7 @@ impl SyncerMachine {
             unknown += 1;
             if head.block_number > view.head.block_number {
                 self.stats.heads_to_live += 1;
-                self.actions.push_back(SyncerAction::HeadToLive(peer, head));
+                self.book.emit(SyncerEvent::HeadToLive(peer, head));
             }
         }
         self.stats.head_rounds += 1;
@@ -336,11 +416,11 @@ impl SyncerMachine {
         };
         if !self.established && is_established(&inputs, &self.config.established) {
             self.established = true;
-            self.actions.push_back(SyncerAction::Emit(ConsensusEvent::Established));
+            self.book.emit(SyncerEvent::Consensus(ConsensusEvent::Established));
         } else if self.established && is_lost(&inputs, &self.config.established) {
             self.established = false;
             self.last_round = None;
-            self.actions.push_back(SyncerAction::Emit(ConsensusEvent::Lost));
+            self.book.emit(SyncerEvent::Consensus(ConsensusEvent::Lost));
         }
     }
 }

@@ -1,9 +1,14 @@
 //! Act → expect tables for the syncer's rules: inputs in, actions compared; no runtime, no network.
 
+use petrel_network_api::{Penalty, Services};
 use petrel_primitives::{Blake2bHash, MacroBlock};
-use petrel_sync_api::testing::macro_block;
+use petrel_protocol::AnyRequest;
+use petrel_sync_api::testing::{Harness, macro_block, requests};
 
 use super::*;
+use crate::SharedLight;
+
+type M = SyncerMachine<SharedLight>;
 
 fn p(i: u64) -> PeerId {
     PeerId::from_index(i)
@@ -15,12 +20,12 @@ fn sorted(mut peers: Vec<PeerId>) -> Vec<PeerId> {
     peers
 }
 
+fn info(b: &MacroBlock) -> HeadInfo {
+    HeadInfo { block_number: b.block_number(), block_hash: b.hash(), macro_hash: b.hash(), election_hash: b.hash() }
+}
+
 fn view_at(number: u32) -> SyncerView {
-    let b = macro_block(number, 0);
-    SyncerView {
-        head: HeadInfo { block_number: number, block_hash: b.hash(), macro_hash: b.hash(), election_hash: b.hash() },
-        policy: Policy::TEST,
-    }
+    SyncerView { head: info(&macro_block(number, 0)), policy: Policy::TEST, known: false }
 }
 
 fn config(min_peers: usize) -> SyncerConfig {
@@ -29,134 +34,155 @@ fn config(min_peers: usize) -> SyncerConfig {
     c
 }
 
+fn ev(e: SyncerEvent) -> A {
+    Action::Emit(e)
+}
+
 struct H {
-    m: SyncerMachine,
-    view: SyncerView,
+    h: Harness<M>,
 }
 
 impl H {
     fn new(min_peers: usize) -> Self {
-        Self { m: SyncerMachine::new(config(min_peers)), view: view_at(100) }
+        let mut h = Harness::<M>::new(config(min_peers), view_at(100));
+        let first = h.input(Input::Tick);
+        assert_eq!(first.is_empty(), min_peers > 0, "a lone node is established at once: {first:?}");
+        Self { h }
     }
-    fn input(&mut self, input: SyncerInput) -> Vec<SyncerAction> {
-        self.m.handle(input, &self.view);
-        std::iter::from_fn(|| self.m.poll_action()).collect()
+    fn input(&mut self, input: Input<(), (), SyncerReport>) -> Vec<A> {
+        self.h.input(input)
+    }
+    fn verdict(&mut self, v: MacroSyncReturn) -> Vec<A> {
+        self.input(Input::Report(SyncerReport::Verdict(v)))
+    }
+    fn live(&mut self, e: LiveSyncEvent) -> Vec<A> {
+        self.input(Input::Report(SyncerReport::Live(e)))
     }
     fn joined(&mut self, peers: &[PeerId]) {
         for &peer in peers {
-            assert_eq!(self.input(SyncerInput::PeerJoined(peer)), vec![SyncerAction::AddToMacro(peer)]);
+            let a = self.input(Input::PeerJoined { peer, services: Some(Services::NONE) });
+            assert_eq!(a, vec![ev(SyncerEvent::AddToMacro(peer))]);
         }
     }
-    /// The peer turns Good and its head round answers "known".
-    fn good_and_known(&mut self, peer: PeerId) -> Vec<SyncerAction> {
-        let mut a = self.input(SyncerInput::Verdict(MacroSyncReturn::Good(peer)));
-        if a.iter().any(|x| matches!(x, SyncerAction::StartHeadRound(_))) {
-            let head = response_head(&macro_block(100, 0));
-            let live: Vec<_> = a
-                .iter()
-                .find_map(|x| match x {
-                    SyncerAction::StartHeadRound(peers) => Some(peers.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            a.extend(self.input(SyncerInput::HeadRoundDone(live.into_iter().map(|q| (q, Ok((head, true)))).collect())));
+    /// Answers the head requests among `actions`: `answer(peer)` gives the head and whether we
+    /// know it. Returns the actions of the last answer.
+    fn answer_round(&mut self, actions: &[A], answer: impl Fn(PeerId) -> (HeadInfo, bool)) -> Vec<A> {
+        let mut last = Vec::new();
+        for (id, peer, request) in requests(actions) {
+            assert_eq!(request, AnyRequest::Head(RequestHead));
+            let (head, known) = answer(peer);
+            self.h.view.known = known;
+            last = self.h.respond(id, Ok(AnyResponse::Head(head)));
+            self.h.view.known = false;
         }
-        a
+        last
+    }
+    /// The peer turns Good and the head round that follows answers "known".
+    fn good_and_known(&mut self, peer: PeerId) -> Vec<A> {
+        let a = self.verdict(MacroSyncReturn::Good(peer));
+        let ours = self.h.view.head;
+        let mut out = self.answer_round(&a, |_| (ours, true));
+        out.splice(0..0, a);
+        out
     }
 }
 
-fn response_head(b: &MacroBlock) -> ResponseHead {
-    ResponseHead { block_number: b.block_number(), block_hash: b.hash(), macro_hash: b.hash(), election_hash: b.hash() }
+fn round_peers(actions: &[A]) -> Vec<PeerId> {
+    requests(actions).into_iter().map(|(_, peer, _)| peer).collect()
 }
 
-fn emitted(actions: &[SyncerAction]) -> Vec<ConsensusEvent> {
+fn consensus(actions: &[A]) -> Vec<ConsensusEvent> {
     actions
         .iter()
         .filter_map(|a| match a {
-            SyncerAction::Emit(e) => Some(e.clone()),
+            Action::Emit(SyncerEvent::Consensus(e)) => Some(e.clone()),
             _ => None,
         })
         .collect()
-}
-
-fn without_emits(actions: Vec<SyncerAction>) -> Vec<SyncerAction> {
-    actions.into_iter().filter(|a| !matches!(a, SyncerAction::Emit(_))).collect()
 }
 
 #[test]
 fn a_good_peer_joins_live_sync_and_a_head_round_starts_at_once() {
     let mut h = H::new(1);
     h.joined(&[p(1)]);
-    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Good(p(1))));
-    assert_eq!(
-        without_emits(a),
-        vec![SyncerAction::AddToLive(p(1)), SyncerAction::StartHeadRound(vec![p(1)]), SyncerAction::ResetHeadTimer,]
-    );
+    let a = h.verdict(MacroSyncReturn::Good(p(1)));
+    assert_eq!(a[0], ev(SyncerEvent::AddToLive(p(1))));
+    assert_eq!(round_peers(&a), vec![p(1)]);
     // The round's answer: our own head. Established with one peer.
-    let head = response_head(&macro_block(100, 0));
-    let a = h.input(SyncerInput::HeadRoundDone(vec![(p(1), Ok((head, true)))]));
-    assert_eq!(emitted(&a), vec![ConsensusEvent::Established]);
-    assert!(h.m.is_established());
+    let ours = h.h.view.head;
+    let a = h.answer_round(&a, |_| (ours, true));
+    assert_eq!(consensus(&a), vec![ConsensusEvent::Established]);
+    assert!(h.h.machine.is_established());
 }
 
 #[test]
 fn a_late_good_for_a_peer_that_left_is_ignored() {
     let mut h = H::new(1);
     h.joined(&[p(1)]);
-    h.input(SyncerInput::PeerLeft(p(1)));
-    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Good(p(1))));
-    assert_eq!(a, vec![SyncerAction::Emit(ConsensusEvent::Verdict(MacroSyncReturn::Good(p(1))))]);
-    assert_eq!(h.m.live_peers(), 0);
+    assert_eq!(h.input(Input::PeerLeft { peer: p(1) }), vec![ev(SyncerEvent::RemoveFromMacro(p(1)))]);
+    let a = h.verdict(MacroSyncReturn::Good(p(1)));
+    assert_eq!(a, vec![ev(SyncerEvent::Consensus(ConsensusEvent::Verdict(MacroSyncReturn::Good(p(1)))))]);
+    assert_eq!(h.h.machine.live_peers(), 0);
 }
 
 #[test]
 fn a_live_set_change_during_a_round_starts_the_next_round_when_it_ends() {
     let mut h = H::new(3);
     h.joined(&[p(1), p(2)]);
-    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Good(p(1))));
-    assert!(a.contains(&SyncerAction::StartHeadRound(vec![p(1)])));
-    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Good(p(2))));
-    assert!(!a.iter().any(|x| matches!(x, SyncerAction::StartHeadRound(_))), "one round at a time");
-    let head = response_head(&macro_block(100, 0));
-    let a = h.input(SyncerInput::HeadRoundDone(vec![(p(1), Ok((head, true)))]));
-    assert!(a.contains(&SyncerAction::StartHeadRound(sorted(vec![p(1), p(2)]))));
-    assert!(emitted(&a).is_empty(), "two live peers of three: not established");
+    let first = h.verdict(MacroSyncReturn::Good(p(1)));
+    assert_eq!(round_peers(&first), vec![p(1)]);
+    let a = h.verdict(MacroSyncReturn::Good(p(2)));
+    assert!(round_peers(&a).is_empty(), "one round at a time");
+    let ours = h.h.view.head;
+    let a = h.answer_round(&first, |_| (ours, true));
+    assert_eq!(sorted(round_peers(&a)), sorted(vec![p(1), p(2)]));
+    assert!(consensus(&a).is_empty(), "two live peers of three: not established");
 }
 
 #[test]
 fn outdated_peers_go_back_to_macro_sync_at_the_check_interval() {
     let mut h = H::new(1);
     h.joined(&[p(1), p(2)]);
-    h.input(SyncerInput::Verdict(MacroSyncReturn::Outdated(p(2))));
-    h.input(SyncerInput::Verdict(MacroSyncReturn::Outdated(p(1))));
-    let expected: Vec<_> = sorted(vec![p(1), p(2)]).into_iter().map(SyncerAction::AddToMacro).collect();
-    assert_eq!(h.input(SyncerInput::CheckTimer), expected);
-    assert!(h.input(SyncerInput::CheckTimer).is_empty(), "handed over once");
+    h.verdict(MacroSyncReturn::Outdated(p(2)));
+    h.verdict(MacroSyncReturn::Outdated(p(1)));
+    let interval = config(1).check_interval;
+    assert_eq!(h.h.machine.next_wakeup(), Some(Time::ZERO + interval.min(config(1).head_request_interval)));
+    h.h.now = Time::ZERO + interval;
+    let a = h.input(Input::Tick);
+    let expected: Vec<_> = sorted(vec![p(1), p(2)]).into_iter().map(|q| ev(SyncerEvent::AddToMacro(q))).collect();
+    assert_eq!(a, expected);
+    h.h.now = Time::ZERO + interval * 2;
+    assert!(h.input(Input::Tick).is_empty(), "handed over once");
 }
 
 #[test]
 fn incompatible_peers_are_checked_and_join_live_sync_when_synced() {
     let mut h = H::new(5);
     h.joined(&[p(1), p(2), p(3)]);
+    let mut checks = Vec::new();
     for q in [p(1), p(2), p(3)] {
-        let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Incompatible(q)));
-        assert_eq!(without_emits(a), vec![SyncerAction::CheckHead(q)]);
+        let a = h.verdict(MacroSyncReturn::Incompatible(q));
+        let r = requests(&a);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].1, &r[0].2), (q, &AnyRequest::Head(RequestHead)));
+        checks.push(r[0].0);
     }
     // Same batch as ours: live. Far ahead: stays. Unsupported: stays.
-    let near = response_head(&macro_block(101, 1));
-    let a = h.input(SyncerInput::Checked(p(1), Ok(near)));
-    assert_eq!(a[0], SyncerAction::AddToLive(p(1)));
-    let far = response_head(&macro_block(100 + 3 * Policy::TEST.blocks_per_batch, 1));
-    assert!(h.input(SyncerInput::Checked(p(2), Ok(far))).is_empty());
-    assert!(h.input(SyncerInput::Checked(p(3), Err(RequestError::Unsupported))).is_empty());
-    // A timeout costs a minor penalty and no disconnect.
+    let a = h.h.respond(checks[0], Ok(AnyResponse::Head(info(&macro_block(101, 1)))));
+    assert_eq!(a[0], ev(SyncerEvent::AddToLive(p(1))));
+    let far = info(&macro_block(100 + 3 * Policy::TEST.blocks_per_batch, 1));
+    assert!(h.h.respond(checks[1], Ok(AnyResponse::Head(far))).is_empty());
+    assert!(h.h.respond(checks[2], Err(RequestError::Unsupported)).is_empty());
+    // At the check interval both are asked again; a timeout costs a minor penalty, no disconnect.
+    h.h.now = Time::ZERO + config(5).check_interval;
+    let a = h.input(Input::Tick);
+    let again = requests(&a);
+    assert_eq!(sorted(again.iter().map(|r| r.1).collect()), sorted(vec![p(2), p(3)]));
+    let to_p3 = again.iter().find(|r| r.1 == p(3)).map(|r| r.0).unwrap();
     assert_eq!(
-        h.input(SyncerInput::Checked(p(3), Err(RequestError::Timeout))),
-        vec![SyncerAction::Penalize(p(3), Penalty::new(Severity::Minor, PenaltyReason::Unresponsive))]
+        h.h.respond(to_p3, Err(RequestError::Timeout)),
+        vec![Action::Penalize { peer: p(3), penalty: Penalty::new(Severity::Minor, PenaltyReason::Unresponsive) }]
     );
-    // Both remaining ones are checked again at the interval.
-    let expected: Vec<_> = sorted(vec![p(2), p(3)]).into_iter().map(SyncerAction::CheckHead).collect();
-    assert_eq!(h.input(SyncerInput::CheckTimer), expected);
 }
 
 #[test]
@@ -164,19 +190,22 @@ fn a_conflict_penalises_empties_live_sync_and_falls_back_with_everyone() {
     let mut h = H::new(1);
     h.joined(&[p(1), p(2), p(3)]);
     h.good_and_known(p(1));
-    h.input(SyncerInput::Verdict(MacroSyncReturn::Outdated(p(3))));
-    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Conflicting(p(2))));
+    h.verdict(MacroSyncReturn::Outdated(p(3)));
+    let a = h.verdict(MacroSyncReturn::Conflicting(p(2)));
     assert_eq!(
         a[..4],
         [
-            SyncerAction::Penalize(p(2), Penalty::new(Severity::InvalidData, PenaltyReason::ConflictingChain)),
-            SyncerAction::RemoveFromLive(p(1)),
-            SyncerAction::Fallback(vec![p(1), p(2), p(3)]),
-            SyncerAction::Emit(ConsensusEvent::FellBack),
+            Action::Penalize {
+                peer: p(2),
+                penalty: Penalty::new(Severity::InvalidData, PenaltyReason::ConflictingChain)
+            },
+            ev(SyncerEvent::RemoveFromLive(p(1))),
+            ev(SyncerEvent::Fallback(vec![p(1), p(2), p(3)])),
+            ev(SyncerEvent::Consensus(ConsensusEvent::FellBack)),
         ]
     );
-    assert!(emitted(&a).contains(&ConsensusEvent::Lost), "no live peer left");
-    assert_eq!(h.m.live_peers(), 0);
+    assert!(consensus(&a).contains(&ConsensusEvent::Lost), "no live peer left");
+    assert_eq!(h.h.machine.live_peers(), 0);
 }
 
 #[test]
@@ -185,89 +214,116 @@ fn live_behind_and_ahead_send_the_peer_back() {
     h.joined(&[p(1), p(2)]);
     h.good_and_known(p(1));
     h.good_and_known(p(2));
-    let a = h.input(SyncerInput::Live(LiveSyncEvent::Behind(p(1))));
-    assert!(a.iter().any(|x| matches!(x, SyncerAction::StartHeadRound(peers) if peers == &vec![p(2)])));
-    assert_eq!(h.input(SyncerInput::CheckTimer), vec![SyncerAction::AddToMacro(p(1))], "behind: outdated");
-    let a = h.input(SyncerInput::Live(LiveSyncEvent::Ahead(p(2))));
-    assert_eq!(a[0], SyncerAction::AddToMacro(p(2)));
-    assert_eq!(h.m.live_peers(), 0);
+    let a = h.live(LiveSyncEvent::Behind(p(1)));
+    assert_eq!(round_peers(&a), vec![p(2)], "a round with who is left");
+    h.h.now = Time::ZERO + config(1).check_interval;
+    let a = h.input(Input::Tick);
+    assert!(a.contains(&ev(SyncerEvent::AddToMacro(p(1)))), "behind: outdated, back to macro sync: {a:?}");
+    let a = h.live(LiveSyncEvent::Ahead(p(2)));
+    assert_eq!(a[0], ev(SyncerEvent::AddToMacro(p(2))));
+    assert_eq!(h.h.machine.live_peers(), 0);
 }
 
 #[test]
 fn unknown_heads_above_ours_go_to_live_sync_to_be_fetched() {
     let mut h = H::new(3);
     h.joined(&[p(1), p(2), p(3)]);
-    for q in [p(1), p(2), p(3)] {
-        h.input(SyncerInput::Verdict(MacroSyncReturn::Good(q)));
+    let first = h.verdict(MacroSyncReturn::Good(p(1)));
+    h.verdict(MacroSyncReturn::Good(p(2)));
+    h.verdict(MacroSyncReturn::Good(p(3)));
+    // The first round ends; the next one, with all three, starts at once.
+    let ours = h.h.view.head;
+    let second = h.answer_round(&first, |_| (ours, true));
+    assert_eq!(sorted(round_peers(&second)), sorted(vec![p(1), p(2), p(3)]));
+    let ahead = info(&macro_block(104, 1));
+    let behind = info(&macro_block(96, 1));
+    let mut events = Vec::new();
+    for (id, peer, _) in requests(&second) {
+        let head = if peer == p(3) { behind } else { ahead };
+        events.extend(h.h.respond(id, Ok(AnyResponse::Head(head))));
     }
-    let ahead = response_head(&macro_block(104, 1));
-    let behind = response_head(&macro_block(96, 1));
-    let a = h.input(SyncerInput::HeadRoundDone(vec![
-        (p(1), Ok((ahead, false))),
-        (p(2), Ok((ahead, false))),
-        (p(3), Ok((behind, false))),
-    ]));
-    // Live sync owns fetching: each unknown head above ours goes there; one below ours does not.
-    let to_live: Vec<_> = a.into_iter().filter(|x| matches!(x, SyncerAction::HeadToLive(..))).collect();
-    assert_eq!(to_live, vec![SyncerAction::HeadToLive(p(1), ahead), SyncerAction::HeadToLive(p(2), ahead)]);
-    assert!(!h.m.is_established(), "no head known: not established");
-    assert_eq!(h.m.stats().heads_to_live, 2);
+    // Live sync owns fetching: each unknown head above ours goes there; the one below ours does not.
+    let to_live: Vec<_> =
+        events.into_iter().filter(|a| matches!(a, Action::Emit(SyncerEvent::HeadToLive(..)))).collect();
+    assert_eq!(
+        sorted(
+            to_live
+                .iter()
+                .map(|a| match a {
+                    Action::Emit(SyncerEvent::HeadToLive(q, head)) => {
+                        assert_eq!(*head, ahead);
+                        *q
+                    }
+                    _ => unreachable!(),
+                })
+                .collect()
+        ),
+        sorted(vec![p(1), p(2)])
+    );
+    assert_eq!(h.h.machine.stats().heads_to_live, 2);
 }
 
 #[test]
 fn established_on_two_thirds_of_heads_known_or_five_announcements_and_lost_below_min_peers() {
     let mut h = H::new(3);
     h.joined(&[p(1), p(2), p(3)]);
-    for q in [p(1), p(2), p(3)] {
-        h.input(SyncerInput::Verdict(MacroSyncReturn::Good(q)));
-    }
-    let known = response_head(&macro_block(100, 0));
-    let unknown = response_head(&macro_block(99, 7));
-    let a = h.input(SyncerInput::HeadRoundDone(vec![
-        (p(1), Ok((known, true))),
-        (p(2), Ok((known, true))),
-        (p(3), Ok((unknown, false))),
-    ]));
-    assert!(emitted(&a).contains(&ConsensusEvent::Established));
-    let a = h.input(SyncerInput::PeerLeft(p(3)));
-    assert!(emitted(&a).contains(&ConsensusEvent::Lost));
+    let first = h.verdict(MacroSyncReturn::Good(p(1)));
+    h.verdict(MacroSyncReturn::Good(p(2)));
+    h.verdict(MacroSyncReturn::Good(p(3)));
+    let known = info(&macro_block(100, 0));
+    let unknown = info(&macro_block(99, 7));
+    // The first round (p(1) alone) saw an unknown head: not established; the next round asks all.
+    let second = h.answer_round(&first, |_| (unknown, false));
+    assert!(consensus(&second).is_empty());
+    assert_eq!(sorted(round_peers(&second)), sorted(vec![p(1), p(2), p(3)]));
+    // Two of three heads known: established.
+    let a = h.answer_round(&second, |peer| if peer == p(3) { (unknown, false) } else { (known, true) });
+    assert!(consensus(&a).contains(&ConsensusEvent::Established), "{a:?}");
+    let a = h.input(Input::PeerLeft { peer: p(3) });
+    assert!(consensus(&a).contains(&ConsensusEvent::Lost));
     // Announcements alone establish again once a third peer is back.
     h.joined(&[p(4)]);
     for _ in 0..5 {
-        let a = h.input(SyncerInput::Live(LiveSyncEvent::AcceptedAnnouncedBlock(Blake2bHash::default())));
-        assert!(a.contains(&SyncerAction::ResetHeadTimer));
+        h.live(LiveSyncEvent::AcceptedAnnouncedBlock(Blake2bHash::default()));
     }
-    assert!(!h.m.is_established(), "two live peers");
-    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Good(p(4))));
-    assert!(emitted(&a).contains(&ConsensusEvent::Established));
+    assert!(!h.h.machine.is_established(), "two live peers");
+    let a = h.verdict(MacroSyncReturn::Good(p(4)));
+    assert!(consensus(&a).contains(&ConsensusEvent::Established));
 }
 
 #[test]
-fn the_head_timer_starts_a_round_only_with_live_peers() {
+fn the_head_interval_starts_a_round_only_with_live_peers_and_announcements_push_it_back() {
     let mut h = H::new(1);
-    assert!(h.input(SyncerInput::HeadTimer).is_empty());
+    let interval = config(1).head_request_interval;
+    h.h.now = Time::ZERO + interval;
+    assert!(h.input(Input::Tick).is_empty());
     h.joined(&[p(1)]);
     h.good_and_known(p(1));
-    let a = h.input(SyncerInput::HeadTimer);
-    assert_eq!(a, vec![SyncerAction::StartHeadRound(vec![p(1)]), SyncerAction::ResetHeadTimer]);
+    // An announcement moves the next periodic round one interval away.
+    h.h.now = Time::ZERO + (interval * 2 - std::time::Duration::from_millis(1));
+    h.live(LiveSyncEvent::AcceptedAnnouncedBlock(Blake2bHash::default()));
+    h.h.now = Time::ZERO + interval * 2;
+    assert!(round_peers(&h.input(Input::Tick)).is_empty());
+    h.h.now = Time::ZERO + interval * 3;
+    assert_eq!(round_peers(&h.input(Input::Tick)), vec![p(1)]);
 }
 
 #[test]
 fn catching_up_on_heads_the_last_round_did_not_know_starts_another_round() {
     let mut h = H::new(1);
     h.joined(&[p(1)]);
-    let a = h.input(SyncerInput::Verdict(MacroSyncReturn::Good(p(1))));
-    assert!(a.contains(&SyncerAction::StartHeadRound(vec![p(1)])));
-    let ahead = macro_block(104, 1);
-    let a = h.input(SyncerInput::HeadRoundDone(vec![(p(1), Ok((response_head(&ahead), false)))]));
-    assert!(emitted(&a).is_empty(), "an unknown head: not established");
+    let a = h.verdict(MacroSyncReturn::Good(p(1)));
+    let ahead = info(&macro_block(104, 1));
+    let a = h.answer_round(&a, |_| (ahead, false));
+    assert_eq!(a.last(), Some(&ev(SyncerEvent::HeadToLive(p(1), ahead))));
+    assert!(consensus(&a).is_empty(), "an unknown head: not established");
     // Live sync applies the fetched block: a new round checks at once.
-    let a = h.input(SyncerInput::Live(LiveSyncEvent::AcceptedBufferedBlock(ahead.hash())));
-    assert!(a.contains(&SyncerAction::StartHeadRound(vec![p(1)])));
-    h.view = view_at(104);
-    let a = h.input(SyncerInput::HeadRoundDone(vec![(p(1), Ok((response_head(&ahead), true)))]));
-    assert_eq!(emitted(&a), vec![ConsensusEvent::Established]);
+    let a = h.live(LiveSyncEvent::AcceptedBufferedBlock(ahead.block_hash));
+    assert_eq!(round_peers(&a), vec![p(1)]);
+    h.h.view = SyncerView { head: ahead, ..h.h.view };
+    let a = h.answer_round(&a, |_| (ahead, true));
+    assert_eq!(consensus(&a), vec![ConsensusEvent::Established]);
     // Once established, catching up starts no extra rounds.
-    let a = h.input(SyncerInput::Live(LiveSyncEvent::ReceivedMissingBlocks(3)));
-    assert!(!a.iter().any(|x| matches!(x, SyncerAction::StartHeadRound(_))));
+    let a = h.live(LiveSyncEvent::ReceivedMissingBlocks(3));
+    assert!(round_peers(&a).is_empty());
 }

@@ -57,6 +57,7 @@ pub struct MachineDriver<M: Machine, N: Network> {
     ready: VecDeque<M::Event>,
     start: Instant,
     wakeup: Option<(Time, Pin<Box<Sleep>>)>,
+    started: bool,
     waker: Option<Waker>,
     name: &'static str,
 }
@@ -79,6 +80,7 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
             #[allow(clippy::disallowed_methods)]
             start: Instant::now(),
             wakeup: None,
+            started: false,
             waker: None,
             name: name.rsplit("::").next().unwrap_or(name),
         }
@@ -90,6 +92,22 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
     pub fn with_gossip(mut self, subscribe: Subscribing<M::Gossip>) -> Self {
         self.gossip = Gossip::Subscribing(subscribe);
         self
+    }
+
+    /// Starts syncing with a peer (its services are looked up on the network).
+    pub fn peer_joined(&mut self, peer: PeerId) {
+        let services = self.network.peer_info(&peer).map(|i| i.services);
+        self.feed(Input::PeerJoined { peer, services });
+    }
+
+    /// Forgets a peer.
+    pub fn peer_left(&mut self, peer: PeerId) {
+        self.feed(Input::PeerLeft { peer });
+    }
+
+    /// Hands the machine a report from a component it coordinates.
+    pub fn report(&mut self, report: M::Report) {
+        self.feed(Input::Report(report));
     }
 
     /// The machine's counters.
@@ -112,7 +130,7 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
     }
 
     /// Feeds one input to the machine, then carries out what it asked.
-    fn feed(&mut self, input: Input<M::Outcome, M::Gossip>) {
+    fn feed(&mut self, input: Input<M::Outcome, M::Gossip, M::Report>) {
         let view = M::view(&self.chain, &input);
         let now = self.now();
         self.machine.handle(input, now, &view);
@@ -203,6 +221,11 @@ impl<M: Machine, N: Network> Stream for MachineDriver<M, N> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<M::Event>> {
         let this = self.get_mut();
+        if !this.started {
+            // Time starts: a first tick lets the machine set its timers and decide on nothing.
+            this.started = true;
+            this.feed(Input::Tick);
+        }
         if let Gossip::Subscribing(sub) = &mut this.gossip
             && let Poll::Ready(result) = sub.poll_unpin(cx)
         {
@@ -257,12 +280,11 @@ impl<M: Machine, N: Network> Stream for MachineDriver<M, N> {
 
 impl<M: Machine<Event = LiveSyncEvent>, N: Network> LiveSync for MachineDriver<M, N> {
     fn add_peer(&mut self, peer: PeerId) {
-        let services = self.network.peer_info(&peer).map(|i| i.services);
-        self.feed(Input::PeerJoined { peer, services });
+        self.peer_joined(peer);
     }
 
     fn remove_peer(&mut self, peer: &PeerId) {
-        self.feed(Input::PeerLeft { peer: *peer });
+        self.peer_left(*peer);
     }
 
     fn peers(&self) -> Vec<PeerId> {
@@ -280,12 +302,11 @@ impl<M: Machine<Event = LiveSyncEvent>, N: Network> LiveSync for MachineDriver<M
 
 impl<M: Machine<Event = MacroSyncReturn>, N: Network> MacroSync for MachineDriver<M, N> {
     fn add_peer(&mut self, peer: PeerId) {
-        let services = self.network.peer_info(&peer).map(|i| i.services);
-        self.feed(Input::PeerJoined { peer, services });
+        self.peer_joined(peer);
     }
 
     fn remove_peer(&mut self, peer: &PeerId) {
-        self.feed(Input::PeerLeft { peer: *peer });
+        self.peer_left(*peer);
     }
 
     fn drain_peers(&mut self) -> Vec<PeerId> {

@@ -69,10 +69,11 @@ impl From<Duration> for Time {
     }
 }
 
-/// Everything a machine is ever told. `O` is the machine's job outcome, `G` its gossip item.
+/// Everything a machine is ever told. `O` is the machine's job outcome, `G` its gossip item, `R`
+/// what the components it coordinates report to it.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // handled one at a time, never stored
-pub enum Input<O, G = ()> {
+pub enum Input<O, G = (), R = ()> {
     /// Start syncing with a peer advertising `services` (`None`: unknown to the network).
     PeerJoined {
         /// The peer.
@@ -110,6 +111,9 @@ pub enum Input<O, G = ()> {
     },
     /// Time passed (the driver sends it at [`Machine::next_wakeup`]).
     Tick,
+    /// A report from a component the machine coordinates (the syncer: verdicts of the macro sync,
+    /// events of the live sync), handed in by the driver's owner.
+    Report(R),
 }
 
 /// Everything a machine ever does. `W` is the machine's work, `E` the events it reports.
@@ -172,6 +176,8 @@ pub trait Machine: Send + Unpin + 'static {
     type Event: std::fmt::Debug + Send + Unpin + 'static;
     /// The gossip items the machine follows (`()` if none).
     type Gossip: std::fmt::Debug + Send + Unpin + 'static;
+    /// What the components it coordinates report to it (`()` if none).
+    type Report: std::fmt::Debug + Send + Unpin + 'static;
     /// Counters for progress, tests and benches.
     type Stats: Copy;
 
@@ -179,11 +185,11 @@ pub trait Machine: Send + Unpin + 'static {
     fn new(config: Self::Config) -> Self;
     /// Takes a snapshot of the chain for `input` (under a short lock; no I/O beyond lookups the
     /// input needs, e.g. whether a gossiped block is known).
-    fn view(chain: &Self::Chain, input: &Input<Self::Outcome, Self::Gossip>) -> Self::View;
+    fn view(chain: &Self::Chain, input: &Input<Self::Outcome, Self::Gossip, Self::Report>) -> Self::View;
     /// Runs a job: called by the driver on the blocking pool, never on the async executor.
     fn execute(chain: &Self::Chain, work: Self::Work) -> Self::Outcome;
     /// Handles one input at time `now`, queueing actions.
-    fn handle(&mut self, input: Input<Self::Outcome, Self::Gossip>, now: Time, view: &Self::View);
+    fn handle(&mut self, input: Input<Self::Outcome, Self::Gossip, Self::Report>, now: Time, view: &Self::View);
     /// The next queued action.
     fn poll_action(&mut self) -> Option<Action<Self::Work, Self::Event>>;
     /// When the machine next wants an [`Input::Tick`], if ever.

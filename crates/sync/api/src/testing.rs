@@ -73,7 +73,7 @@ impl<M: Machine> Harness<M> {
     }
 
     /// Feeds one input; returns the actions it caused.
-    pub fn input(&mut self, input: Input<M::Outcome, M::Gossip>) -> Vec<Action<M::Work, M::Event>> {
+    pub fn input(&mut self, input: Input<M::Outcome, M::Gossip, M::Report>) -> Vec<Action<M::Work, M::Event>> {
         self.machine.handle(input, self.now, &self.view);
         self.actions()
     }

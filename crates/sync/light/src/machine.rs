@@ -234,6 +234,7 @@ impl Machine for LightMachine {
     type Outcome = LightOutcome;
     type Event = MacroSyncReturn;
     type Gossip = ();
+    type Report = ();
     type Stats = LightStats;
 
     fn new(config: LightConfig) -> Self {
@@ -261,7 +262,7 @@ impl Machine for LightMachine {
                 }
             }
             // Light sync follows no gossip and discovers through macro-chain requests.
-            Input::Gossip(_) | Input::PeerHead { .. } => {}
+            Input::Gossip(_) | Input::PeerHead { .. } | Input::Report(()) => {}
         }
         self.pump(now, view);
     }

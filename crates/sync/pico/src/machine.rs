@@ -149,6 +149,7 @@ impl Machine for PicoMachine {
     type Outcome = PicoOutcome;
     type Event = MacroSyncReturn;
     type Gossip = ();
+    type Report = ();
     type Stats = PicoStats;
 
     fn new(config: PicoConfig) -> Self {
@@ -179,7 +180,7 @@ impl Machine for PicoMachine {
             }
             Input::Applied { job, outcome } => self.on_applied(job, outcome),
             // Pico follows no gossip and asks heads itself.
-            Input::Gossip(_) | Input::PeerHead { .. } | Input::Tick => {}
+            Input::Gossip(_) | Input::PeerHead { .. } | Input::Report(()) | Input::Tick => {}
         }
     }
     fn poll_action(&mut self) -> Option<Action<PicoWork>> {
