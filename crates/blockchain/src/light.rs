@@ -109,6 +109,9 @@ pub struct LightBlockchain {
     batch: VecDeque<Block>,
     /// Whether an election block was adopted on trust since the anchor (pico).
     optimistic: bool,
+    /// How many times the chain was reset (in memory; lets work prepared before a reset be
+    /// recognised as stale).
+    generation: u64,
     path: Option<PathBuf>,
     events: broadcast::Sender<ChainEvent>,
 }
@@ -144,6 +147,7 @@ impl LightBlockchain {
             anchor,
             batch: VecDeque::new(),
             optimistic: false,
+            generation: 0,
             path: path.map(Path::to_path_buf),
             events: broadcast::channel(EVENT_CAPACITY).0,
         };
@@ -218,6 +222,12 @@ impl LightBlockchain {
     /// from the anchor. Survives restarts; cleared by [`Self::reset`].
     pub fn is_optimistic(&self) -> bool {
         self.optimistic
+    }
+
+    /// How many times [`Self::reset`] ran since the chain was opened: work decided on the chain
+    /// of an earlier generation is stale.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether the chain is still at its anchor.
@@ -366,6 +376,7 @@ impl LightBlockchain {
 
     /// Returns to the anchor, forgetting everything adopted since.
     pub fn reset(&mut self) -> Result<(), ChainError> {
+        self.generation += 1;
         self.election_head = self.anchor.clone();
         self.macro_head = self.anchor.clone();
         self.head = Block::Macro(self.anchor.clone());

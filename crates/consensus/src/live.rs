@@ -11,7 +11,9 @@
 //! 2. body presence differs from what we follow: Reject;
 //! 3. known: Accept;
 //! 4. `b < H − tolerate_past_max`: Ignore, the sender is Behind;
-//! 5. parent is `H`: pushed (Accept, or Reject if invalid, when the push is done);
+//! 5. parent is `H`: pushed (Accept, or Reject if invalid, when the push is done) if it is at the
+//!    next height (else Reject) and fewer than `window_ahead_max` blocks wait for a push (else
+//!    Ignore);
 //! 6. `b > H + window_ahead_max`: Ignore, the sender is Ahead;
 //! 7. `b ≤ M` or `b ≤ H`: Ignore;
 //! 8. otherwise buffer it (bounded in all and per sender) and request the missing blocks from its
@@ -394,6 +396,14 @@ impl<C> LiveMachine<C> {
             return self.book.validate(id, Verdict::Ignore);
         }
         if *block.parent_hash() == tip_hash {
+            if number != tip_number.saturating_add(1) {
+                // It names our tip as parent but not the next height: it cannot be valid.
+                return self.book.validate(id, Verdict::Reject);
+            }
+            if self.queued.len() >= self.config.window_ahead_max as usize {
+                // Bounded: what waits for the next push is at most a window of blocks.
+                return self.book.validate(id, Verdict::Ignore);
+            }
             // Judged when its push is done.
             return self.queue(block, Origin::Announced { id, source });
         }
@@ -424,6 +434,10 @@ impl<C> LiveMachine<C> {
         let Some(peer) = self.book.answered(id) else { return };
         let Some((_, target)) = self.missing.remove(&id) else { return };
         self.requested_targets.remove(&target);
+        if !self.peers.contains(&peer) {
+            // It left live sync: its outstanding answers are ignored.
+            return;
+        }
         let blocks = match response {
             Ok(AnyResponse::MissingBlocks(Ok(answer))) => answer.blocks,
             // It does not have them (any more): nothing to do.

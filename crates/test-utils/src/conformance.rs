@@ -5,7 +5,7 @@
 //! An implementation supplies a [`Runner`]: how to build it over any network, the chain it syncs,
 //! the services it needs, the request types it sends (the invalid-answer scenario tampers with each
 //! in turn) and its expected verdict where strategies legitimately differ (a peer on a fork is
-//! `Conflicting` for pico, `Outdated` for light). [`macro_sync_conformance!`] generates one test per
+//! `Conflicting` for pico, `Outdated` for light). [`crate::macro_sync_conformance!`] generates one test per
 //! scenario and fabric.
 
 use std::future::Future;
@@ -149,7 +149,7 @@ const GARBAGE: [u8; 5] = [0, 0xff, 0xfe, 0xfd, 0x07];
 /// What the syncing node holds against a peer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Standing {
-    /// Penalty points (0: clean; libp2p's recover slowly over time).
+    /// Penalty points (0: clean).
     pub penalty_points: f64,
     /// Banned.
     pub banned: bool,
@@ -287,6 +287,8 @@ impl Fabric for Libp2pFabric {
             genesis_hash,
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             request_timeout: Duration::from_secs(2),
+            // Penalties do not wear off, so scenarios can count them exactly.
+            reputation_recovery_per_sec: 0.0,
             ..Libp2pConfig::with_seed([200; 32])
         };
         config.services = Services::NONE;
@@ -498,8 +500,7 @@ pub async fn garbage_answers<R: Runner, F: Fabric>() {
     assert_eq!(h.next_n(2).await, expected);
     let s = h.fabric.standing(&liar).await;
     let penalty = h.fabric.penalty();
-    // One invalid-data penalty (libp2p's recovers by 0.1 point a second meanwhile).
-    assert!(s.penalty_points <= penalty && s.penalty_points > penalty - 2.0, "{s:?}");
+    assert_eq!(s.penalty_points, penalty, "one invalid-data penalty: {s:?}");
     assert!(!s.banned && s.connected, "{s:?}");
     assert_eq!(h.fabric.standing(&honest).await.penalty_points, 0.0);
     assert_eq!(h.macro_head(), head_of(&server));
@@ -518,7 +519,7 @@ pub async fn every_peer_failing<R: Runner, F: Fabric>() {
     let minor = (h.fabric.penalty() / 5.0).max(1.0);
     for peer in [a, b] {
         let s = h.fabric.standing(&peer).await;
-        assert!(s.penalty_points <= minor && s.penalty_points > minor - 1.0, "a timeout costs a minor penalty: {s:?}");
+        assert_eq!(s.penalty_points, minor, "a timeout costs a minor penalty: {s:?}");
         assert!(s.connected && !s.banned, "a timeout does not disconnect: {s:?}");
     }
     assert_eq!(h.macro_head(), server.genesis.genesis_hash().expect("genesis"));

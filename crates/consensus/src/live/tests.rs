@@ -321,3 +321,24 @@ fn an_invalid_buffered_block_costs_its_announcer() {
         ]
     );
 }
+
+#[test]
+fn a_block_on_our_tip_at_the_wrong_height_is_rejected_and_the_push_queue_is_bounded() {
+    let c = chain(12, 1);
+    let mut h = H::at(&c[1]);
+    let mut wrong = c[2].clone();
+    if let Block::Macro(m) = &mut wrong {
+        m.header.block_number = 5;
+    }
+    let (id, a) = h.gossip(&wrong, p(1));
+    assert_eq!(a, vec![Action::Validate { id, verdict: Verdict::Reject }]);
+    // While block 2 is being pushed, at most `window_ahead_max` (8) more wait for the next push.
+    let (_, a) = h.gossip(&c[2], p(1));
+    job_of(&a);
+    let mut ignored = 0;
+    for b in &c[3..=11] {
+        let (id, a) = h.gossip(b, p(1));
+        ignored += usize::from(a == vec![Action::Validate { id, verdict: Verdict::Ignore }]);
+    }
+    assert_eq!(ignored, 1, "the ninth waiting block is not queued");
+}

@@ -6,8 +6,9 @@
 //!
 //! Bounds: requests in flight are what the machine asked for (each machine bounds its own);
 //! jobs run one at a time per driver, in the order asked, on tokio's blocking pool, so the network
-//! event loop and request handlers never wait for verification or fsync; at most
-//! [`MAX_READY_EVENTS`] events wait for the consumer before gossip is left unread.
+//! event loop and request handlers never wait for verification or fsync; events are handed to the
+//! consumer before any more input is taken (so at most the events of one input wait), and gossip
+//! is left unread meanwhile (its queue in the network is bounded).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -26,9 +27,6 @@ use crate::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
 
 /// Log target of the driver.
 const TARGET: &str = "sync";
-
-/// Events waiting for the consumer before the driver stops reading gossip.
-pub const MAX_READY_EVENTS: usize = 256;
 
 /// A subscription being set up, then its stream.
 type Subscribing<G> = BoxFuture<'static, Result<BoxStream<'static, GossipMessage<G>>, NetworkError>>;
@@ -256,8 +254,8 @@ impl<M: Machine, N: Network> Stream for MachineDriver<M, N> {
                 this.feed(Input::Tick);
                 continue;
             }
+            // Here no event waits for the consumer (they are handed out first).
             if let Gossip::Stream(stream) = &mut this.gossip
-                && this.ready.len() < MAX_READY_EVENTS
                 && let Poll::Ready(message) = stream.poll_next_unpin(cx)
             {
                 match message {

@@ -30,6 +30,8 @@ pub struct LightView {
     pub optimistic: bool,
     /// The policy.
     pub policy: Policy,
+    /// The chain's reset count ([`LightBlockchain::generation`]).
+    pub generation: u64,
 }
 
 impl LightView {
@@ -42,6 +44,7 @@ impl LightView {
             at_anchor: chain.at_anchor(),
             optimistic: chain.is_optimistic(),
             policy: *chain.policy(),
+            generation: chain.generation(),
         }
     }
 

@@ -244,9 +244,10 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         Some(slot)
     }
 
-    /// The item at `seq` arrived from `peer`. Returns false if it was not wanted any more (already
-    /// released, arrived from someone else first, never asked of this peer, or the peer was
-    /// removed): drop it.
+    /// The item at `seq` arrived from `peer`. Taken while it is in flight (from whichever peer
+    /// answers first), or after its fetch from `peer` timed out if the window has room. Returns
+    /// false if it was not wanted any more (already arrived or released, never asked of `peer`
+    /// while waiting, or `peer` was removed): drop it.
     ///
     /// An item that timed out is still taken from the first peer that answers (if the window has
     /// room for it); the other answer is then refused.

@@ -48,6 +48,7 @@ pub fn light_view(election: &MacroBlock, macro_block: &MacroBlock, optimistic: b
         at_anchor: macro_block.block_number() == 0,
         optimistic,
         policy: Policy::TEST,
+        generation: 0,
     }
 }
 

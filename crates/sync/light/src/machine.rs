@@ -13,11 +13,14 @@
 //! - an answer longer than asked, or a checkpoint at a height that cannot be one, bans the peer;
 //! - a peer that does not know our locators is Outdated; a peer with nothing new is Good;
 //! - an answer to a locator we have moved past is asked again;
-//! - a block other than the one asked for bans its sender; "not found" for an election block the
-//!   peer listed bans it; for the checkpoint of another peer's list it is a failed fetch;
+//! - a block other than the one asked for, or at another height than its list gave, bans whoever
+//!   listed it (the sender for an election block, which every fetcher listed; the round's first
+//!   peer for the checkpoint, which only it listed); "not found" likewise, except that for the
+//!   checkpoint of another peer's list it is only a failed fetch;
 //! - a failed or timed-out fetch is retried on another peer of the round; a peer that fails
 //!   `max_peer_failures` times in a row gets a minor penalty and is Outdated;
-//! - a block that fails verification bans its sender and ends the round (the others ask again);
+//! - a block whose justification fails bans its sender; a header that cannot follow ours bans
+//!   whoever listed it; either ends the round (the others ask again);
 //! - our own store failing ends the round with every peer Outdated (not their fault);
 //! - an item no peer could deliver after `max_attempts` ends the round with its peers Outdated.
 
@@ -79,7 +82,10 @@ pub enum LightWork {
 /// Why a pushed block was not adopted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PushFailure {
-    /// The block does not verify: its sender is to blame.
+    /// The block's justification does not verify: whoever sent it attached a bad one.
+    BadJustification(String),
+    /// The block's header breaks a rule (intrinsic checks, macro successor): whoever named its
+    /// hash named a block that cannot follow ours.
     Invalid(String),
     /// Our own store failed.
     Store(String),
@@ -132,9 +138,11 @@ fn verify_batch(first: &MacroVerifier, blocks: &[MacroBlock]) -> Vec<(MacroVerif
 }
 
 /// Runs a light-sync job on the shared chain. The batch is verified *outside* the chain's lock, in
-/// parallel ([`verify_batch`], against a [`MacroVerifier`] taken under the lock), then adopted in
+/// parallel (each block against what its predecessor makes of the chain, starting from a
+/// [`MacroVerifier`] taken under the lock), then adopted in
 /// order under it, so that readers of the chain (the head handler, the drivers' views) wait for
-/// an adoption at most, never for a verification.
+/// an adoption, not for a verification (unless another component moved the chain meanwhile: a
+/// block is then verified again under the lock).
 pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
     match work {
         LightWork::Reset => LightOutcome::Reset(lock(chain).reset().map_err(|e| e.to_string())),
@@ -156,10 +164,19 @@ pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
                     Ok(PushResult::Extended) => extended += 1,
                     Ok(PushResult::Known | PushResult::Ignored) => {}
                     Err(e) if e.is_peer_fault() => {
-                        return LightOutcome::Pushed {
-                            extended,
-                            failure: Some((i, PushFailure::Invalid(e.to_string()))),
+                        let justification = matches!(
+                            e,
+                            LightError::Chain(petrel_blockchain::ChainError::InvalidBlock {
+                                source: petrel_primitives::BlockError::InvalidJustification(_),
+                                ..
+                            })
+                        );
+                        let failure = if justification {
+                            PushFailure::BadJustification(e.to_string())
+                        } else {
+                            PushFailure::Invalid(e.to_string())
                         };
+                        return LightOutcome::Pushed { extended, failure: Some((i, failure)) };
                     }
                     Err(e) => {
                         return LightOutcome::Pushed {
@@ -178,8 +195,8 @@ pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
 enum PeerState {
     /// Waits for the chain reset before discovery.
     Pending,
-    /// `RequestMacroChain` sent while our election head was `base`.
-    Discovering { base: Blake2bHash },
+    /// `RequestMacroChain` `request` sent while our election head was `base`.
+    Discovering { base: Blake2bHash, request: RequestId },
     /// Has blocks for us on a chain the current round does not share: asked again when it ends.
     Waiting,
     /// Fetches for the current round.
@@ -197,10 +214,21 @@ struct Round {
     source: PeerId,
     /// Ids: (hash, block number, index in the round's list).
     queue: SyncQueue<(Blake2bHash, u32, usize), MacroBlock>,
-    /// Block requests in flight: request → (queue position, peer, hash, index in the list).
-    requests: HashMap<RequestId, (u64, PeerId, Blake2bHash, usize)>,
-    /// The batch being verified, with the sender of each block.
-    applying: Option<(JobId, Vec<PeerId>)>,
+    /// Block requests in flight.
+    requests: HashMap<RequestId, BlockFetch>,
+    /// The batch being verified, with the sender and list index of each block.
+    applying: Option<(JobId, Vec<(PeerId, usize)>)>,
+}
+
+/// A block request of a round: what was asked of whom.
+#[derive(Clone, Copy, Debug)]
+struct BlockFetch {
+    seq: u64,
+    peer: PeerId,
+    hash: Blake2bHash,
+    number: u32,
+    /// Index in the round's list (the election blocks, then the checkpoint).
+    index: usize,
 }
 
 /// Counters.
@@ -258,7 +286,10 @@ impl Machine for LightMachine {
             Input::Applied { job, outcome } => self.on_applied(job, outcome, view),
             Input::Tick => {
                 if let Some(round) = &mut self.round {
-                    round.queue.time_out(now);
+                    // A timed-out fetch is asked again (maybe of the same peer); its late answer,
+                    // or the network's own timeout after ours, must not count against the retry.
+                    let late = round.queue.time_out(now);
+                    round.requests.retain(|_, f| !late.contains(&(f.seq, f.peer)));
                 }
             }
             // Light sync follows no gossip and discovers through macro-chain requests.
@@ -294,10 +325,10 @@ impl LightMachine {
             locators.push(view.head.macro_hash);
         }
         locators.push(view.head.election_hash);
-        self.book.peers.insert(peer, PeerState::Discovering { base: view.head.election_hash });
         self.stats.macro_chain_requests += 1;
         let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
-        self.book.request(peer, RequestMacroChain { locators, max_epochs });
+        let request = self.book.request(peer, RequestMacroChain { locators, max_epochs });
+        self.book.peers.insert(peer, PeerState::Discovering { base: view.head.election_hash, request });
     }
 
     fn add_peer(&mut self, peer: PeerId, services: Option<Services>, view: &LightView) {
@@ -319,7 +350,7 @@ impl LightMachine {
         self.book.remove(peer);
         if let Some(round) = &mut self.round {
             round.queue.remove_peer(peer);
-            round.requests.retain(|_, (_, p, _, _)| p != peer);
+            round.requests.retain(|_, f| f.peer != *peer);
         }
     }
 
@@ -330,26 +361,36 @@ impl LightMachine {
 
     fn on_response(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, view: &LightView) {
         let Some(peer) = self.book.answered(id) else { return };
-        let fetch = self.round.as_mut().and_then(|r| r.requests.remove(&id));
-        match (fetch, response) {
-            (Some(fetch), Ok(AnyResponse::Block(block))) => self.on_block(peer, fetch, block),
-            (Some((seq, ..)), Err(e)) => {
-                if e.is_peer_fault() {
-                    self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+        if let Some(fetch) = self.round.as_mut().and_then(|r| r.requests.remove(&id)) {
+            match response {
+                Ok(AnyResponse::Block(block)) => self.on_block(peer, fetch, block),
+                Err(e) => {
+                    if e.is_peer_fault() {
+                        self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+                    }
+                    if let Some(round) = &mut self.round {
+                        round.queue.failed(fetch.seq, peer);
+                    }
                 }
-                if let Some(round) = &mut self.round {
-                    round.queue.failed(seq, peer);
-                }
+                // An answer of a type we did not ask for: the driver's bug, not the peer's.
+                Ok(_) => {}
             }
-            (None, Ok(AnyResponse::MacroChain(answer))) => self.on_macro_chain(peer, answer, view),
-            (None, Err(e)) => self.book.request_failed(peer, &e),
-            // An answer of a type we did not ask for: the driver's bug, not the peer's.
-            _ => {}
+            return;
+        }
+        // Only the peer's current discovery request counts; anything else is a stale answer (a
+        // fetch of a round that ended, or one that timed out and was asked again).
+        if !matches!(self.book.peers.get(&peer), Some(PeerState::Discovering { request, .. }) if *request == id) {
+            return;
+        }
+        match response {
+            Ok(AnyResponse::MacroChain(answer)) => self.on_macro_chain(peer, answer, view),
+            Err(e) => self.book.request_failed(peer, &e),
+            Ok(_) => {}
         }
     }
 
     fn on_macro_chain(&mut self, peer: PeerId, answer: Result<MacroChain, MacroChainError>, view: &LightView) {
-        let Some(PeerState::Discovering { base }) = self.book.peers.get(&peer) else { return };
+        let Some(PeerState::Discovering { base, .. }) = self.book.peers.get(&peer) else { return };
         let base = *base;
         let answer = match answer {
             Ok(answer) => answer,
@@ -409,26 +450,31 @@ impl LightMachine {
         self.book.peers.insert(peer, PeerState::Fetching);
     }
 
-    fn on_block(
-        &mut self,
-        peer: PeerId,
-        (seq, _, hash, index): (u64, PeerId, Blake2bHash, usize),
-        block: Result<Block, BlockRequestError>,
-    ) {
+    fn on_block(&mut self, peer: PeerId, fetch: BlockFetch, block: Result<Block, BlockRequestError>) {
         let Some(round) = &mut self.round else { return };
+        // Every fetcher listed the round's election blocks itself, at their heights (macro blocks
+        // are never pruned); only the source listed the checkpoint and its height.
+        let listed_by_sender = fetch.index < round.epochs.len() || peer == round.source;
+        let source = round.source;
         match block {
-            Ok(Block::Macro(block)) if block.hash() == hash => {
-                round.queue.arrived(seq, peer, block);
+            Ok(Block::Macro(block)) if block.hash() == fetch.hash && block.block_number() == fetch.number => {
+                round.queue.arrived(fetch.seq, peer, block);
+            }
+            // The hash asked for, but not at the height its list gave (an old block, which would
+            // be skipped as adopted and end the round without progress): whoever listed it lied.
+            Ok(Block::Macro(block)) if block.hash() == fetch.hash => {
+                if listed_by_sender {
+                    self.ban(peer, PenaltyReason::WrongAnswer);
+                } else {
+                    round.queue.failed(fetch.seq, peer);
+                    self.ban(source, PenaltyReason::WrongAnswer);
+                }
             }
             // Not the block we asked for.
             Ok(_) => self.ban(peer, PenaltyReason::WrongAnswer),
-            // Every fetcher listed the round's election blocks itself (macro blocks are never
-            // pruned); only the source listed the checkpoint.
-            Err(_) if index < round.epochs.len() || peer == round.source => {
-                self.ban(peer, PenaltyReason::MissingAnnounced)
-            }
+            Err(_) if listed_by_sender => self.ban(peer, PenaltyReason::MissingAnnounced),
             Err(_) => {
-                round.queue.failed(seq, peer);
+                round.queue.failed(fetch.seq, peer);
             }
         }
     }
@@ -449,11 +495,19 @@ impl LightMachine {
                 self.stats.verified_blocks += extended;
                 let Some(round) = &mut self.round else { return };
                 let Some((_, senders)) = round.applying.take_if(|(j, _)| *j == job) else { return };
+                let (epochs, source) = (round.epochs.len(), round.source);
                 match failure {
                     None => {}
-                    Some((i, PushFailure::Invalid(_))) => {
-                        if let Some(&sender) = senders.get(i) {
-                            self.ban(sender, PenaltyReason::InvalidBlock);
+                    Some((i, failure @ (PushFailure::Invalid(_) | PushFailure::BadJustification(_)))) => {
+                        if let Some(&(sender, index)) = senders.get(i) {
+                            // A bad justification is whoever attached it; a header that cannot
+                            // follow ours is whoever named its hash (every fetcher listed the
+                            // election blocks, only the source the checkpoint).
+                            let blamed = match failure {
+                                PushFailure::Invalid(_) if index >= epochs => source,
+                                _ => sender,
+                            };
+                            self.ban(blamed, PenaltyReason::InvalidBlock);
                         }
                         // What follows the bad block cannot be verified: ask everyone again.
                         self.end_round(view, None);
@@ -467,7 +521,12 @@ impl LightMachine {
     /// Ends the round: its fetchers and the peers waiting for it are asked again, or given
     /// `verdict` if set.
     fn end_round(&mut self, view: &LightView, verdict: Option<fn(PeerId) -> MacroSyncReturn>) {
-        self.round = None;
+        if let Some(round) = self.round.take() {
+            // Its fetches still in flight are forgotten: their answers are stale.
+            for id in round.requests.keys() {
+                self.book.answered(*id);
+            }
+        }
         let peers: Vec<_> = self
             .book
             .peers
@@ -488,14 +547,14 @@ impl LightMachine {
     fn pump(&mut self, now: Time, view: &LightView) {
         let Some(round) = &mut self.round else { return };
         while let Some(fetch) = round.queue.next_fetch(now) {
-            let (hash, _, index) = fetch.id;
+            let (hash, number, index) = fetch.id;
             let id = self.book.request(fetch.peer, RequestBlock { hash, include_body: false });
-            round.requests.insert(id, (fetch.seq, fetch.peer, hash, index));
+            round.requests.insert(id, BlockFetch { seq: fetch.seq, peer: fetch.peer, hash, number, index });
             self.stats.block_requests += 1;
         }
         if round.applying.is_none() {
             let (blocks, senders): (Vec<_>, Vec<_>) =
-                std::iter::from_fn(|| round.queue.pop_ready()).map(|r| (r.item, r.peer)).unzip();
+                std::iter::from_fn(|| round.queue.pop_ready()).map(|r| (r.item, (r.peer, r.id.2))).unzip();
             if !blocks.is_empty() {
                 let job = self.book.apply(LightWork::Push(blocks));
                 round.applying = Some((job, senders));
@@ -504,7 +563,7 @@ impl LightMachine {
         let benched: Vec<_> = round.queue.peers().iter().copied().filter(|p| round.queue.is_benched(p)).collect();
         for peer in benched {
             round.queue.remove_peer(&peer);
-            round.requests.retain(|_, (_, p, _, _)| *p != peer);
+            round.requests.retain(|_, f| f.peer != peer);
             self.book.penalize(peer, Severity::Minor, PenaltyReason::Unresponsive);
             self.book.finish(peer, MacroSyncReturn::Outdated(peer));
         }

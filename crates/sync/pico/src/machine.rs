@@ -47,7 +47,7 @@ impl Default for PicoConfig {
 enum PeerState {
     AwaitingHead { round: u32 },
     AwaitingBlocks { round: u32, wanted: Vec<(Blake2bHash, Option<MacroBlock>)> },
-    Applying,
+    Applying { job: JobId },
 }
 
 /// Pico's job: apply the blocks one peer served, in order, deciding against the chain as it is
@@ -56,6 +56,9 @@ enum PeerState {
 pub struct PicoWork {
     /// The blocks: the peer's election block and/or checkpoint, in this order.
     pub blocks: Vec<MacroBlock>,
+    /// The chain generation they were fetched for: after a reset (the fallback to light sync)
+    /// they are not applied.
+    pub generation: u64,
 }
 
 /// What [`apply_blocks`] did.
@@ -76,10 +79,17 @@ pub enum PicoOutcome {
     Behind,
     /// Our own light-chain store failed: not the peer's doing.
     StoreFailed(String),
+    /// The chain was reset since the blocks were fetched: nothing applied.
+    Stale,
 }
 
-/// Applies a peer's blocks to the light chain (the pico rules of the module documentation).
-pub fn apply_blocks(chain: &mut LightBlockchain, blocks: Vec<MacroBlock>) -> PicoOutcome {
+/// Applies a peer's blocks to the light chain (the pico rules of the module documentation), unless
+/// the chain was reset since they were fetched.
+pub fn apply_blocks(chain: &mut LightBlockchain, work: PicoWork) -> PicoOutcome {
+    if chain.generation() != work.generation {
+        return PicoOutcome::Stale;
+    }
+    let blocks = work.blocks;
     let (mut optimistic, mut verified) = (false, 0);
     for block in blocks {
         let hash = block.hash();
@@ -159,7 +169,7 @@ impl Machine for PicoMachine {
         LightView::of_shared(chain)
     }
     fn execute(chain: &SharedLightChain, work: PicoWork) -> PicoOutcome {
-        apply_blocks(&mut lock(chain), work.blocks)
+        apply_blocks(&mut lock(chain), work)
     }
     fn handle(&mut self, input: Input<PicoOutcome>, _now: Time, view: &LightView) {
         match input {
@@ -172,7 +182,7 @@ impl Machine for PicoMachine {
                 let Some(peer) = self.book.answered(id) else { return };
                 match response {
                     Ok(AnyResponse::Head(head)) => self.on_head(peer, head, view),
-                    Ok(AnyResponse::Block(block)) => self.on_block(peer, block),
+                    Ok(AnyResponse::Block(block)) => self.on_block(peer, block, view.generation),
                     // Pico asks for nothing else: an answer of another type is the driver's bug.
                     Ok(_) => {}
                     Err(e) => self.book.request_failed(peer, &e),
@@ -266,7 +276,7 @@ impl PicoMachine {
         self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, wanted });
     }
 
-    fn on_block(&mut self, peer: PeerId, result: Result<Block, petrel_protocol::BlockRequestError>) {
+    fn on_block(&mut self, peer: PeerId, result: Result<Block, petrel_protocol::BlockRequestError>, generation: u64) {
         let block = match result {
             Ok(block) => block,
             // It announced this macro block in its head; macro blocks are never pruned.
@@ -285,9 +295,9 @@ impl PicoMachine {
         }
         let Some(PeerState::AwaitingBlocks { round, wanted }) = self.book.peers.remove(&peer) else { return };
         let blocks = wanted.into_iter().filter_map(|(_, b)| b).collect();
-        let job = self.book.apply(PicoWork { blocks });
+        let job = self.book.apply(PicoWork { blocks, generation });
         self.jobs.insert(job, (peer, round));
-        self.book.peers.insert(peer, PeerState::Applying);
+        self.book.peers.insert(peer, PeerState::Applying { job });
     }
 
     fn on_applied(&mut self, job: JobId, outcome: PicoOutcome) {
@@ -300,13 +310,14 @@ impl PicoMachine {
             }
             self.stats.verified_blocks += verified;
         }
-        if !matches!(self.book.peers.get(&peer), Some(PeerState::Applying)) {
+        // The outcome of this peer's current job only (it may have left and come back meanwhile).
+        if !matches!(self.book.peers.get(&peer), Some(PeerState::Applying { job: j }) if *j == job) {
             return;
         }
         match outcome {
             PicoOutcome::Applied { .. } => self.request_head(peer, round + 1),
             PicoOutcome::Conflicting(_) => self.book.finish(peer, MacroSyncReturn::Conflicting(peer)),
-            PicoOutcome::Behind | PicoOutcome::StoreFailed(_) => {
+            PicoOutcome::Behind | PicoOutcome::StoreFailed(_) | PicoOutcome::Stale => {
                 self.book.finish(peer, MacroSyncReturn::Outdated(peer))
             }
         }

@@ -210,7 +210,7 @@ fn an_invalid_block_bans_its_sender_and_the_others_ask_again() {
     let id0 = block_requests(&a)[0].0;
     let a = h.respond(id0, block_answer(&chain[0]));
     let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
-    let failure = Some((0, PushFailure::Invalid("bad justification".into())));
+    let failure = Some((0, PushFailure::BadJustification("bad justification".into())));
     let a = h.input(Input::Applied { job, outcome: LightOutcome::Pushed { extended: 0, failure } });
     assert_eq!(a[..2], banned(p(1), PenaltyReason::InvalidBlock)[..]);
     assert_eq!(macro_chain_requests(&a), vec![p(2)], "the round ends; the other peer is asked again");
@@ -304,7 +304,7 @@ fn a_batch_is_verified_in_parallel_and_adopted_in_order_up_to_the_first_bad_bloc
     // never adopted (its check against 5's validators does not count once 5 failed).
     let mut bad = blocks[3..].to_vec();
     bad[1].justification = bad[2].justification.clone();
-    let LightOutcome::Pushed { extended, failure: Some((1, PushFailure::Invalid(_))) } =
+    let LightOutcome::Pushed { extended, failure: Some((1, PushFailure::BadJustification(_))) } =
         execute(&chain, LightWork::Push(bad))
     else {
         panic!("the fifth block must fail")
@@ -317,4 +317,59 @@ fn a_batch_is_verified_in_parallel_and_adopted_in_order_up_to_the_first_bad_bloc
         LightOutcome::Pushed { extended: 2, failure: None }
     );
     assert_eq!(lock(&chain).macro_head().hash(), blocks[5].hash());
+}
+
+#[test]
+fn a_listed_hash_served_at_another_height_bans_whoever_listed_it() {
+    // p(1) lists, as the next election block, the hash of a block that is really older.
+    let mut h = at_genesis(config(4, 4));
+    let old = macro_block(Policy::TEST.election_block_of(2), 1);
+    let id = only_request(&h.join(p(1), Services::HISTORY_NODE));
+    let listed = vec![old.hash()];
+    let a = h.respond(id, Ok(AnyResponse::MacroChain(Ok(MacroChain { epochs: listed, checkpoint: None }))));
+    let r = block_requests(&a);
+    assert_eq!(h.respond(r[0].0, block_answer(&old)), banned(p(1), PenaltyReason::WrongAnswer));
+}
+
+#[test]
+fn answers_to_fetches_of_an_ended_round_are_stale_and_ignored() {
+    let chain = elections(3, 1);
+    let mut h = at_genesis(config(4, 4));
+    let a = join_with(&mut h, p(1), &chain);
+    let r = block_requests(&a);
+    // Block 0 arrives and fails its justification: p(1) is banned, the round ends...
+    let (job, _) = match &h.respond(r[0].0, block_answer(&chain[0]))[..] {
+        [Action::Apply { job, work }] => (*job, work),
+        other => panic!("{other:?}"),
+    };
+    let failure = Some((0, PushFailure::BadJustification("bad".into())));
+    h.input(Input::Applied { job, outcome: LightOutcome::Pushed { extended: 0, failure } });
+    // ...and the fetches still in flight then fail: nothing happens (no penalty, no verdict).
+    for (id, ..) in &r[1..] {
+        assert!(h.respond(*id, Err(RequestError::Timeout)).is_empty());
+    }
+}
+
+#[test]
+fn a_checkpoint_whose_header_cannot_follow_ours_bans_the_peer_that_listed_it() {
+    let chain = elections(1, 1);
+    let checkpoint = macro_block(Policy::TEST.election_block_of(1) + 4, 1);
+    let mut h = at_genesis(config(4, 1));
+    let id = only_request(&h.join(p(1), Services::HISTORY_NODE));
+    let answer =
+        MacroChain { epochs: hashes(&chain), checkpoint: Some((checkpoint.block_number(), checkpoint.hash())) };
+    let a = h.respond(id, Ok(AnyResponse::MacroChain(Ok(answer.clone()))));
+    let first = block_requests(&a)[0].0;
+    // p(2) lists the same election chain (and no checkpoint) and joins: it fetches the checkpoint.
+    let id = only_request(&h.join(p(2), Services::HISTORY_NODE));
+    let a = h.respond(id, chain_answer(&chain));
+    let [(second, peer, hash)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    assert_eq!((peer, hash), (p(2), checkpoint.hash()));
+    h.respond(second, block_answer(&checkpoint));
+    let a = h.respond(first, block_answer(&chain[0]));
+    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    let failure = Some((1, PushFailure::Invalid("not a macro successor".into())));
+    let a = h.input(Input::Applied { job, outcome: LightOutcome::Pushed { extended: 1, failure } });
+    assert_eq!(a[..2], banned(p(1), PenaltyReason::InvalidBlock)[..], "the lister, not the fetcher");
+    assert_eq!(macro_chain_requests(&a), vec![p(2)]);
 }

@@ -223,3 +223,42 @@ fn answers_after_a_peer_left_are_ignored_but_a_finished_job_still_counts() {
     // A late answer to an old request is dropped.
     assert!(h.respond(id, Ok(AnyResponse::Head(head_of(0, &g, &g)))).is_empty());
 }
+
+#[test]
+fn a_job_of_a_peer_that_left_and_came_back_does_not_count_for_its_new_round() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+    let fetch = |h: &mut H| {
+        let id = only_request(&h.join_peer(p(1)));
+        let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
+        let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+        let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+        job
+    };
+    let old = fetch(&mut h);
+    h.input(Input::PeerLeft { peer: p(1) });
+    let new = fetch(&mut h);
+    // The old job's "conflicting" is not the new round's.
+    assert!(h.input(Input::Applied { job: old, outcome: PicoOutcome::Conflicting("old".into()) }).is_empty());
+    let a = h.input(Input::Applied { job: new, outcome: PicoOutcome::Applied { optimistic: false, verified: 1 } });
+    assert!(matches!(request_ids(&a)[..], [(_, AnyRequest::Head(_))]));
+}
+
+#[test]
+fn blocks_fetched_before_a_reset_are_not_applied_after_it() {
+    let server = petrel_test_utils::TestChain::build(1, 8 * 3 + 4);
+    let light = server.light_chain();
+    let election = match &server.blocks[Policy::TEST.election_block_of(3) as usize - 1] {
+        Block::Macro(m) => m.clone(),
+        Block::Micro(_) => panic!("an election height holds a macro block"),
+    };
+    let generation = lock(&light).generation();
+    // The fallback resets the chain (a new generation) while pico's job waits its turn.
+    lock(&light).reset().unwrap();
+    let work = PicoWork { blocks: vec![election.clone()], generation };
+    assert_eq!(apply_blocks(&mut lock(&light), work), PicoOutcome::Stale);
+    assert!(lock(&light).at_anchor(), "nothing adopted on trust after the reset");
+    let work = PicoWork { blocks: vec![election], generation: generation + 1 };
+    assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Applied { optimistic: true, .. }));
+}
