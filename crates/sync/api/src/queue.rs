@@ -7,7 +7,12 @@
 //!
 //! Bounds: at most `window` items are in flight or waiting for release at once (the items are
 //! what costs memory; the ids queued behind them are small and bounded by the caller), at most
-//! `per_peer` in flight per peer. Verification is the caller's: the queue releases what arrived,
+//! `per_peer` in flight per peer.
+//!
+//! Per peer, the number of fetches in flight adapts (AIMD): it starts at `initial_per_peer`, grows
+//! by one with each answer that came back within `slow_after`, and halves with each failure or
+//! timeout. When the item that blocks in-order release has been in flight for `hedge_after`, it is
+//! also asked of a second peer, and the first answer counts. Verification is the caller's: the queue releases what arrived,
 //! tagged with the peer that sent it, so a failed verification can be charged to that peer.
 
 use std::collections::{HashMap, VecDeque};
@@ -22,8 +27,15 @@ use crate::Time;
 pub struct QueueConfig {
     /// Most items in flight plus arrived-but-unreleased at once.
     pub window: usize,
-    /// Most items in flight to one peer.
+    /// Most items in flight to one peer (the adaptive cap's ceiling).
     pub per_peer: usize,
+    /// Items in flight to a new peer (the adaptive cap's start).
+    pub initial_per_peer: usize,
+    /// An answer slower than this does not raise the peer's cap.
+    pub slow_after: Duration,
+    /// When the item that blocks release has been in flight this long, a second peer is asked too
+    /// (`None`: never).
+    pub hedge_after: Option<Duration>,
     /// Tries per item (over all peers) before the queue gives up.
     pub max_attempts: u32,
     /// Consecutive failures after which a peer is given no more items.
@@ -34,7 +46,16 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { window: 32, per_peer: 16, max_attempts: 4, max_peer_failures: 3, timeout: Duration::from_secs(10) }
+        Self {
+            window: 32,
+            per_peer: 16,
+            initial_per_peer: 4,
+            slow_after: Duration::from_millis(500),
+            hedge_after: Some(Duration::from_secs(1)),
+            max_attempts: 4,
+            max_peer_failures: 3,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -81,8 +102,18 @@ pub enum QueueError<Id> {
 #[derive(Clone, Debug)]
 enum State<Item> {
     Waiting,
-    InFlight { peer: PeerId, deadline: Time },
-    Done { item: Item, peer: PeerId },
+    /// Asked of `peer` at `sent`; possibly also of `hedge` (a second peer, for the item blocking
+    /// release).
+    InFlight {
+        peer: PeerId,
+        sent: Time,
+        deadline: Time,
+        hedge: Option<PeerId>,
+    },
+    Done {
+        item: Item,
+        peer: PeerId,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -98,6 +129,8 @@ struct Entry<Id, Item> {
 struct PeerSlot {
     in_flight: usize,
     failures: u32,
+    /// The adaptive cap on `in_flight`.
+    cap: usize,
 }
 
 /// The ordered multi-peer fetch queue. See the module documentation.
@@ -121,6 +154,7 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         let config = QueueConfig {
             window: config.window.max(1),
             per_peer: config.per_peer.max(1),
+            initial_per_peer: config.initial_per_peer.clamp(1, config.per_peer.max(1)),
             max_attempts: config.max_attempts.max(1),
             max_peer_failures: config.max_peer_failures.max(1),
             ..config
@@ -149,7 +183,8 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
 
     /// Adds a peer to fetch from (no-op if present).
     pub fn add_peer(&mut self, peer: PeerId) {
-        if self.slots.insert(peer, PeerSlot::default()).is_none() {
+        if !self.slots.contains_key(&peer) {
+            self.slots.insert(peer, PeerSlot { cap: self.config.initial_per_peer, ..PeerSlot::default() });
             self.peers.push(peer);
         }
     }
@@ -166,10 +201,18 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
             }
         }
         for e in &mut self.entries {
-            if matches!(e.state, State::InFlight { peer: p, .. } if p == *peer) {
-                e.state = State::Waiting;
-                e.attempts = e.attempts.saturating_sub(1);
-                self.active -= 1;
+            match &mut e.state {
+                // Its hedge carries on alone, or the item waits for another peer.
+                State::InFlight { peer: p, hedge, sent, deadline } if p == peer => match hedge.take() {
+                    Some(h) => e.state = State::InFlight { peer: h, sent: *sent, deadline: *deadline, hedge: None },
+                    None => {
+                        e.state = State::Waiting;
+                        e.attempts = e.attempts.saturating_sub(1);
+                        self.active -= 1;
+                    }
+                },
+                State::InFlight { hedge, .. } if hedge.as_ref() == Some(peer) => *hedge = None,
+                _ => {}
             }
         }
     }
@@ -185,9 +228,12 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
     }
 
     fn eligible(&self, peer: &PeerId) -> bool {
-        self.slots
-            .get(peer)
-            .is_some_and(|s| s.in_flight < self.config.per_peer && s.failures < self.config.max_peer_failures)
+        self.slots.get(peer).is_some_and(|s| s.in_flight < s.cap && s.failures < self.config.max_peer_failures)
+    }
+
+    /// The current adaptive cap of `peer` (items it may have in flight).
+    pub fn cap_of(&self, peer: &PeerId) -> usize {
+        self.slots.get(peer).map_or(0, |s| s.cap)
     }
 
     /// The next peer for an item that was tried on `tried`: round robin over eligible peers,
@@ -212,16 +258,47 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         Some(self.peers[i])
     }
 
-    /// The next fetch to issue at `now`, if the window, the peers and the queue allow one.
+    /// A second fetch of the item blocking release, if it is due at `now` and a peer is free.
+    fn next_hedge(&mut self, now: Time) -> Option<Fetch<Id>> {
+        let after = self.config.hedge_after?;
+        let front = self.entries.front()?;
+        if !matches!(front.state, State::InFlight { sent, hedge: None, .. } if now >= sent + after) {
+            return None;
+        }
+        // Only a peer not asked for this item yet.
+        let tried = front.tried.clone();
+        let hedge = self.pick_peer(&tried).filter(|h| !tried.contains(h))?;
+        let e = self.entries.front_mut()?;
+        if let State::InFlight { hedge: slot, .. } = &mut e.state {
+            *slot = Some(hedge);
+        }
+        if !e.tried.contains(&hedge) {
+            e.tried.push(hedge);
+        }
+        let id = e.id.clone();
+        if let Some(s) = self.slots.get_mut(&hedge) {
+            s.in_flight += 1;
+        }
+        Some(Fetch { seq: self.released, id, peer: hedge, deadline: now + self.config.timeout })
+    }
+
+    /// The next fetch to issue at `now`, if the window, the peers and the queue allow one (a
+    /// second fetch of the item blocking release when its first is slow comes first).
     pub fn next_fetch(&mut self, now: Time) -> Option<Fetch<Id>> {
-        if self.error.is_some() || self.active >= self.config.window {
+        if self.error.is_some() {
+            return None;
+        }
+        if let Some(hedge) = self.next_hedge(now) {
+            return Some(hedge);
+        }
+        if self.active >= self.config.window {
             return None;
         }
         let index = self.entries.iter().position(|e| matches!(e.state, State::Waiting))?;
         let peer = self.pick_peer(&self.entries[index].tried.clone())?;
         let deadline = now + self.config.timeout;
         let e = &mut self.entries[index];
-        e.state = State::InFlight { peer, deadline };
+        e.state = State::InFlight { peer, sent: now, deadline, hedge: None };
         e.attempts += 1;
         if !e.tried.contains(&peer) {
             e.tried.push(peer);
@@ -244,6 +321,15 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         Some(slot)
     }
 
+    /// A fetch from `peer` failed: its slot is free again, it counts a failure, and its cap halves
+    /// (multiplicative decrease).
+    fn penalise_slot(&mut self, peer: &PeerId) {
+        if let Some(s) = self.release_slot(peer) {
+            s.failures += 1;
+            s.cap = (s.cap / 2).max(1);
+        }
+    }
+
     /// The item at `seq` arrived from `peer`. Taken while it is in flight (from whichever peer
     /// answers first), or after its fetch from `peer` timed out if the window has room. Returns
     /// false if it was not wanted any more (already arrived or released, never asked of `peer`
@@ -251,28 +337,36 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
     ///
     /// An item that timed out is still taken from the first peer that answers (if the window has
     /// room for it); the other answer is then refused.
-    pub fn arrived(&mut self, seq: u64, peer: PeerId, item: Item) -> bool {
+    pub fn arrived(&mut self, seq: u64, peer: PeerId, item: Item, now: Time) -> bool {
         if !self.slots.contains_key(&peer) {
             // A removed peer's answer: its items were handed to others.
             return false;
         }
         let room = self.active < self.config.window;
         let Some(e) = self.entry_mut(seq) else { return false };
-        let was_in_flight = match e.state {
-            State::InFlight { peer: p, .. } => Some(p),
+        let (in_flight, sent) = match e.state {
+            State::InFlight { peer: p, hedge, sent, .. } => ((Some(p), hedge), Some(sent)),
             // A late answer to a fetch that timed out, taken only if the window has room.
-            State::Waiting if room && e.tried.contains(&peer) => None,
+            State::Waiting if room && e.tried.contains(&peer) => ((None, None), None),
             _ => return false,
         };
         e.state = State::Done { item, peer };
-        match was_in_flight {
-            Some(p) => {
+        match in_flight {
+            (Some(p), hedge) => {
                 self.release_slot(&p);
+                if let Some(h) = hedge {
+                    self.release_slot(&h);
+                }
             }
-            None => self.active += 1,
+            (None, _) => self.active += 1,
         }
+        let (max, slow) = (self.config.per_peer, self.config.slow_after);
         if let Some(s) = self.slots.get_mut(&peer) {
             s.failures = 0;
+            // Additive increase for an answer that came back in time.
+            if sent.is_some_and(|sent| now.since(sent) <= slow) {
+                s.cap = (s.cap + 1).min(max);
+            }
         }
         true
     }
@@ -283,48 +377,74 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
     pub fn failed(&mut self, seq: u64, peer: PeerId) -> bool {
         let max_attempts = self.config.max_attempts;
         let Some(e) = self.entry_mut(seq) else { return false };
-        if !matches!(e.state, State::InFlight { peer: p, .. } if p == peer) {
-            return false;
+        match &mut e.state {
+            // The second peer failed: the first carries on.
+            State::InFlight { hedge, .. } if *hedge == Some(peer) => {
+                *hedge = None;
+                self.penalise_slot(&peer);
+                return true;
+            }
+            // The first failed while a second was asked: the second carries on.
+            State::InFlight { peer: p, hedge: Some(h), sent, deadline } if *p == peer => {
+                e.state = State::InFlight { peer: *h, sent: *sent, deadline: *deadline, hedge: None };
+                self.penalise_slot(&peer);
+                return true;
+            }
+            State::InFlight { peer: p, .. } if *p == peer => {}
+            _ => return false,
         }
         e.state = State::Waiting;
         let exhausted = e.attempts >= max_attempts;
         let id = e.id.clone();
         self.active -= 1;
-        if let Some(s) = self.release_slot(&peer) {
-            s.failures += 1;
-        }
+        self.penalise_slot(&peer);
         if exhausted && self.error.is_none() {
             self.error = Some(QueueError::ItemFailed { seq, id });
         }
         true
     }
 
-    /// Fails every fetch whose deadline passed at `now`; returns them (peer and position).
+    /// Fails every fetch whose deadline passed at `now`; returns them (peer and position). A
+    /// second fetch of the same item still running is given up with it.
     pub fn time_out(&mut self, now: Time) -> Vec<(u64, PeerId)> {
-        let late: Vec<(u64, PeerId)> = self
+        let late: Vec<(u64, PeerId, Option<PeerId>)> = self
             .entries
             .iter()
             .enumerate()
             .filter_map(|(i, e)| match e.state {
-                State::InFlight { peer, deadline } if deadline <= now => Some((self.released + i as u64, peer)),
+                State::InFlight { peer, deadline, hedge, .. } if deadline <= now => {
+                    Some((self.released + i as u64, peer, hedge))
+                }
                 _ => None,
             })
             .collect();
-        for &(seq, peer) in &late {
+        let mut out = Vec::with_capacity(late.len());
+        for (seq, peer, hedge) in late {
+            if let Some(h) = hedge {
+                self.failed(seq, h);
+                out.push((seq, h));
+            }
             self.failed(seq, peer);
+            out.push((seq, peer));
         }
-        late
+        out
     }
 
-    /// The earliest deadline in flight (when to call [`SyncQueue::time_out`]).
+    /// When [`SyncQueue::time_out`] or a second fetch ([`SyncQueue::next_fetch`]) is next due.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.entries
-            .iter()
-            .filter_map(|e| match e.state {
-                State::InFlight { deadline, .. } => Some(deadline),
-                _ => None,
-            })
-            .min()
+        let deadlines = self.entries.iter().filter_map(|e| match e.state {
+            State::InFlight { deadline, .. } => Some(deadline),
+            _ => None,
+        });
+        // A second fetch is due only if some peer not yet asked for the item could take it (else
+        // waking up for it would find nothing to do, again and again).
+        let hedge = self.config.hedge_after.and_then(|after| {
+            let front = self.entries.front()?;
+            let State::InFlight { sent, hedge: None, .. } = front.state else { return None };
+            let free = self.peers.iter().any(|p| !front.tried.contains(p) && self.eligible(p));
+            free.then_some(sent + after)
+        });
+        deadlines.chain(hedge).min()
     }
 
     /// The next item in order, if it has arrived.
@@ -388,7 +508,16 @@ mod tests {
     }
 
     fn cfg(window: usize, per_peer: usize) -> QueueConfig {
-        QueueConfig { window, per_peer, max_attempts: 3, max_peer_failures: 2, timeout: Duration::from_secs(1) }
+        QueueConfig {
+            window,
+            per_peer,
+            initial_per_peer: per_peer,
+            slow_after: Duration::from_millis(100),
+            hedge_after: None,
+            max_attempts: 3,
+            max_peer_failures: 2,
+            timeout: Duration::from_secs(1),
+        }
     }
 
     #[test]
@@ -401,11 +530,11 @@ mod tests {
         let f: Vec<_> = std::iter::from_fn(|| q.next_fetch(t)).collect();
         assert_eq!(f.iter().map(|f| (f.id, f.peer)).collect::<Vec<_>>(), [(0, p(1)), (1, p(2)), (2, p(1))]);
         // Out of order arrival: nothing released until 0 is in.
-        assert!(q.arrived(2, p(1), 20));
-        assert!(q.arrived(1, p(2), 10));
+        assert!(q.arrived(2, p(1), 20, t));
+        assert!(q.arrived(1, p(2), 10, t));
         assert_eq!(q.pop_ready(), None);
         assert_eq!(q.next_fetch(t), None, "window of 3 is full");
-        assert!(q.arrived(0, p(1), 0));
+        assert!(q.arrived(0, p(1), 0, t));
         let out: Vec<_> = std::iter::from_fn(|| q.pop_ready()).map(|r| (r.id, r.item, r.peer)).collect();
         assert_eq!(out, [(0, 0, p(1)), (1, 10, p(2)), (2, 20, p(1))]);
         assert_eq!(q.active(), 0);
@@ -446,8 +575,8 @@ mod tests {
         let g = q.next_fetch(Time::from_millis(1000)).unwrap();
         assert_eq!(g.peer, p(2));
         // The first peer answers late: taken; the second answer is refused.
-        assert!(q.arrived(0, p(1), "late"));
-        assert!(!q.arrived(0, p(2), "second"));
+        assert!(q.arrived(0, p(1), "late", Time::from_millis(1000)));
+        assert!(!q.arrived(0, p(2), "second", Time::from_millis(1000)));
         assert_eq!(q.pop_ready().map(|r| r.item), Some("late"));
         assert_eq!(q.in_flight_to(&p(2)), 0);
         assert!(q.is_finished());
@@ -477,7 +606,7 @@ mod tests {
         q.add_peer(p(1));
         let f = q.next_fetch(Time::ZERO).unwrap();
         q.remove_peer(&p(1));
-        assert!(!q.arrived(f.seq, p(1), ()), "answers of removed peers are dropped");
+        assert!(!q.arrived(f.seq, p(1), (), Time::ZERO), "answers of removed peers are dropped");
         assert_eq!(q.active(), 0);
         q.add_peer(p(2));
         let g = q.next_fetch(Time::ZERO).unwrap();
@@ -521,7 +650,8 @@ mod tests {
             per_peer in 1usize..4,
             ops in proptest::collection::vec(op(), 0..300),
         ) {
-            let config = QueueConfig { window, per_peer, max_attempts: u32::MAX, max_peer_failures: u32::MAX,
+            let config = QueueConfig { window, per_peer, initial_per_peer: 1, slow_after: Duration::from_millis(100),
+                hedge_after: Some(Duration::from_millis(200)), max_attempts: u32::MAX, max_peer_failures: u32::MAX,
                 timeout: Duration::from_millis(500) };
             let mut q = SyncQueue::<usize, usize>::new(config);
             (0..n).for_each(|i| q.push(i));
@@ -534,7 +664,7 @@ mod tests {
                     Op::Fetch => outstanding.extend(q.next_fetch(now)),
                     Op::Answer(k) if !outstanding.is_empty() => {
                         let f = outstanding.swap_remove(k % outstanding.len());
-                        q.arrived(f.seq, f.peer, f.id * 10);
+                        q.arrived(f.seq, f.peer, f.id * 10, now);
                     }
                     Op::Fail(k) if !outstanding.is_empty() => {
                         let f = outstanding.swap_remove(k % outstanding.len());
@@ -563,7 +693,7 @@ mod tests {
                 let late = q.time_out(now);
                 prop_assert!(late.len() <= window);
                 while let Some(f) = q.next_fetch(now) {
-                    q.arrived(f.seq, f.peer, f.id * 10);
+                    q.arrived(f.seq, f.peer, f.id * 10, now);
                 }
                 now = now + Duration::from_secs(1);
                 while let Some(r) = q.pop_ready() {
@@ -574,5 +704,67 @@ mod tests {
             prop_assert!(q.is_finished());
             prop_assert_eq!(released, (0..n).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn a_peer_cap_grows_with_fast_answers_and_halves_on_failure() {
+        let config = QueueConfig { initial_per_peer: 2, per_peer: 4, ..cfg(16, 4) };
+        let mut q = SyncQueue::<u32, ()>::new(config);
+        (0..16).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        let t = Time::ZERO;
+        let f: Vec<_> = std::iter::from_fn(|| q.next_fetch(t)).collect();
+        assert_eq!(f.len(), 2, "starts at the initial cap");
+        // A fast answer raises the cap; a slow one does not.
+        assert!(q.arrived(f[0].seq, p(1), (), Time::from_millis(50)));
+        assert_eq!(q.cap_of(&p(1)), 3);
+        assert!(q.arrived(f[1].seq, p(1), (), Time::from_millis(500)));
+        assert_eq!(q.cap_of(&p(1)), 3);
+        let f: Vec<_> = std::iter::from_fn(|| q.next_fetch(t)).collect();
+        assert_eq!(f.len(), 3);
+        q.failed(f[0].seq, p(1));
+        assert_eq!(q.cap_of(&p(1)), 1, "halved");
+    }
+
+    #[test]
+    fn a_slow_item_blocking_release_is_also_asked_of_a_second_peer_and_the_first_answer_counts() {
+        let config = QueueConfig { hedge_after: Some(Duration::from_millis(300)), ..cfg(4, 4) };
+        let mut q = SyncQueue::<u32, &str>::new(config);
+        q.push(0);
+        q.push(1);
+        q.add_peer(p(1));
+        q.add_peer(p(2));
+        let first = q.next_fetch(Time::ZERO).unwrap();
+        let second = q.next_fetch(Time::ZERO).unwrap();
+        assert_eq!((first.peer, second.peer), (p(1), p(2)));
+        assert_eq!(q.next_deadline(), Some(Time::from_millis(300)), "the hedge is due before any timeout");
+        assert_eq!(q.next_fetch(Time::from_millis(299)), None);
+        // Item 0 blocks release and p(1) is slow: p(2) is asked too.
+        let hedge = q.next_fetch(Time::from_millis(300)).unwrap();
+        assert_eq!((hedge.seq, hedge.peer), (0, p(2)));
+        assert_eq!(q.next_fetch(Time::from_millis(400)), None, "one hedge per item");
+        assert_eq!(q.active(), 2, "a hedge takes no room in the window");
+        assert!(q.arrived(0, p(2), "from the hedge", Time::from_millis(350)));
+        assert!(!q.arrived(0, p(1), "too late", Time::from_millis(360)));
+        assert_eq!((q.in_flight_to(&p(1)), q.in_flight_to(&p(2))), (0, 1));
+        assert_eq!(q.pop_ready().map(|r| (r.item, r.peer)), Some(("from the hedge", p(2))));
+    }
+
+    #[test]
+    fn when_one_of_two_fetches_of_an_item_fails_the_other_carries_on() {
+        let config = QueueConfig { hedge_after: Some(Duration::from_millis(100)), ..cfg(4, 4) };
+        let mut q = SyncQueue::<u32, ()>::new(config);
+        q.push(0);
+        q.add_peer(p(1));
+        q.add_peer(p(2));
+        let first = q.next_fetch(Time::ZERO).unwrap();
+        let hedge = q.next_fetch(Time::from_millis(100)).unwrap();
+        assert!(q.failed(first.seq, p(1)));
+        assert_eq!(q.next_fetch(Time::from_millis(150)), None, "still in flight to p(2)");
+        // Only p(2)'s deadline (the first fetch's, inherited) is due: no second fetch, as every
+        // peer was asked.
+        assert_eq!(q.next_deadline(), Some(Time::ZERO + Duration::from_secs(1)));
+        assert!(q.arrived(hedge.seq, p(2), (), Time::from_millis(200)));
+        assert!(q.pop_ready().is_some() && q.is_finished());
     }
 }

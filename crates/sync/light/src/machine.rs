@@ -61,6 +61,9 @@ impl Default for LightConfig {
             queue: QueueConfig {
                 window: 32,
                 per_peer: 16,
+                initial_per_peer: 8,
+                slow_after: Duration::from_millis(500),
+                hedge_after: Some(Duration::from_secs(1)),
                 max_attempts: 4,
                 max_peer_failures: 3,
                 timeout: Duration::from_secs(10),
@@ -282,7 +285,7 @@ impl Machine for LightMachine {
         match input {
             Input::PeerJoined { peer, services } => self.add_peer(peer, services, view),
             Input::PeerLeft { peer } => self.remove_peer(&peer),
-            Input::Response { id, response } => self.on_response(id, response, view),
+            Input::Response { id, response } => self.on_response(id, response, now, view),
             Input::Applied { job, outcome } => self.on_applied(job, outcome, view),
             Input::Tick => {
                 if let Some(round) = &mut self.round {
@@ -359,11 +362,11 @@ impl LightMachine {
         self.book.ban(peer, reason);
     }
 
-    fn on_response(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, view: &LightView) {
+    fn on_response(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, now: Time, view: &LightView) {
         let Some(peer) = self.book.answered(id) else { return };
         if let Some(fetch) = self.round.as_mut().and_then(|r| r.requests.remove(&id)) {
             match response {
-                Ok(AnyResponse::Block(block)) => self.on_block(peer, fetch, block),
+                Ok(AnyResponse::Block(block)) => self.on_block(peer, fetch, block, now),
                 Err(e) => {
                     if e.is_peer_fault() {
                         self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
@@ -450,7 +453,7 @@ impl LightMachine {
         self.book.peers.insert(peer, PeerState::Fetching);
     }
 
-    fn on_block(&mut self, peer: PeerId, fetch: BlockFetch, block: Result<Block, BlockRequestError>) {
+    fn on_block(&mut self, peer: PeerId, fetch: BlockFetch, block: Result<Block, BlockRequestError>, now: Time) {
         let Some(round) = &mut self.round else { return };
         // Every fetcher listed the round's election blocks itself, at their heights (macro blocks
         // are never pruned); only the source listed the checkpoint and its height.
@@ -458,7 +461,7 @@ impl LightMachine {
         let source = round.source;
         match block {
             Ok(Block::Macro(block)) if block.hash() == fetch.hash && block.block_number() == fetch.number => {
-                round.queue.arrived(fetch.seq, peer, block);
+                round.queue.arrived(fetch.seq, peer, block, now);
             }
             // The hash asked for, but not at the height its list gave (an old block, which would
             // be skipped as adopted and end the round without progress): whoever listed it lied.

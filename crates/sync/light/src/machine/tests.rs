@@ -373,3 +373,22 @@ fn a_checkpoint_whose_header_cannot_follow_ours_bans_the_peer_that_listed_it() {
     assert_eq!(a[..2], banned(p(1), PenaltyReason::InvalidBlock)[..], "the lister, not the fetcher");
     assert_eq!(macro_chain_requests(&a), vec![p(2)]);
 }
+
+#[test]
+fn a_slow_block_that_blocks_verification_is_also_asked_of_another_peer() {
+    let chain = elections(1, 1);
+    let mut h = at_genesis(config(4, 4));
+    let a = join_with(&mut h, p(1), &chain);
+    let [(slow, _, _)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    assert!(block_requests(&join_with(&mut h, p(2), &chain)).is_empty(), "nothing else to fetch");
+    let hedge_at = Time::ZERO + LightConfig::default().queue.hedge_after.unwrap();
+    assert_eq!(h.machine.next_wakeup(), Some(hedge_at));
+    h.now = hedge_at;
+    let a = h.input(Input::Tick);
+    let [(fast, peer, hash)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    assert_eq!((peer, hash), (p(2), chain[0].hash()));
+    // p(2) answers first: verification starts; p(1)'s late answer is dropped, no penalty.
+    let a = h.respond(fast, block_answer(&chain[0]));
+    assert!(matches!(a[..], [Action::Apply { .. }]), "{a:?}");
+    assert!(h.respond(slow, block_answer(&chain[0])).is_empty());
+}
