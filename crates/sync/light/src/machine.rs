@@ -61,7 +61,7 @@ impl Default for LightConfig {
             queue: QueueConfig {
                 window: 32,
                 per_peer: 16,
-                initial_per_peer: 8,
+                initial_per_peer: 16,
                 slow_after: Duration::from_millis(500),
                 hedge_after: Some(Duration::from_secs(1)),
                 max_attempts: 4,
