@@ -268,9 +268,14 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         // Only a peer not asked for this item yet.
         let tried = front.tried.clone();
         let hedge = self.pick_peer(&tried).filter(|h| !tried.contains(h))?;
+        let timeout = self.config.timeout;
         let e = self.entries.front_mut()?;
-        if let State::InFlight { hedge: slot, .. } = &mut e.state {
+        let mut deadline = now + timeout;
+        if let State::InFlight { hedge: slot, deadline: d, .. } = &mut e.state {
             *slot = Some(hedge);
+            // Both fetches run until the second one's deadline.
+            *d = (*d).max(deadline);
+            deadline = *d;
         }
         if !e.tried.contains(&hedge) {
             e.tried.push(hedge);
@@ -279,7 +284,7 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         if let Some(s) = self.slots.get_mut(&hedge) {
             s.in_flight += 1;
         }
-        Some(Fetch { seq: self.released, id, peer: hedge, deadline: now + self.config.timeout })
+        Some(Fetch { seq: self.released, id, peer: hedge, deadline })
     }
 
     /// The next fetch to issue at `now`, if the window, the peers and the queue allow one (a
@@ -345,7 +350,12 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         let room = self.active < self.config.window;
         let Some(e) = self.entry_mut(seq) else { return false };
         let (in_flight, sent) = match e.state {
-            State::InFlight { peer: p, hedge, sent, .. } => ((Some(p), hedge), Some(sent)),
+            // From either peer asking it now, or from one asked before (a late answer).
+            State::InFlight { peer: p, hedge, sent, .. }
+                if p == peer || hedge == Some(peer) || e.tried.contains(&peer) =>
+            {
+                ((Some(p), hedge), Some(sent))
+            }
             // A late answer to a fetch that timed out, taken only if the window has room.
             State::Waiting if room && e.tried.contains(&peer) => ((None, None), None),
             _ => return false,
@@ -438,7 +448,7 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         });
         // A second fetch is due only if some peer not yet asked for the item could take it (else
         // waking up for it would find nothing to do, again and again).
-        let hedge = self.config.hedge_after.and_then(|after| {
+        let hedge = self.config.hedge_after.filter(|_| self.error.is_none()).and_then(|after| {
             let front = self.entries.front()?;
             let State::InFlight { sent, hedge: None, .. } = front.state else { return None };
             let free = self.peers.iter().any(|p| !front.tried.contains(p) && self.eligible(p));
@@ -691,7 +701,8 @@ mod tests {
             q.add_peer(p(9));
             for _ in 0..10 * n + 10 {
                 let late = q.time_out(now);
-                prop_assert!(late.len() <= window);
+                // At most two fetches (a first and a second) per item in the window.
+                prop_assert!(late.len() <= 2 * window);
                 while let Some(f) = q.next_fetch(now) {
                     q.arrived(f.seq, f.peer, f.id * 10, now);
                 }
@@ -751,6 +762,22 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_that_failed_asks_for_no_second_fetch_and_no_wakeup_for_one() {
+        let config = QueueConfig { hedge_after: Some(Duration::from_millis(100)), max_attempts: 1, ..cfg(4, 4) };
+        let mut q = SyncQueue::<u32, ()>::new(config);
+        (0..2).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        q.add_peer(p(2));
+        let first = q.next_fetch(Time::ZERO).unwrap();
+        let second = q.next_fetch(Time::ZERO).unwrap();
+        assert!(q.failed(second.seq, second.peer));
+        assert!(q.error().is_some());
+        // Item 0 is still in flight and slow, but the queue has failed: only its deadline is due.
+        assert_eq!(q.next_fetch(Time::from_millis(500)), None);
+        assert_eq!(q.next_deadline(), Some(first.deadline));
+    }
+
+    #[test]
     fn when_one_of_two_fetches_of_an_item_fails_the_other_carries_on() {
         let config = QueueConfig { hedge_after: Some(Duration::from_millis(100)), ..cfg(4, 4) };
         let mut q = SyncQueue::<u32, ()>::new(config);
@@ -761,9 +788,8 @@ mod tests {
         let hedge = q.next_fetch(Time::from_millis(100)).unwrap();
         assert!(q.failed(first.seq, p(1)));
         assert_eq!(q.next_fetch(Time::from_millis(150)), None, "still in flight to p(2)");
-        // Only p(2)'s deadline (the first fetch's, inherited) is due: no second fetch, as every
-        // peer was asked.
-        assert_eq!(q.next_deadline(), Some(Time::ZERO + Duration::from_secs(1)));
+        // Only p(2)'s deadline is due: no further fetch, as every peer was asked.
+        assert_eq!(q.next_deadline(), Some(hedge.deadline));
         assert!(q.arrived(hedge.seq, p(2), (), Time::from_millis(200)));
         assert!(q.pop_ready().is_some() && q.is_finished());
     }

@@ -131,3 +131,22 @@ fn every_chunk_of_a_verified_block_verifies_and_tampered_ones_do_not() {
     // Past the end.
     assert!(matches!(verify_chunk(block, size, chunks, &good), Err(ChunkError::WrongLength { expected: 0, .. })));
 }
+
+#[test]
+fn a_body_that_does_not_match_its_root_is_refused_and_the_election_block_must_be_the_last() {
+    let t = chain(1);
+    let e1 = Policy::TEST.election_block_of(1);
+    let honest = batch_set(&t, e1);
+    // Rewards paid to someone else: the body no longer matches the signed body root.
+    let mut info = honest.clone();
+    let block = &mut info.batch_sets.last_mut().unwrap().0;
+    let body = block.body.as_mut().expect("macro blocks carry their rewards");
+    body.rewards[0].value += 1;
+    info.election_macro_block = Some(block.clone());
+    let err = verifier(&t).verify(&hash_at(&t, e1), &info).unwrap_err();
+    assert!(matches!(err, BatchSetError::InvalidBlock { source: BlockError::BodyRootMismatch, .. }), "{err}");
+    // An election block that is not exactly the last batch set's block.
+    let mut info = honest;
+    info.election_macro_block.as_mut().unwrap().justification = None;
+    assert_eq!(verifier(&t).verify(&hash_at(&t, e1), &info), Err(BatchSetError::ElectionBlock));
+}
