@@ -28,6 +28,9 @@ use crate::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
 /// Log target of the driver.
 const TARGET: &str = "sync";
 
+/// The least time between a tick and a wakeup already due when it is asked for.
+const MIN_TICK_GAP: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A subscription being set up, then its stream.
 type Subscribing<G> = BoxFuture<'static, Result<BoxStream<'static, GossipMessage<G>>, NetworkError>>;
 
@@ -205,7 +208,10 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
     fn schedule_wakeup(&mut self) {
         match self.machine.next_wakeup() {
             Some(at) if self.wakeup.as_ref().map(|(t, _)| *t) != Some(at) => {
-                let deadline = self.start + at.since_start();
+                // A wakeup already due is deferred by a millisecond: a machine that keeps asking
+                // for the same past instant costs at most a tick per millisecond, never a busy loop.
+                #[allow(clippy::disallowed_methods)] // the driver reads the clock
+                let deadline = (self.start + at.since_start()).max(Instant::now() + MIN_TICK_GAP);
                 self.wakeup = Some((at, Box::pin(tokio::time::sleep_until(deadline))));
             }
             Some(_) => {}
