@@ -12,7 +12,9 @@ fn setup(tx: usize, durable: bool) -> (tempfile::TempDir, Blockchain, Producer) 
     let producer = Producer::new(ProducerConfig { transactions_per_block: tx, accounts: 1024, ..Default::default() });
     let genesis = producer.genesis(1, 1_700_000_000_000, Policy::DEVNET);
     let dir = tempfile::tempdir().unwrap();
-    let chain = Blockchain::open(&dir.path().join("chain.redb"), &genesis, ChainOptions { durable }).unwrap();
+    let chain =
+        Blockchain::open(&dir.path().join("chain.redb"), &genesis, ChainOptions { durable, ..Default::default() })
+            .unwrap();
     (dir, chain, producer)
 }
 

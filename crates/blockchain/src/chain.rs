@@ -48,11 +48,15 @@ pub struct ChainOptions {
     /// fsync every commit (`true` in production). `false` is for throwaway test and benchmark
     /// stores only: a crash may then lose recent blocks (never corrupt the store).
     pub durable: bool,
+    /// History bytes after which a checkpoint ends a batch set (what one `RequestBatchSet` answer
+    /// and its chunks carry at most, roughly); [`BATCH_SET_MAX_HISTORY_BYTES`] by default. Small
+    /// values let tests reach several batch sets per epoch.
+    pub batch_set_max_history_bytes: u64,
 }
 
 impl Default for ChainOptions {
     fn default() -> Self {
-        Self { durable: true }
+        Self { durable: true, batch_set_max_history_bytes: BATCH_SET_MAX_HISTORY_BYTES }
     }
 }
 
@@ -329,7 +333,7 @@ impl Blockchain {
                     info.history_bytes_in_set = 0;
                 } else {
                     info.history_bytes_in_set += bytes;
-                    if info.history_bytes_in_set > BATCH_SET_MAX_HISTORY_BYTES {
+                    if info.history_bytes_in_set > self.options.batch_set_max_history_bytes {
                         wtx.open_table(BATCH_SET_ENDS)?.insert((applied.epoch, number), ())?;
                         info.history_bytes_in_set = 0;
                     }

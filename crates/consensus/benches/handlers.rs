@@ -14,7 +14,9 @@ fn chain() -> (tempfile::TempDir, Blockchain, Vec<Block>) {
     let producer = Producer::new(ProducerConfig { transactions_per_block: 50, ..Default::default() });
     let genesis = producer.genesis(1, 1_700_000_000_000, Policy::DEVNET);
     let dir = tempfile::tempdir().unwrap();
-    let mut chain = Blockchain::open(&dir.path().join("c.redb"), &genesis, ChainOptions { durable: false }).unwrap();
+    let mut chain =
+        Blockchain::open(&dir.path().join("c.redb"), &genesis, ChainOptions { durable: false, ..Default::default() })
+            .unwrap();
     let target = Policy::DEVNET.election_block_of(50) as usize;
     let mut blocks = Vec::with_capacity(target);
     for _ in 0..target {

@@ -29,7 +29,9 @@ fn fixture() -> &'static Fixture {
         });
         let g = p.genesis(3, 0, Policy::TEST);
         let dir = tempfile::tempdir().unwrap();
-        let mut chain = Blockchain::open(&dir.path().join("c.redb"), &g, ChainOptions { durable: false }).unwrap();
+        let mut chain =
+            Blockchain::open(&dir.path().join("c.redb"), &g, ChainOptions { durable: false, ..Default::default() })
+                .unwrap();
         let mut scratch = chain.state().clone();
         let mut blocks = Vec::new();
         for _ in 0..30 {

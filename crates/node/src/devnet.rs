@@ -46,8 +46,9 @@ fn build_chain(dir: &Path, args: &DevnetArgs, quiet: bool) -> Result<petrel_prim
     let genesis = producer.genesis(1, 1_700_000_000_000, Policy::DEVNET);
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
-    let mut chain = Blockchain::open(&dir.join("chain.redb"), &genesis, ChainOptions { durable: false })
-        .with_context(|| format!("cannot open {}", dir.display()))?;
+    let mut chain =
+        Blockchain::open(&dir.join("chain.redb"), &genesis, ChainOptions { durable: false, ..Default::default() })
+            .with_context(|| format!("cannot open {}", dir.display()))?;
     let target = genesis.policy.election_block_of(args.epochs);
     let bar = if quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()

@@ -46,9 +46,13 @@ pub struct TestChain {
 impl TestChain {
     /// A chain of the test policy, `blocks` blocks long, by `producer` on `genesis`.
     pub fn build_on(producer: Producer, genesis: GenesisConfig, blocks: usize) -> Self {
+        Self::build_with(producer, genesis, blocks, ChainOptions { durable: false, ..Default::default() })
+    }
+
+    /// Like [`TestChain::build_on`], with the store's `options` (e.g. a small batch-set size).
+    pub fn build_with(producer: Producer, genesis: GenesisConfig, blocks: usize, options: ChainOptions) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut chain = Blockchain::open(&dir.path().join("chain.redb"), &genesis, ChainOptions { durable: false })
-            .expect("open test chain");
+        let mut chain = Blockchain::open(&dir.path().join("chain.redb"), &genesis, options).expect("open test chain");
         let mut scratch = chain.state().clone();
         let mut out = Vec::with_capacity(blocks);
         for _ in 0..blocks {

@@ -23,7 +23,7 @@ pub fn genesis(p: &Producer) -> GenesisConfig {
 }
 
 pub fn open(dir: &tempfile::TempDir, g: &GenesisConfig) -> Blockchain {
-    Blockchain::open(&dir.path().join("chain.redb"), g, ChainOptions { durable: false }).unwrap()
+    Blockchain::open(&dir.path().join("chain.redb"), g, ChainOptions { durable: false, ..Default::default() }).unwrap()
 }
 
 /// Produces and pushes `n` blocks, returning them.

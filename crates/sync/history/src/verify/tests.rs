@@ -150,3 +150,30 @@ fn a_body_that_does_not_match_its_root_is_refused_and_the_election_block_must_be
     info.election_macro_block.as_mut().unwrap().justification = None;
     assert_eq!(verifier(&t).verify(&hash_at(&t, e1), &info), Err(BatchSetError::ElectionBlock));
 }
+
+#[test]
+fn an_epoch_of_several_batch_sets_verifies_in_one_answer_and_after_its_checkpoint() {
+    // Small batch sets: every checkpoint ends one.
+    let producer = petrel_test_utils::test_producer(4, 3);
+    let genesis = producer.genesis(1, 1_700_000_000_000, Policy::TEST);
+    let options = petrel_blockchain::ChainOptions { durable: false, batch_set_max_history_bytes: 64 };
+    let t = TestChain::build_with(producer, genesis, 8 * 2 + 4, options);
+    let (e1, c2, e2) =
+        (Policy::TEST.election_block_of(1), Policy::TEST.election_block_of(1) + 4, Policy::TEST.election_block_of(2));
+    let mut v = verifier(&t);
+    let first = batch_set(&t, e1);
+    assert_eq!(first.batch_sets.len(), 2, "the checkpoint of epoch 1 ends a batch set");
+    let verified = v.verify(&hash_at(&t, e1), &first).unwrap();
+    assert_eq!(verified.iter().map(|b| b.block.block_number()).collect::<Vec<_>>(), vec![4, e1]);
+    assert!(verified[0].history_len < verified[1].history_len);
+    // Epoch 2: its checkpoint first, then the answer for its election block, whose first batch
+    // set (that checkpoint) we hold already.
+    v.verify(&hash_at(&t, c2), &batch_set(&t, c2)).unwrap();
+    let verified = v.verify(&hash_at(&t, e2), &batch_set(&t, e2)).unwrap();
+    assert_eq!(verified.iter().map(|b| b.block.block_number()).collect::<Vec<_>>(), vec![e2]);
+    // Batch sets out of order are refused: [election, checkpoint, election].
+    let mut reordered = first.clone();
+    let election = reordered.batch_sets[1].clone();
+    reordered.batch_sets.insert(0, election);
+    assert_eq!(verifier(&t).verify(&hash_at(&t, e1), &reordered), Err(BatchSetError::OutOfOrder(4)));
+}
