@@ -8,13 +8,17 @@
 //!   by their intrinsic rules, the macro-successor rule and the justification of the validators
 //!   verified so far, their size proofs against their history roots; a history chunk by its range
 //!   proof against a verified block's history root, at the size that root proves.
+//! - [`machine::HistoryMachine`], in the one sync driver as [`driver::HistoryMacroSync`]: a first
+//!   version that syncs a fresh store from peers (one round at a time).
 //!
-//! Not yet: the machine on the sync driver (discovery, clusters, fetch queues, apply jobs), node
-//! modes and the devnet's history and full nodes.
+//! Not yet: clusters across forks, pipelining across rounds, resume planning, node modes and the
+//! devnet's history and full nodes.
 //!
 //! # Security considerations
 //! Nothing a peer sends is trusted: blocks are verified from the validators of our own election
 //! head onwards, and history is accepted only with a proof against a root those blocks sign. A
 //! peer that sends anything else is identified by the error, for its penalty.
 
+pub mod driver;
+pub mod machine;
 pub mod verify;

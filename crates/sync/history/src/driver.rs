@@ -1,0 +1,8 @@
+//! History Macro Sync over a network: the history machine in the one sync driver.
+
+use petrel_sync_api::driver::MachineDriver;
+
+use crate::machine::HistoryMachine;
+
+/// History Macro Sync over a network `N`: `HistoryMacroSync::new(network, chain, HistoryConfig)`.
+pub type HistoryMacroSync<N> = MachineDriver<HistoryMachine, N>;
