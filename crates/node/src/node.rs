@@ -11,13 +11,15 @@ use futures::StreamExt;
 use petrel_blockchain::{Blockchain, ChainOptions, HeadInfo, LightBlockchain};
 use petrel_consensus::handlers::{HandlerConfig, serve_full_chain};
 use petrel_consensus::{
-    ConsensusEvent, DirectToLive, EstablishedConfig, LiveConfig, SyncChain, Syncer, SyncerConfig, block_live_sync,
+    ConsensusEvent, EstablishedConfig, LiveConfig, SyncChain, Syncer, SyncerConfig, block_live_sync,
 };
 use petrel_network_api::{Counting, Network, NetworkExt, Services, TrafficSnapshot};
 use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
 use petrel_primitives::{Blake2bHash, Block, GenesisConfig, MacroBlock};
 use petrel_producer::{Producer, ProducerConfig};
 use petrel_protocol::{BlockHeaders, FullBlocks, RequestBlock};
+use petrel_sync_history::driver::HistoryMacroSync;
+use petrel_sync_history::machine::HistoryConfig;
 use petrel_sync_light::{LightConfig, LightMacroSync};
 use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
 use serde::{Deserialize, Serialize};
@@ -177,7 +179,9 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
                     production_rx,
                 )));
             }
-            let macro_sync = DirectToLive::new(net.clone(), Services::FULL_BLOCKS);
+            // History Macro Sync: a node behind (or empty) rebuilds the chain and its history from
+            // history peers; one that is synced finds nothing new and goes live at once.
+            let macro_sync = HistoryMacroSync::new(net.clone(), chain.clone(), HistoryConfig::default());
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
             let syncer = Syncer::new(net.clone(), chain.clone(), macro_sync, live, syncer_config);
             tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));

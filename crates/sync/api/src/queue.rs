@@ -42,6 +42,10 @@ pub struct QueueConfig {
     pub max_peer_failures: u32,
     /// How long a fetch may take before it is retried elsewhere.
     pub timeout: Duration,
+    /// At most this many fetches per peer in any such period (the serving side's rate limit for
+    /// the request type, so that a fast peer is not asked more than it will answer); `None`: no
+    /// limit.
+    pub rate_limit: Option<(u32, Duration)>,
 }
 
 impl Default for QueueConfig {
@@ -55,6 +59,7 @@ impl Default for QueueConfig {
             max_attempts: 4,
             max_peer_failures: 3,
             timeout: Duration::from_secs(10),
+            rate_limit: None,
         }
     }
 }
@@ -125,12 +130,14 @@ struct Entry<Id, Item> {
     tried: Vec<PeerId>,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct PeerSlot {
     in_flight: usize,
     failures: u32,
     /// The adaptive cap on `in_flight`.
     cap: usize,
+    /// When the last fetches (at most the rate limit's count) were sent.
+    sent: VecDeque<Time>,
 }
 
 /// The ordered multi-peer fetch queue. See the module documentation.
@@ -227,8 +234,31 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         self.slots.get(peer).is_some_and(|s| s.failures >= self.config.max_peer_failures)
     }
 
-    fn eligible(&self, peer: &PeerId) -> bool {
-        self.slots.get(peer).is_some_and(|s| s.in_flight < s.cap && s.failures < self.config.max_peer_failures)
+    fn eligible(&self, peer: &PeerId, now: Time) -> bool {
+        self.slots.get(peer).is_some_and(|s| {
+            s.in_flight < s.cap && s.failures < self.config.max_peer_failures && self.rate_free_at(s) <= now
+        })
+    }
+
+    /// When the rate limit lets `slot`'s peer be asked again.
+    fn rate_free_at(&self, slot: &PeerSlot) -> Time {
+        match self.config.rate_limit {
+            Some((max, period)) if slot.sent.len() >= max.max(1) as usize => {
+                slot.sent.front().map_or(Time::ZERO, |t| *t + period)
+            }
+            _ => Time::ZERO,
+        }
+    }
+
+    /// Records a fetch sent to `peer` at `now` (for the rate limit).
+    fn record_sent(&mut self, peer: &PeerId, now: Time) {
+        let Some((max, _)) = self.config.rate_limit else { return };
+        if let Some(s) = self.slots.get_mut(peer) {
+            s.sent.push_back(now);
+            while s.sent.len() > max.max(1) as usize {
+                s.sent.pop_front();
+            }
+        }
     }
 
     /// The current adaptive cap of `peer` (items it may have in flight).
@@ -238,13 +268,13 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
 
     /// The next peer for an item that was tried on `tried`: round robin over eligible peers,
     /// preferring one not tried yet.
-    fn pick_peer(&mut self, tried: &[PeerId]) -> Option<PeerId> {
+    fn pick_peer(&mut self, tried: &[PeerId], now: Time) -> Option<PeerId> {
         let n = self.peers.len();
         let mut fallback = None;
         for k in 0..n {
             let i = (self.cursor + k) % n;
             let p = self.peers[i];
-            if !self.eligible(&p) {
+            if !self.eligible(&p, now) {
                 continue;
             }
             if !tried.contains(&p) {
@@ -267,7 +297,7 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         }
         // Only a peer not asked for this item yet.
         let tried = front.tried.clone();
-        let hedge = self.pick_peer(&tried).filter(|h| !tried.contains(h))?;
+        let hedge = self.pick_peer(&tried, now).filter(|h| !tried.contains(h))?;
         let timeout = self.config.timeout;
         let e = self.entries.front_mut()?;
         let mut deadline = now + timeout;
@@ -284,6 +314,7 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         if let Some(s) = self.slots.get_mut(&hedge) {
             s.in_flight += 1;
         }
+        self.record_sent(&hedge, now);
         Some(Fetch { seq: self.released, id, peer: hedge, deadline })
     }
 
@@ -300,7 +331,7 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
             return None;
         }
         let index = self.entries.iter().position(|e| matches!(e.state, State::Waiting))?;
-        let peer = self.pick_peer(&self.entries[index].tried.clone())?;
+        let peer = self.pick_peer(&self.entries[index].tried.clone(), now)?;
         let deadline = now + self.config.timeout;
         let e = &mut self.entries[index];
         e.state = State::InFlight { peer, sent: now, deadline, hedge: None };
@@ -309,10 +340,12 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
             e.tried.push(peer);
         }
         self.active += 1;
+        let fetch = Fetch { seq: self.released + index as u64, id: e.id.clone(), peer, deadline };
         if let Some(s) = self.slots.get_mut(&peer) {
             s.in_flight += 1;
         }
-        Some(Fetch { seq: self.released + index as u64, id: e.id.clone(), peer, deadline })
+        self.record_sent(&peer, now);
+        Some(fetch)
     }
 
     fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry<Id, Item>> {
@@ -440,7 +473,8 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         out
     }
 
-    /// When [`SyncQueue::time_out`] or a second fetch ([`SyncQueue::next_fetch`]) is next due.
+    /// When [`SyncQueue::time_out`], a second fetch, or a fetch held back by a peer's rate limit
+    /// ([`SyncQueue::next_fetch`]) is next due.
     pub fn next_deadline(&self) -> Option<Time> {
         let deadlines = self.entries.iter().filter_map(|e| match e.state {
             State::InFlight { deadline, .. } => Some(deadline),
@@ -451,10 +485,26 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         let hedge = self.config.hedge_after.filter(|_| self.error.is_none()).and_then(|after| {
             let front = self.entries.front()?;
             let State::InFlight { sent, hedge: None, .. } = front.state else { return None };
-            let free = self.peers.iter().any(|p| !front.tried.contains(p) && self.eligible(p));
-            free.then_some(sent + after)
+            let at = sent + after;
+            let free = self.peers.iter().any(|p| !front.tried.contains(p) && self.eligible(p, at));
+            free.then_some(at)
         });
-        deadlines.chain(hedge).min()
+        // Items wait with room in the window, but every usable peer is at its rate limit: when
+        // the first of them may be asked again.
+        let waiting = self.error.is_none()
+            && self.active < self.config.window
+            && self.entries.iter().any(|e| matches!(e.state, State::Waiting));
+        let rate = waiting
+            .then(|| {
+                self.slots
+                    .values()
+                    .filter(|s| s.in_flight < s.cap && s.failures < self.config.max_peer_failures)
+                    .map(|s| self.rate_free_at(s))
+                    .filter(|t| *t > Time::ZERO)
+                    .min()
+            })
+            .flatten();
+        deadlines.chain(hedge).chain(rate).min()
     }
 
     /// The next item in order, if it has arrived.
@@ -527,6 +577,7 @@ mod tests {
             max_attempts: 3,
             max_peer_failures: 2,
             timeout: Duration::from_secs(1),
+            rate_limit: None,
         }
     }
 
@@ -662,7 +713,7 @@ mod tests {
         ) {
             let config = QueueConfig { window, per_peer, initial_per_peer: 1, slow_after: Duration::from_millis(100),
                 hedge_after: Some(Duration::from_millis(200)), max_attempts: u32::MAX, max_peer_failures: u32::MAX,
-                timeout: Duration::from_millis(500) };
+                timeout: Duration::from_millis(500), rate_limit: Some((5, Duration::from_millis(300))) };
             let mut q = SyncQueue::<usize, usize>::new(config);
             (0..n).for_each(|i| q.push(i));
             q.add_peer(p(0));
@@ -759,6 +810,23 @@ mod tests {
         assert!(!q.arrived(0, p(1), "too late", Time::from_millis(360)));
         assert_eq!((q.in_flight_to(&p(1)), q.in_flight_to(&p(2))), (0, 1));
         assert_eq!(q.pop_ready().map(|r| (r.item, r.peer)), Some(("from the hedge", p(2))));
+    }
+
+    #[test]
+    fn a_peer_is_asked_no_more_often_than_its_rate_limit_and_the_queue_says_when_it_may_be_again() {
+        let config = QueueConfig { rate_limit: Some((3, Duration::from_secs(1))), ..cfg(10, 10) };
+        let mut q = SyncQueue::<u32, ()>::new(config);
+        (0..10).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        let sent: Vec<_> = std::iter::from_fn(|| q.next_fetch(Time::ZERO)).collect();
+        assert_eq!(sent.len(), 3, "three per second");
+        for f in &sent {
+            assert!(q.arrived(f.seq, p(1), (), Time::from_millis(10)));
+        }
+        assert_eq!(q.next_fetch(Time::from_millis(999)), None);
+        assert_eq!(q.next_deadline(), Some(Time::from_millis(1000)), "when the first of the three leaves the period");
+        let more: Vec<_> = std::iter::from_fn(|| q.next_fetch(Time::from_millis(1000))).collect();
+        assert_eq!(more.len(), 3);
     }
 
     #[test]

@@ -9,10 +9,11 @@
 //!   verified so far, their size proofs against their history roots; a history chunk by its range
 //!   proof against a verified block's history root, at the size that root proves.
 //! - [`machine::HistoryMachine`], in the one sync driver as [`driver::HistoryMacroSync`]: a first
-//!   version that syncs a fresh store from peers (one round at a time).
+//!   version that syncs a fresh store from peers (one round at a time); `petrel node --mode
+//!   history|full` uses it.
 //!
-//! Not yet: clusters across forks, pipelining across rounds, resume planning, node modes and the
-//! devnet's history and full nodes.
+//! Not yet: clusters across forks, pipelining across rounds, resume planning, full nodes' pruning
+//! and the devnet's nodes that start empty.
 //!
 //! # Security considerations
 //! Nothing a peer sends is trusted: blocks are verified from the validators of our own election

@@ -14,6 +14,8 @@
 //!
 //! Rules (each has a unit test or an end-to-end test):
 //! - a peer without `HISTORY` and `FULL_BLOCKS` is Incompatible;
+//! - while we hold micro blocks past our macro head, a peer with something new is Good (live sync
+//!   catches up from there: history cannot be applied on top of micro blocks);
 //! - discovery answers are judged as in light sync (absurd answers ban; unknown locators Outdated;
 //!   nothing new Good; a stale answer is asked again);
 //! - "not found" for a batch set of an election block the peer listed bans it; a failed or
@@ -24,14 +26,14 @@
 //!   others ask again); our own store failing ends it with every peer Outdated.
 //!
 //! Not yet (issue "History Macro Sync"): clusters across forks, pipelining across rounds,
-//! resume-aware download planning beyond the current epoch's known history, node modes.
+//! resume-aware download planning beyond the current epoch's known history.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use petrel_blockchain::{Blockchain, PushResult};
-use petrel_network_api::{PeerId, PenaltyReason, RequestError, Services, Severity};
+use petrel_network_api::{PeerId, PenaltyReason, Request, RequestError, Services, Severity};
 use petrel_primitives::wire::{BatchSetInfo, HeadInfo, HistoryChunk, MAX_EPOCHS, MacroChain};
 use petrel_primitives::{Blake2bHash, Policy};
 use petrel_protocol::{AnyResponse, RequestBatchSet, RequestHistoryChunk, RequestMacroChain};
@@ -59,7 +61,8 @@ pub struct HistoryConfig {
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        let queue = |window, per_peer| QueueConfig {
+        // Each queue stays below what a server lets one peer ask (protocol.md §10.3).
+        let queue = |window, per_peer, (max, period): (u32, Duration)| QueueConfig {
             window,
             per_peer,
             initial_per_peer: per_peer,
@@ -68,12 +71,13 @@ impl Default for HistoryConfig {
             max_attempts: 4,
             max_peer_failures: 3,
             timeout: Duration::from_secs(20),
+            rate_limit: Some((max * 9 / 10, period)),
         };
         Self {
             required_services: Services(Services::HISTORY.0 | Services::FULL_BLOCKS.0),
             max_epochs: MAX_EPOCHS,
-            batch_sets: queue(4, 2),
-            chunks: queue(12, 6),
+            batch_sets: queue(4, 2, (RequestBatchSet::MAX_REQUESTS, RequestBatchSet::TIME_WINDOW)),
+            chunks: queue(12, 6, (RequestHistoryChunk::MAX_REQUESTS, RequestHistoryChunk::TIME_WINDOW)),
         }
     }
 }
@@ -414,6 +418,12 @@ impl HistoryMachine {
             }
         }
         if answer.epochs.is_empty() && checkpoint.is_none() {
+            return self.book.finish(peer, MacroSyncReturn::Good(peer));
+        }
+        if view.head.block_hash != view.head.macro_hash {
+            // We hold micro blocks past our macro head (e.g. a restart after following live):
+            // history cannot be applied on top of them (push_history_sync needs the macro head as
+            // head), so live sync catches up from here, block by block.
             return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
         if let Some(round) = &mut self.round {

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use petrel_blockchain::{LightError, MacroVerifier, PushResult};
-use petrel_network_api::{PeerId, PenaltyReason, RequestError, Services, Severity};
+use petrel_network_api::{PeerId, PenaltyReason, Request, RequestError, Services, Severity};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{
     AnyResponse, BlockRequestError, MAX_EPOCHS, MacroChain, MacroChainError, RequestBlock, RequestMacroChain,
@@ -67,6 +67,8 @@ impl Default for LightConfig {
                 max_attempts: 4,
                 max_peer_failures: 3,
                 timeout: Duration::from_secs(10),
+                // Below what a server lets one peer ask (protocol.md §10.3).
+                rate_limit: Some((RequestBlock::MAX_REQUESTS * 9 / 10, RequestBlock::TIME_WINDOW)),
             },
             reset_first: false,
         }
