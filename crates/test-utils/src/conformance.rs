@@ -60,6 +60,11 @@ pub enum Tamper {
     MacroChain,
     /// `RequestBlock`: answered with another block (a real one, with another hash).
     Block,
+    /// `RequestBatchSet`: the last block's justification is taken away (a block that no longer
+    /// proves itself).
+    BatchSet,
+    /// `RequestHistoryChunk`: two items swapped (or one altered), so the proof no longer holds.
+    HistoryChunk,
 }
 
 impl Tamper {
@@ -69,6 +74,8 @@ impl Tamper {
             RequestHead::TYPE_ID => Tamper::Head,
             RequestMacroChain::TYPE_ID => Tamper::MacroChain,
             RequestBlock::TYPE_ID => Tamper::Block,
+            RequestBatchSet::TYPE_ID => Tamper::BatchSet,
+            RequestHistoryChunk::TYPE_ID => Tamper::HistoryChunk,
             _ => Tamper::None,
         }
     }
@@ -126,8 +133,30 @@ pub fn serve_tampered<N: Network>(
         }
     });
     let missing = answer_loop::<RequestMissingBlocks, N>(network.clone(), chain.clone(), |_, a, _| a);
-    let batch_set = answer_loop::<RequestBatchSet, N>(network.clone(), chain.clone(), |_, a, _| a);
-    let chunk = answer_loop::<RequestHistoryChunk, N>(network, chain, |_, a, _| a);
+    let batch_set = answer_loop::<RequestBatchSet, N>(network.clone(), chain.clone(), move |_, mut answer, _| {
+        if tamper == Tamper::BatchSet
+            && let Ok(info) = &mut answer
+            && let Some((last, _)) = info.batch_sets.last_mut()
+        {
+            last.justification = None;
+            if let Some(e) = &mut info.election_macro_block {
+                e.justification = None;
+            }
+        }
+        answer
+    });
+    let chunk = answer_loop::<RequestHistoryChunk, N>(network, chain, move |_, mut answer, _| {
+        if tamper == Tamper::HistoryChunk
+            && let Ok(chunk) = &mut answer
+        {
+            match chunk.items.len() {
+                0 => {}
+                1 => chunk.items[0].block_time ^= 1,
+                _ => chunk.items.swap(0, 1),
+            }
+        }
+        answer
+    });
     async move {
         futures::join!(head, macro_chain, block, missing, batch_set, chunk);
     }

@@ -612,29 +612,23 @@ impl HistoryMachine {
             self.book.penalize(peer, Severity::Minor, PenaltyReason::Unresponsive);
             self.book.finish(peer, MacroSyncReturn::Outdated(peer));
         }
-        if round.applying.is_some() || !round.pending.is_empty() {
-            if let Some(QueueError::ItemFailed { .. }) = round.chunks.error() {
-                self.end_round(view, Some(MacroSyncReturn::Outdated));
-            }
+        if round.applying.is_some() {
+            // Wait for the job before deciding anything about the round.
             return;
         }
-        if round.batch_sets.is_finished() && round.chunks.is_finished() {
-            self.end_round(view, None);
-        } else {
-            let failed = |e: Option<QueueError<_>>| e.map(|e| matches!(e, QueueError::ItemFailed { .. }));
-            let item_failed = match (
-                failed(round.batch_sets.error()),
-                round.chunks.error().map(|e| matches!(e, QueueError::ItemFailed { .. })),
-            ) {
-                (None, None) => return,
-                (a, b) => a.unwrap_or(false) || b.unwrap_or(false),
-            };
-            if item_failed {
-                self.end_round(view, Some(MacroSyncReturn::Outdated));
-            } else {
-                // Every fetcher is gone; waiting peers may serve another chain.
-                self.end_round(view, None);
-            }
+        if round.batch_sets.is_finished() && round.chunks.is_finished() && round.pending.is_empty() {
+            // Done: ask everyone again (the peers may have more, or report nothing new: Good).
+            return self.end_round(view, None);
+        }
+        let item_failed = |e: &QueueError<_>| matches!(e, QueueError::ItemFailed { .. });
+        let batch_set_error = round.batch_sets.error().map(|e| item_failed(&e));
+        let chunk_error = round.chunks.error().map(|e| matches!(e, QueueError::ItemFailed { .. }));
+        match (batch_set_error, chunk_error) {
+            (None, None) => {}
+            (Some(true), _) | (_, Some(true)) => self.end_round(view, Some(MacroSyncReturn::Outdated)),
+            // Every fetcher is gone (what is half downloaded is dropped); waiting peers may serve
+            // another chain.
+            _ => self.end_round(view, None),
         }
     }
 }
