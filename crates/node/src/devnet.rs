@@ -1,6 +1,7 @@
 //! `petrel devnet`: the main job. Builds a chain, starts a producing history node and two serving
-//! history nodes (copies of that chain) on loopback, then a pico and a light node that sync from
-//! them over libp2p; shows progress per syncing node and ends with a summary per syncing node.
+//! history nodes (copies of that chain) on loopback, then a pico, a light, a history and a full
+//! node that start empty and sync from them over libp2p (the history and full nodes by History
+//! Macro Sync); shows progress per syncing node and ends with a summary per syncing node.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -97,7 +98,7 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
     for name in ["serve-1", "serve-2"] {
         copy_node_dir(&root.join("producer"), &root.join(name), true)?;
     }
-    for name in ["pico", "light"] {
+    for name in ["pico", "light", "history", "full"] {
         copy_node_dir(&root.join("producer"), &root.join(name), false)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -129,14 +130,15 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
     let all_servers: Vec<String> = servers.into_iter().flatten().collect();
     let started = Instant::now();
     let mut syncing: Vec<NodeHandle> = Vec::new();
-    for (mode, name) in [(Mode::Pico, "pico"), (Mode::Light, "light")] {
+    for (mode, name) in [(Mode::Pico, "pico"), (Mode::Light, "light"), (Mode::History, "history"), (Mode::Full, "full")]
+    {
         syncing.push(start(NodeConfig { min_peers: 3, ..base(mode, name, all_servers.clone()) }).await?);
     }
 
     let show_bars = !args.json && std::io::stderr().is_terminal();
     let multi = MultiProgress::new();
     let style =
-        ProgressStyle::with_template("{prefix:>6} {bar:40} {pos}/{len} {msg}").unwrap_or(ProgressStyle::default_bar());
+        ProgressStyle::with_template("{prefix:>7} {bar:40} {pos}/{len} {msg}").unwrap_or(ProgressStyle::default_bar());
     let bars: Vec<ProgressBar> = syncing
         .iter()
         .map(|n| {
@@ -175,7 +177,7 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
             last_line = Instant::now();
             for (n, s) in syncing.iter().zip(&statuses) {
                 eprintln!(
-                    "{:>6}: head {}/{} live peers {} {}",
+                    "{:>7}: head {}/{} live peers {} {}",
                     n.mode.name(),
                     s.head_number,
                     target.head_number,
@@ -241,12 +243,12 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
     } else {
         println!("producer head: #{} {}", producer_head.head_number, producer_head.head_hash);
         println!(
-            "{:<6} {:>12} {:>10} {:>12} {:>8} {:>13}",
+            "{:<7} {:>12} {:>10} {:>12} {:>8} {:>13}",
             "mode", "established", "requests", "bytes in", "head", "matches head"
         );
         for s in &summaries {
             println!(
-                "{:<6} {:>12} {:>10} {:>12} {:>8} {:>13}",
+                "{:<7} {:>12} {:>10} {:>12} {:>8} {:>13}",
                 s.mode,
                 s.established_after_secs.map_or("no".to_string(), |t| format!("{t:.2} s")),
                 s.requests_sent,

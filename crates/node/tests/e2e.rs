@@ -191,7 +191,8 @@ fn devnet_exit_when_synced_json() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(v["ok"], true, "{v}");
     let nodes = v["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 2);
+    let modes: Vec<_> = nodes.iter().map(|n| n["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["pico", "light", "history", "full"]);
     for n in nodes {
         assert_eq!(n["established"], true, "{n}");
         assert_eq!(n["head_matches_producer"], true, "{n}");
