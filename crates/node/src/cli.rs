@@ -76,6 +76,11 @@ pub(crate) struct NodeArgs {
     /// Print JSON lines (listening, established/lost, status) on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Testing aid: abort the process (no cleanup, like `kill -9`) as soon as the responses
+    /// received pass N bytes, after printing a `crash` JSON line with the exact count. The resume
+    /// test chooses its kill points with it.
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub(crate) crash_after_bytes: Option<u64>,
 }
 
 /// Options of `petrel query`.

@@ -117,6 +117,7 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
         block_interval: interval,
         min_peers: 0,
         checkpoint: None,
+        crash_after_bytes: None,
     };
     let producer =
         start(NodeConfig { produce: Some(producer_config(args)), ..base(Mode::History, "producer", vec![]) }).await?;

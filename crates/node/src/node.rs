@@ -71,6 +71,8 @@ pub(crate) struct NodeConfig {
     pub(crate) min_peers: usize,
     /// Light/pico anchor: a checkpoint election block (number, hash), fetched from peers.
     pub(crate) checkpoint: Option<(u32, Blake2bHash)>,
+    /// Testing aid (`--crash-after-bytes`): abort once the responses received pass this many bytes.
+    pub(crate) crash_after_bytes: Option<u64>,
 }
 
 /// What a running node reports.
@@ -154,7 +156,18 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
     let mut tasks = vec![tokio::spawn(event_loop.run())];
     let listen_addrs: Vec<String> = network.listen_addrs().await.iter().map(ToString::to_string).collect();
     let peer_id = network.local_libp2p_peer_id();
-    let net = Counting::new(network);
+    let mut net = Counting::new(network);
+    if let Some(limit) = config.crash_after_bytes {
+        net = net.with_received_hook(std::sync::Arc::new(move |total| {
+            if total >= limit {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", serde_json::json!({ "event": "crash", "bytes_received": total }));
+                let _ = out.flush();
+                std::process::abort();
+            }
+        }));
+    }
     let (status_tx, status) = watch::channel(NodeStatus::default());
     let (production, production_rx) = watch::channel(false);
     let policy = config.genesis.policy;

@@ -84,6 +84,7 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
         block_interval,
         min_peers: args.min_peers.or(file.min_peers).unwrap_or(3),
         checkpoint,
+        crash_after_bytes: args.crash_after_bytes,
     })
 }
 

@@ -199,3 +199,118 @@ fn devnet_exit_when_synced_json() {
         assert!(n["requests_sent"].as_u64().unwrap() > 0);
     }
 }
+
+/// What a store holds, from `petrel chain verify` (which replays and re-checks it) and `info`.
+fn committed_state(dir: &Path) -> (u64, bool) {
+    let out = petrel().args(["chain", "verify", "--json", "--data-dir"]).arg(dir).output().expect("verify");
+    assert!(out.status.success(), "the store must open and verify: {}", String::from_utf8_lossy(&out.stdout));
+    let verify: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(verify["ok"], true, "{verify}");
+    let out = petrel().args(["chain", "info", "--json", "--data-dir"]).arg(dir).output().expect("info");
+    let info: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let at_macro = info["head"]["hash"] == info["macro_head"]["hash"];
+    (verify["head_number"].as_u64().expect("head number"), at_macro)
+}
+
+fn bytes_received(event: &Value) -> u64 {
+    event["status"]["traffic"]["bytes_received"].as_u64().expect("traffic")
+}
+
+#[test]
+fn a_history_node_killed_many_times_resumes_from_its_last_commit() {
+    use rand::{Rng, SeedableRng};
+
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    let out = petrel()
+        .args(["chain", "generate", "--epochs", "12", "--tx-per-block", "20", "--json", "--data-dir"])
+        .arg(&served)
+        .output()
+        .expect("generate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Node::start(&["--mode", "history", "--min-peers", "0", "--data-dir", served.to_str().unwrap()]);
+    let genesis = served.join("genesis.toml");
+    let syncer = |data: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--mode",
+            "history",
+            "--min-peers",
+            "1",
+            "--peer",
+            &server.addr,
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Node::start(&args)
+    };
+
+    // One clean sync: the reference byte count.
+    let clean = syncer(&dir.path().join("clean"), &[]).wait_event("established", Duration::from_secs(120));
+    let clean_bytes = bytes_received(&clean);
+    let target = clean["status"]["head_number"].as_u64().unwrap();
+    let mean_answer = clean_bytes / clean["status"]["traffic"]["requests_sent"].as_u64().unwrap().max(1);
+    // What one restart may lose: the answers in flight or waiting to be applied when it died (the
+    // chunk and batch-set windows: 12 + 4 answers).
+    let window = 16 * mean_answer;
+
+    // Abort the syncing process again and again at seeded points (a byte count between a quarter
+    // and 40% of a clean sync, so runs die mid-download and mid-apply alike).
+    let data = dir.path().join("killed");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let (mut total, mut kills, mut last_head) = (0u64, 0u32, 0u64);
+    let mut finished = None;
+    while kills < 8 {
+        let limit = rng.gen_range(clean_bytes / 4..clean_bytes * 2 / 5).to_string();
+        let node = syncer(&data, &["--crash-after-bytes", &limit]);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let event = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = node.lines.recv_timeout(left).expect("the run ends in a crash or gets established");
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["event"] == "crash" || v["event"] == "established" {
+                break v;
+            }
+        };
+        if event["event"] == "established" {
+            finished = Some(event);
+            break;
+        }
+        total += event["bytes_received"].as_u64().unwrap();
+        kills += 1;
+        let mut node = node;
+        let status = node.child.wait().unwrap();
+        assert!(!status.success(), "the run was meant to abort ({status})");
+        let (head, at_macro) = committed_state(&data);
+        assert!(at_macro, "history sync commits whole macro blocks; the store holds micro blocks past one");
+        assert!(head >= last_head, "the committed head went back: {last_head} -> {head}");
+        eprintln!("kill {kills}: at {} bytes, committed head {head}", event["bytes_received"]);
+        last_head = head;
+    }
+    // The last run resumes from the last commit and finishes.
+    let finished = match finished {
+        Some(event) => event,
+        None => syncer(&data, &[]).wait_event("established", Duration::from_secs(120)),
+    };
+    let last_run = bytes_received(&finished);
+    total += last_run;
+    assert_eq!(finished["status"]["head_number"].as_u64(), Some(target), "{finished}");
+    assert_eq!(finished["status"]["head_hash"], clean["status"]["head_hash"]);
+    assert!(kills >= 3, "only {kills} kills happened");
+    // Nothing committed is downloaded again: the last run fetches the rest of the chain (blocks
+    // carry the same load) plus at most a window, never the committed part.
+    let rest = clean_bytes * (target - last_head) / target;
+    assert!(last_run <= rest + window, "the last run fetched {last_run} bytes for {rest} bytes of history left");
+    // And each restart costs at most what was in flight when it died.
+    assert!(
+        total <= clean_bytes + u64::from(kills) * window,
+        "{kills} kills: {total} bytes against {clean_bytes} for one clean sync (window {window})"
+    );
+    eprintln!(
+        "{kills} kills: {total} bytes received in all, {:.2}x one clean sync ({clean_bytes})",
+        total as f64 / clean_bytes as f64
+    );
+    drop(server);
+}

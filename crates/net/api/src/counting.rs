@@ -47,17 +47,34 @@ impl Traffic {
     }
 }
 
+/// Called after each answered request with the total response bytes received so far.
+pub type ReceivedHook = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// Wraps a network and counts its outbound requests.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Counting<N> {
     inner: N,
     traffic: Arc<Traffic>,
+    on_received: Option<ReceivedHook>,
+}
+
+impl<N: std::fmt::Debug> std::fmt::Debug for Counting<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counting").field("inner", &self.inner).field("traffic", &self.traffic).finish_non_exhaustive()
+    }
 }
 
 impl<N: Network> Counting<N> {
     /// Wraps `inner`.
     pub fn new(inner: N) -> Self {
-        Self { inner, traffic: Arc::default() }
+        Self { inner, traffic: Arc::default(), on_received: None }
+    }
+    /// Calls `hook` after each answered request with the total response bytes received so far
+    /// (the node's crash test stops the process at a chosen byte count with it).
+    #[must_use]
+    pub fn with_received_hook(mut self, hook: ReceivedHook) -> Self {
+        self.on_received = Some(hook);
+        self
     }
     /// The counters.
     pub fn traffic(&self) -> TrafficSnapshot {
@@ -90,15 +107,24 @@ impl<N: Network> Network for Counting<N> {
         max_response: usize,
     ) -> impl Future<Output = Result<ResponseFrame, RequestError>> + Send {
         let traffic = self.traffic.clone();
+        let hook = self.on_received.clone();
         traffic.requests_sent.fetch_add(1, Ordering::Relaxed);
         traffic.bytes_sent.fetch_add(payload.len() as u64, Ordering::Relaxed);
         let fut = self.inner.request_raw(peer, type_id, payload, max_response);
         async move {
             let result = fut.await;
             match &result {
-                Ok(frame) => traffic.bytes_received.fetch_add(frame.payload().len() as u64, Ordering::Relaxed),
-                Err(_) => traffic.requests_failed.fetch_add(1, Ordering::Relaxed),
-            };
+                Ok(frame) => {
+                    let len = frame.payload().len() as u64;
+                    let total = traffic.bytes_received.fetch_add(len, Ordering::Relaxed) + len;
+                    if let Some(hook) = &hook {
+                        hook(total);
+                    }
+                }
+                Err(_) => {
+                    traffic.requests_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             result
         }
     }

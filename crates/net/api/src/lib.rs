@@ -14,7 +14,7 @@ mod network;
 mod peer;
 mod request;
 
-pub use counting::{Counting, Traffic, TrafficSnapshot};
+pub use counting::{Counting, ReceivedHook, Traffic, TrafficSnapshot};
 pub use error::{InboundError, NetworkError, RequestError};
 pub use gossip::{GossipId, GossipMessage, Topic, Verdict};
 pub use network::{
