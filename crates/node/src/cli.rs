@@ -70,6 +70,10 @@ pub(crate) struct NodeArgs {
     /// Light/pico: trusted checkpoint election block NUMBER:HASH to sync from instead of genesis.
     #[arg(long, value_name = "NUMBER:HASH")]
     pub(crate) checkpoint: Option<String>,
+    /// Full: epochs of history kept before the head's epoch; older history is deleted as the
+    /// chain grows [default: 1].
+    #[arg(long, value_name = "EPOCHS")]
+    pub(crate) max_epochs_stored: Option<u32>,
     /// TOML file with any of the options above.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,

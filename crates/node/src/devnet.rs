@@ -118,6 +118,7 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
         min_peers: 0,
         checkpoint: None,
         crash_after_bytes: None,
+        max_epochs_stored: crate::node::DEFAULT_EPOCHS_STORED,
     };
     let producer =
         start(NodeConfig { produce: Some(producer_config(args)), ..base(Mode::History, "producer", vec![]) }).await?;

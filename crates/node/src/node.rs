@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::StreamExt;
-use petrel_blockchain::{Blockchain, ChainOptions, HeadInfo, LightBlockchain};
+use petrel_blockchain::{Blockchain, ChainEvent, ChainOptions, HeadInfo, LightBlockchain};
 use petrel_consensus::handlers::{HandlerConfig, serve_full_chain};
 use petrel_consensus::{
     ConsensusEvent, EstablishedConfig, LiveConfig, SyncChain, Syncer, SyncerConfig, block_live_sync,
@@ -23,7 +23,7 @@ use petrel_sync_history::machine::HistoryConfig;
 use petrel_sync_light::{LightConfig, LightMacroSync};
 use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// What kind of node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -71,6 +71,8 @@ pub(crate) struct NodeConfig {
     pub(crate) min_peers: usize,
     /// Light/pico anchor: a checkpoint election block (number, hash), fetched from peers.
     pub(crate) checkpoint: Option<(u32, Blake2bHash)>,
+    /// Full nodes: epochs of history kept before the head's epoch (ADR 0012).
+    pub(crate) max_epochs_stored: u32,
     /// Testing aid (`--crash-after-bytes`): abort once the responses received pass this many bytes.
     pub(crate) crash_after_bytes: Option<u64>,
 }
@@ -142,6 +144,38 @@ fn node_key(data_dir: &Path) -> Result<[u8; 32]> {
     Ok(key)
 }
 
+/// Epochs of history a full node keeps before its head's epoch unless told otherwise (the
+/// reference's `MIN_EPOCHS_STORED`).
+pub(crate) const DEFAULT_EPOCHS_STORED: u32 = 1;
+
+/// A full node's disk stays bounded: once at start and after every epoch or adopted macro block,
+/// the history of epochs before `epoch(head) − keep` is deleted (one redb transaction, off the
+/// executor). Macro blocks and the state stay.
+async fn prune_as_it_goes(chain: Arc<RwLock<Blockchain>>, keep: u32) {
+    let mut events = chain.read().unwrap_or_else(|e| e.into_inner()).subscribe();
+    loop {
+        let pruned = {
+            let chain = chain.clone();
+            tokio::task::spawn_blocking(move || chain.write().unwrap_or_else(|e| e.into_inner()).prune_history(keep))
+                .await
+        };
+        match pruned {
+            Ok(Ok(first_kept)) => tracing::debug!(target: "petrel", first_kept, "history pruned"),
+            Ok(Err(e)) => tracing::warn!(target: "petrel", error = %e, "cannot prune history"),
+            Err(e) => tracing::warn!(target: "petrel", error = %e, "the prune task failed"),
+        }
+        // Wait for the next epoch (by push) or adopted macro block (by history sync).
+        loop {
+            match events.recv().await {
+                Ok(ChainEvent::EpochFinalized { .. } | ChainEvent::HistoryAdopted { .. })
+                | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
 /// Starts a node on the current runtime.
 pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
     std::fs::create_dir_all(&config.data_dir)
@@ -182,6 +216,9 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             let chain = Blockchain::open(&path, &config.genesis, ChainOptions::default())
                 .with_context(|| format!("cannot open {}", path.display()))?;
             let chain = Arc::new(RwLock::new(chain));
+            if config.mode == Mode::Full {
+                tasks.push(tokio::spawn(prune_as_it_goes(chain.clone(), config.max_epochs_stored)));
+            }
             tasks.push(tokio::spawn(serve_full_chain(net.clone(), chain.clone(), HandlerConfig::default())));
             if let Some(producer) = config.produce.clone() {
                 tasks.push(tokio::spawn(produce(

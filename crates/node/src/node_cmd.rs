@@ -10,7 +10,7 @@ use petrel_producer::ProducerConfig;
 use serde::Deserialize;
 
 use crate::cli::NodeArgs;
-use crate::node::{Mode, NodeConfig, start};
+use crate::node::{DEFAULT_EPOCHS_STORED, Mode, NodeConfig, start};
 
 /// The `--config` file: every key optional, same meaning as the flag of the same name.
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +27,7 @@ struct FileConfig {
     validators: Option<usize>,
     min_peers: Option<usize>,
     checkpoint: Option<String>,
+    max_epochs_stored: Option<u32>,
 }
 
 /// Parses `NUMBER:HASH`.
@@ -57,6 +58,10 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
     })?;
     let listen = if args.listen.is_empty() { file.listen.unwrap_or_default() } else { args.listen.clone() };
     let listen = if listen.is_empty() { vec!["/ip4/0.0.0.0/tcp/0".to_string()] } else { listen };
+    let max_epochs_stored = args.max_epochs_stored.or(file.max_epochs_stored);
+    if max_epochs_stored.is_some() && mode != Mode::Full {
+        bail!("--max-epochs-stored is for --mode full (history nodes keep all history)");
+    }
     let peers = if args.peer.is_empty() { file.peer.unwrap_or_default() } else { args.peer.clone() };
     let produce = args.produce || file.produce.unwrap_or(false);
     if produce && !matches!(mode, Mode::History | Mode::Full) {
@@ -85,6 +90,7 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
         min_peers: args.min_peers.or(file.min_peers).unwrap_or(3),
         checkpoint,
         crash_after_bytes: args.crash_after_bytes,
+        max_epochs_stored: max_epochs_stored.unwrap_or(DEFAULT_EPOCHS_STORED),
     })
 }
 
@@ -198,6 +204,13 @@ mod tests {
         let err = resolve(&node_args(&["--mode", "pico", "--produce", "--data-dir", dir.path().to_str().unwrap()]))
             .unwrap_err();
         assert!(err.to_string().contains("--produce"), "{err}");
+        let d = dir.path().to_str().unwrap();
+        let err = resolve(&node_args(&["--mode", "history", "--max-epochs-stored", "2", "--data-dir", d])).unwrap_err();
+        assert!(err.to_string().contains("--mode full"), "{err}");
+        let full = resolve(&node_args(&["--mode", "full", "--data-dir", d])).unwrap();
+        assert_eq!(full.max_epochs_stored, DEFAULT_EPOCHS_STORED);
+        let full = resolve(&node_args(&["--mode", "full", "--max-epochs-stored", "4", "--data-dir", d])).unwrap();
+        assert_eq!(full.max_epochs_stored, 4);
         assert!(parse_checkpoint("16:zz").is_err());
         let (n, h) = parse_checkpoint(&format!("16:{}", "ab".repeat(32))).unwrap();
         assert_eq!((n, h), (16, Blake2bHash([0xab; 32])));

@@ -212,6 +212,38 @@ fn committed_state(dir: &Path) -> (u64, bool) {
     (verify["head_number"].as_u64().expect("head number"), at_macro)
 }
 
+/// Generates a devnet-policy chain in `root/served` and serves it from a history node process.
+fn serve_devnet_chain(root: &Path, epochs: &str, tx_per_block: &str) -> (std::path::PathBuf, Node) {
+    let served = root.join("served");
+    let out = petrel()
+        .args(["chain", "generate", "--epochs", epochs, "--tx-per-block", tx_per_block, "--json", "--data-dir"])
+        .arg(&served)
+        .output()
+        .expect("generate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Node::start(&["--mode", "history", "--min-peers", "0", "--data-dir", served.to_str().unwrap()]);
+    (served, server)
+}
+
+/// Starts a node of `mode` on `data` that syncs from `server` (serving `served`) alone.
+fn sync_from(server: &Node, served: &Path, data: &Path, mode: &str, extra: &[&str]) -> Node {
+    let genesis = served.join("genesis.toml");
+    let mut args = vec![
+        "--mode",
+        mode,
+        "--min-peers",
+        "1",
+        "--peer",
+        &server.addr,
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Node::start(&args)
+}
+
 fn bytes_received(event: &Value) -> u64 {
     event["status"]["traffic"]["bytes_received"].as_u64().expect("traffic")
 }
@@ -221,31 +253,8 @@ fn a_history_node_killed_many_times_resumes_from_its_last_commit() {
     use rand::{Rng, SeedableRng};
 
     let dir = tempfile::tempdir().unwrap();
-    let served = dir.path().join("served");
-    let out = petrel()
-        .args(["chain", "generate", "--epochs", "12", "--tx-per-block", "20", "--json", "--data-dir"])
-        .arg(&served)
-        .output()
-        .expect("generate");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let server = Node::start(&["--mode", "history", "--min-peers", "0", "--data-dir", served.to_str().unwrap()]);
-    let genesis = served.join("genesis.toml");
-    let syncer = |data: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "--mode",
-            "history",
-            "--min-peers",
-            "1",
-            "--peer",
-            &server.addr,
-            "--genesis",
-            genesis.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        Node::start(&args)
-    };
+    let (served, server) = serve_devnet_chain(dir.path(), "12", "20");
+    let syncer = |data: &Path, extra: &[&str]| sync_from(&server, &served, data, "history", extra);
 
     // One clean sync: the reference byte count.
     let clean = syncer(&dir.path().join("clean"), &[]).wait_event("established", Duration::from_secs(120));
@@ -313,4 +322,28 @@ fn a_history_node_killed_many_times_resumes_from_its_last_commit() {
         total as f64 / clean_bytes as f64
     );
     drop(server);
+}
+
+#[test]
+fn a_full_node_syncs_by_history_and_keeps_only_recent_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (served, server) = serve_devnet_chain(dir.path(), "6", "5");
+    let data = dir.path().join("full");
+    let full = sync_from(&server, &served, &data, "full", &["--max-epochs-stored", "2"]);
+    let established = full.wait_event("established", Duration::from_secs(120));
+    assert_eq!(established["status"]["head_number"], 768, "{established}");
+    // The prune after the last adopted block runs right after it; give it the moment it takes.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(full);
+    drop(server);
+    let info = |dir: &Path| -> Value {
+        let out = petrel().args(["chain", "info", "--json", "--data-dir"]).arg(dir).output().expect("info");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (full_info, served_info) = (info(&data), info(&served));
+    assert_eq!(full_info["head"], served_info["head"]);
+    // Head 768 ends epoch 6; with 2 epochs kept, the history of epochs 1 to 3 is gone.
+    assert_eq!(full_info["history_pruned_before"], 4, "{full_info}");
+    assert_eq!(served_info["history_pruned_before"], 0);
 }
