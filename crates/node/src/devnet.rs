@@ -30,6 +30,10 @@ struct Summary {
     head_hash: String,
     head_matches_producer: bool,
     fell_back: bool,
+    /// History and full nodes: epochs their macro sync applied (start to established).
+    epochs_applied: Option<u32>,
+    /// History and full nodes: MB received per second, start to established.
+    mb_per_sec: Option<f64>,
 }
 
 fn producer_config(args: &DevnetArgs) -> ProducerConfig {
@@ -218,7 +222,20 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
         .iter()
         .map(|n| {
             let s = n.status();
+            let history = matches!(n.mode, Mode::History | Mode::Full);
+            let policy = genesis.policy;
+            let completed_epochs = |head: u32| policy.epoch_at(policy.last_election_block(head));
+            let epochs_applied = s
+                .established_head_number
+                .filter(|_| history)
+                .map(|h| completed_epochs(h).saturating_sub(completed_epochs(s.start_head_number)));
+            let mb_per_sec = s
+                .established_after_secs
+                .filter(|t| history && *t > 0.0)
+                .map(|t| s.traffic.bytes_received as f64 / 1e6 / t);
             Summary {
+                epochs_applied,
+                mb_per_sec,
                 mode: n.mode.name(),
                 established: s.established,
                 established_after_secs: s.established_after_secs,
@@ -245,18 +262,20 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
     } else {
         println!("producer head: #{} {}", producer_head.head_number, producer_head.head_hash);
         println!(
-            "{:<7} {:>12} {:>10} {:>12} {:>8} {:>13}",
-            "mode", "established", "requests", "bytes in", "head", "matches head"
+            "{:<7} {:>12} {:>10} {:>12} {:>8} {:>13} {:>7} {:>7}",
+            "mode", "established", "requests", "bytes in", "head", "matches head", "epochs", "MB/s"
         );
         for s in &summaries {
             println!(
-                "{:<7} {:>12} {:>10} {:>12} {:>8} {:>13}",
+                "{:<7} {:>12} {:>10} {:>12} {:>8} {:>13} {:>7} {:>7}",
                 s.mode,
                 s.established_after_secs.map_or("no".to_string(), |t| format!("{t:.2} s")),
                 s.requests_sent,
                 s.bytes_received,
                 s.head_number,
-                if s.head_matches_producer { "yes" } else { "no" }
+                if s.head_matches_producer { "yes" } else { "no" },
+                s.epochs_applied.map_or("-".to_string(), |e| e.to_string()),
+                s.mb_per_sec.map_or("-".to_string(), |r| format!("{r:.1}")),
             );
         }
     }

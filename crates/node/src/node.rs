@@ -86,6 +86,10 @@ pub(crate) struct NodeStatus {
     pub(crate) established: bool,
     /// Time from start to the first "established".
     pub(crate) established_after_secs: Option<f64>,
+    /// The head when the node started.
+    pub(crate) start_head_number: u32,
+    /// The head at the first "established" (what macro sync brought it to).
+    pub(crate) established_head_number: Option<u32>,
     pub(crate) live_peers: usize,
     pub(crate) connected_peers: usize,
     pub(crate) traffic: TrafficSnapshot,
@@ -299,6 +303,8 @@ async fn drive<N, C, M, L>(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut fell_back = false;
     let mut established_after = None;
+    let mut established_head = None;
+    let start_head = chain.head().block_number;
     loop {
         tokio::select! {
             event = syncer.next() => {
@@ -306,6 +312,7 @@ async fn drive<N, C, M, L>(
                 match &event {
                     ConsensusEvent::Established => {
                         established_after.get_or_insert(started.elapsed().as_secs_f64());
+                        established_head.get_or_insert(chain.head().block_number);
                     }
                     ConsensusEvent::FellBack => fell_back = true,
                     ConsensusEvent::Verdict(v) => tracing::debug!(target: "consensus", ?v, "macro sync verdict"),
@@ -322,6 +329,8 @@ async fn drive<N, C, M, L>(
             macro_head_hash: head.macro_hash,
             established: syncer.is_established(),
             established_after_secs: established_after,
+            start_head_number: start_head,
+            established_head_number: established_head,
             live_peers: petrel_sync_api::LiveSync::num_peers(syncer.live()),
             connected_peers: net.peers().len(),
             traffic: net.traffic(),

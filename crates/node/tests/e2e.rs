@@ -197,6 +197,14 @@ fn devnet_exit_when_synced_json() {
         assert_eq!(n["established"], true, "{n}");
         assert_eq!(n["head_matches_producer"], true, "{n}");
         assert!(n["requests_sent"].as_u64().unwrap() > 0);
+        if n["mode"] == "history" || n["mode"] == "full" {
+            // Both start empty: their macro sync applies the two built epochs (or one more, if
+            // the producer finished an epoch meanwhile).
+            assert!(n["epochs_applied"].as_u64().unwrap() >= 2, "{n}");
+            assert!(n["mb_per_sec"].as_f64().unwrap() > 0.0, "{n}");
+        } else {
+            assert!(n["epochs_applied"].is_null() && n["mb_per_sec"].is_null(), "{n}");
+        }
     }
 }
 
