@@ -6,8 +6,8 @@
 //!   rate in transfers/s, next to the rate of `push` (block by block, signatures re-checked).
 //! - **libp2p**: a fresh store syncs from 1, 2 and 4 serving peers on loopback (wall time, to the
 //!   verdict of every peer), as a ratio of the local import.
-//! - **mock, 20 ms one-way latency**: three peers, default queues, wall time. (The comparison with
-//!   window 1 is not here yet: a sync with both windows at 1 stalls after its first epoch.)
+//! - **mock, 20 ms one-way latency**: three peers with the default queues against window 1 (one
+//!   peer, one request in flight, no hedging), in wall time.
 //! - the process's peak RSS (VmHWM) after each part; the serving chain lives in the same process.
 //!
 //! Prints a table and writes `target/scenario-history.json`. Run by `cargo xtask bench` or
@@ -22,6 +22,7 @@ use petrel_network_api::{Counting, Network, Services};
 use petrel_network_mock::{HubConfig, MockHub};
 use petrel_primitives::{Block, Policy};
 use petrel_producer::{Producer, ProducerConfig};
+use petrel_sync_api::queue::QueueConfig;
 use petrel_sync_api::{MacroSync, MacroSyncReturn};
 use petrel_sync_history::driver::HistoryMacroSync;
 use petrel_sync_history::machine::{HistoryConfig, HistoryOutcome, HistoryWork, SharedChain, execute};
@@ -96,14 +97,23 @@ async fn until_all_good<N: Network>(sync: &mut HistoryMacroSync<N>, peers: usize
     }
 }
 
-/// A fresh store syncs from three peers over the mock network (20 ms one way, wall time: the jobs
-/// are real work, so a paused clock would run the request timeouts out while they compute).
-async fn run_mock(server: &TestChain) -> Duration {
+/// A fresh store syncs over the mock network (20 ms one way, wall time: the jobs are real work, so
+/// a paused clock would run the request timeouts out while they compute): from three peers with
+/// the default queues, or (`window_one`) from one peer with one request in flight and no hedging.
+async fn run_mock(server: &TestChain, window_one: bool) -> Duration {
     let hub = MockHub::new(HubConfig { seed: 1, latency: Duration::from_millis(20), ..Default::default() });
     let node = hub.node(Services::NONE);
     let dir = tempfile::tempdir().unwrap();
     let chain = fresh(server, &dir);
-    let (config, peers) = (HistoryConfig::default(), 3);
+    let mut config = HistoryConfig::default();
+    let peers = if window_one {
+        let one = |q: QueueConfig| QueueConfig { window: 1, per_peer: 1, initial_per_peer: 1, hedge_after: None, ..q };
+        config.batch_sets = one(config.batch_sets);
+        config.chunks = one(config.chunks);
+        1
+    } else {
+        3
+    };
     let mut sync = HistoryMacroSync::new(node.clone(), chain.clone(), config);
     let servers: Vec<_> = (0..peers).map(|_| serve(&hub, server, Services::HISTORY_NODE)).collect();
     for s in &servers {
@@ -174,6 +184,7 @@ struct Report {
     apply_items_per_sec: f64,
     libp2p: Vec<(usize, f64, u64, f64)>,
     mock_three_peers_secs: f64,
+    mock_window_one_secs: f64,
     peak_rss_mb: Vec<(String, f64)>,
 }
 
@@ -203,7 +214,8 @@ fn main() {
         libp2p.push((peers, t.as_secs_f64(), bytes, t.as_secs_f64() / with_reads.as_secs_f64()));
         rss.push((format!("libp2p {peers} peers"), peak_rss_mb()));
     }
-    let mock_default = real.block_on(run_mock(&server));
+    let mock_default = real.block_on(run_mock(&server, false));
+    let mock_one = real.block_on(run_mock(&server, true));
     rss.push(("mock".to_string(), peak_rss_mb()));
     let report = Report {
         epochs,
@@ -215,6 +227,7 @@ fn main() {
         apply_items_per_sec: items as f64 / import.as_secs_f64(),
         libp2p,
         mock_three_peers_secs: mock_default.as_secs_f64(),
+        mock_window_one_secs: mock_one.as_secs_f64(),
         peak_rss_mb: rss,
     };
     println!("history sync, {epochs} epochs × 128 blocks × 50 transfers ({} history items)", report.history_items);
@@ -229,7 +242,12 @@ fn main() {
     for (peers, secs, bytes, ratio) in &report.libp2p {
         println!("libp2p {peers} peer(s): {secs:.2} s, {:.1} MB, {ratio:.2}x the local import", *bytes as f64 / 1e6);
     }
-    println!("mock 20 ms, three peers: {:.2} s", report.mock_three_peers_secs);
+    println!(
+        "mock 20 ms: three peers {:.2} s, window 1 {:.2} s ({:.1}x slower)",
+        report.mock_three_peers_secs,
+        report.mock_window_one_secs,
+        report.mock_window_one_secs / report.mock_three_peers_secs
+    );
     for (at, mb) in &report.peak_rss_mb {
         println!("peak RSS after {at}: {mb:.0} MB");
     }

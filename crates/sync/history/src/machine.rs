@@ -539,12 +539,6 @@ impl HistoryMachine {
     /// a batch set and its chunks are in, and ends the round when it is done or cannot finish.
     fn pump(&mut self, now: Time, view: &HistoryView) {
         let Some(round) = &mut self.round else { return };
-        while let Some(f) = round.batch_sets.next_fetch(now) {
-            let (hash, _, index) = f.id;
-            let id = self.book.request(f.peer, RequestBatchSet { hash });
-            round.requests.insert(id, (f.peer, Fetching::BatchSet { seq: f.seq, index }));
-            self.stats.batch_set_requests += 1;
-        }
         // Batch sets in order: plan their chunks (against the answer's last block).
         let size = u64::from(view.policy.history_chunk_size).max(1);
         while let Some(r) = round.batch_sets.pop_ready() {
@@ -576,17 +570,25 @@ impl HistoryMachine {
                 chunks: Vec::with_capacity(needed as usize),
             });
         }
+        while let Some(r) = round.chunks.pop_ready() {
+            if let Some(p) = round.pending.iter_mut().find(|p| (p.chunks.len() as u64) < p.needed) {
+                p.chunks.push((r.item, r.peer));
+            }
+        }
+        // Fetch after releasing: a release frees room in its window, and with nothing else in flight
+        // no later input would come to use it (a window of 1 stalled before this order).
+        while let Some(f) = round.batch_sets.next_fetch(now) {
+            let (hash, _, index) = f.id;
+            let id = self.book.request(f.peer, RequestBatchSet { hash });
+            round.requests.insert(id, (f.peer, Fetching::BatchSet { seq: f.seq, index }));
+            self.stats.batch_set_requests += 1;
+        }
         while let Some(f) = round.chunks.next_fetch(now) {
             let (_, epoch, number, index) = f.id;
             let request = RequestHistoryChunk { epoch_number: epoch, block_number: number, chunk_index: index };
             let id = self.book.request(f.peer, request);
             round.requests.insert(id, (f.peer, Fetching::Chunk { seq: f.seq }));
             self.stats.chunk_requests += 1;
-        }
-        while let Some(r) = round.chunks.pop_ready() {
-            if let Some(p) = round.pending.iter_mut().find(|p| (p.chunks.len() as u64) < p.needed) {
-                p.chunks.push((r.item, r.peer));
-            }
         }
         if round.applying.is_none()
             && let Some(front) = round.pending.front()

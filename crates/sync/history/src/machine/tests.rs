@@ -86,3 +86,30 @@ async fn epochs_of_several_batch_sets_and_chunks_sync_too() {
     // Three epochs of two batch sets each, then the checkpoint of the fourth.
     assert_eq!(sync.stats().applied, 7, "{:?}", sync.stats());
 }
+
+/// Both windows at 1 (the window-1 baseline of the bench): each release must issue the next fetch
+/// itself, as no other answer is in flight to do it.
+#[tokio::test(start_paused = true)]
+async fn one_request_in_flight_still_syncs() {
+    let server = TestChain::build(1, 8 * 3 + 4);
+    let hub = MockHub::new(HubConfig { seed: 3, latency: Duration::from_millis(20), ..Default::default() });
+    let node = hub.node(Services::NONE);
+    let dir = tempfile::tempdir().unwrap();
+    let chain = fresh_chain(&server, &dir);
+    let mut config = HistoryConfig::default();
+    let one = |q: petrel_sync_api::queue::QueueConfig| petrel_sync_api::queue::QueueConfig {
+        window: 1,
+        per_peer: 1,
+        initial_per_peer: 1,
+        ..q
+    };
+    config.batch_sets = one(config.batch_sets);
+    config.chunks = one(config.chunks);
+    let mut sync = HistoryMacroSync::new(node.clone(), chain.clone(), config);
+    let peer = serve(&hub, &server, Services::HISTORY_NODE);
+    hub.connect(node.peer_id(), peer.peer_id()).unwrap();
+    sync.add_peer(peer.peer_id());
+    let v = tokio::time::timeout(Duration::from_secs(600), sync.next()).await.expect("a verdict in time");
+    assert!(matches!(v, Some(MacroSyncReturn::Good(_))), "{v:?}");
+    assert_eq!(chain.read().unwrap().head().macro_hash, server.chain.read().unwrap().head().macro_hash);
+}
