@@ -32,7 +32,7 @@ struct Summary {
     fell_back: bool,
     /// History and full nodes: epochs their macro sync applied (start to established).
     epochs_applied: Option<u32>,
-    /// History and full nodes: MB received per second, start to established.
+    /// History and full nodes: MB received by the end over the seconds from start to established.
     mb_per_sec: Option<f64>,
 }
 
