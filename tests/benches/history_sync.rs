@@ -13,12 +13,14 @@
 //! Prints a table and writes `target/scenario-history.json`. Run by `cargo xtask bench` or
 //! `cargo bench -p petrel-it --bench history_sync -- --epochs 50`.
 
+mod common;
+
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use petrel_blockchain::{Blockchain, ChainOptions};
-use petrel_network_api::{Counting, Network, Services};
+use petrel_network_api::{Network, Services};
 use petrel_network_mock::{HubConfig, MockHub};
 use petrel_primitives::{Block, Policy};
 use petrel_producer::{Producer, ProducerConfig};
@@ -128,31 +130,8 @@ async fn run_mock(server: &TestChain, window_one: bool) -> Duration {
 
 /// A fresh store syncs from `peers` serving nodes over libp2p on loopback: (wall time, bytes).
 async fn run_libp2p(server: &TestChain, peers: usize) -> (Duration, u64) {
-    use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
-    let genesis_hash = server.genesis.genesis_hash().unwrap();
-    let (mut addrs, mut tasks, mut servers) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..peers as u8 {
-        let mut c = Libp2pConfig::with_seed([i + 1; 32]);
-        c.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        c.genesis_hash = genesis_hash;
-        c.services = Services::HISTORY_NODE;
-        let (net, ev) = Libp2pNetwork::new(c).unwrap();
-        tasks.push(tokio::spawn(ev.run()));
-        tasks.push(tokio::spawn(petrel_consensus::handlers::serve_full_chain(
-            net.clone(),
-            server.chain.clone(),
-            Default::default(),
-        )));
-        let a = net.listen_addrs().await[0].clone();
-        addrs.push(format!("{a}/p2p/{}", net.local_libp2p_peer_id()));
-        servers.push(net);
-    }
-    let mut c = Libp2pConfig::with_seed([99; 32]);
-    c.bootstrap = addrs;
-    c.genesis_hash = genesis_hash;
-    let (raw, ev) = Libp2pNetwork::new(c).unwrap();
-    tasks.push(tokio::spawn(ev.run()));
-    let node = Counting::new(raw);
+    let net = common::Loopback::start(server, peers).await;
+    let node = net.node.clone();
     let dir = tempfile::tempdir().unwrap();
     let chain = fresh(server, &dir);
     let start = Instant::now();
@@ -166,10 +145,6 @@ async fn run_libp2p(server: &TestChain, peers: usize) -> (Duration, u64) {
     until_all_good(&mut sync, peers).await;
     let elapsed = start.elapsed();
     assert_eq!(chain.read().unwrap().head().macro_hash, server.chain.read().unwrap().head().macro_hash);
-    for t in tasks {
-        t.abort();
-    }
-    drop(servers);
     (elapsed, node.traffic().bytes_received)
 }
 

@@ -12,6 +12,8 @@
 //!
 //! Prints a table and writes `target/scenario-sync.json`. Run by `cargo xtask bench`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -123,40 +125,10 @@ async fn run_mock(mode: &'static str, server: &TestChain) -> Sample {
 
 /// The same scenario over libp2p on loopback, in wall time, with `peers` serving nodes.
 async fn run_libp2p(mode: &'static str, server: &TestChain, peers: usize) -> Sample {
-    use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
-    let genesis_hash = server.genesis.genesis_hash().unwrap();
-    let mut addrs = Vec::new();
-    let mut tasks = Vec::new();
-    let mut servers = Vec::new();
-    for i in 0..peers as u8 {
-        let mut c = Libp2pConfig::with_seed([i + 1; 32]);
-        c.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        c.genesis_hash = genesis_hash;
-        c.services = Services::HISTORY_NODE;
-        let (net, ev) = Libp2pNetwork::new(c).unwrap();
-        tasks.push(tokio::spawn(ev.run()));
-        tasks.push(tokio::spawn(petrel_consensus::handlers::serve_full_chain(
-            net.clone(),
-            server.chain.clone(),
-            Default::default(),
-        )));
-        let a = net.listen_addrs().await[0].clone();
-        addrs.push(format!("{a}/p2p/{}", net.local_libp2p_peer_id()));
-        servers.push(net);
-    }
-    let mut c = Libp2pConfig::with_seed([99; 32]);
-    c.bootstrap = addrs;
-    c.genesis_hash = genesis_hash;
-    let (raw, ev) = Libp2pNetwork::new(c).unwrap();
-    tasks.push(tokio::spawn(ev.run()));
-    let node = Counting::new(raw);
+    let net = common::Loopback::start(server, peers).await;
     let start = Instant::now();
-    let (good, established) = sync_node(mode, node.clone(), server, peers, || start.elapsed()).await;
-    for t in tasks {
-        t.abort();
-    }
-    drop(servers);
-    let t = node.traffic();
+    let (good, established) = sync_node(mode, net.node.clone(), server, peers, || start.elapsed()).await;
+    let t = net.node.traffic();
     Sample { good, established, requests: t.requests_sent, bytes: t.bytes_received }
 }
 
