@@ -63,6 +63,9 @@ pub enum Tamper {
     /// `RequestBatchSet`: the last block's justification is taken away (a block that no longer
     /// proves itself).
     BatchSet,
+    /// `RequestBatchSet`, as [`Tamper::BatchSet`] but only for blocks above this number (a fork
+    /// whose blocks after the common prefix prove nothing).
+    BatchSetAbove(u32),
     /// `RequestHistoryChunk`: two items swapped (or one altered), so the proof no longer holds.
     HistoryChunk,
 }
@@ -134,9 +137,14 @@ pub fn serve_tampered<N: Network>(
     });
     let missing = answer_loop::<RequestMissingBlocks, N>(network.clone(), chain.clone(), |_, a, _| a);
     let batch_set = answer_loop::<RequestBatchSet, N>(network.clone(), chain.clone(), move |_, mut answer, _| {
-        if tamper == Tamper::BatchSet
-            && let Ok(info) = &mut answer
+        let tampered = |number: u32| match tamper {
+            Tamper::BatchSet => true,
+            Tamper::BatchSetAbove(n) => number > n,
+            _ => false,
+        };
+        if let Ok(info) = &mut answer
             && let Some((last, _)) = info.batch_sets.last_mut()
+            && tampered(last.block_number())
         {
             last.justification = None;
             if let Some(e) = &mut info.election_macro_block {

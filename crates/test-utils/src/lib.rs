@@ -78,6 +78,30 @@ impl TestChain {
         Self::build_on(Producer::new(config), self.genesis.clone(), blocks)
     }
 
+    /// A fork that shares the first `shared` blocks of `self` and then goes on with other
+    /// transactions (same keys: both branches are signed by the same validators) to `blocks`
+    /// blocks in all.
+    pub fn fork_after(&self, shared: usize, tx_seed_offset: u64, blocks: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let options = ChainOptions { durable: false, ..Default::default() };
+        let mut chain = Blockchain::open(&dir.path().join("chain.redb"), &self.genesis, options).expect("open fork");
+        let mut out: Vec<Block> = self.blocks[..shared.min(self.blocks.len())].to_vec();
+        for b in &out {
+            chain.push(b.clone()).expect("push shared block");
+        }
+        let mut config = self.producer.config().clone();
+        config.transactions_per_block += 1 + tx_seed_offset as usize;
+        let producer = Producer::new(config);
+        let mut scratch = chain.state().clone();
+        while out.len() < blocks {
+            let b = producer.produce(&mut scratch).expect("produce");
+            chain.push(b.clone()).expect("push");
+            scratch.apply_block(b.clone()).expect("apply");
+            out.push(b);
+        }
+        Self { dir, chain: Arc::new(RwLock::new(chain)), genesis: self.genesis.clone(), producer, blocks: out }
+    }
+
     /// Blocks per epoch of the test policy.
     pub fn epoch_len(&self) -> usize {
         self.genesis.policy.blocks_per_epoch() as usize
@@ -102,6 +126,19 @@ impl TestChain {
     pub fn light_chain(&self) -> Arc<Mutex<LightBlockchain>> {
         Arc::new(Mutex::new(LightBlockchain::new(&self.genesis, None, None).expect("light chain")))
     }
+}
+
+/// A node on `hub` serving `chain` and lying as `tamper` says (see
+/// [`conformance::serve_tampered`]); the handler task runs on the current tokio runtime.
+pub fn serve_tampered(
+    hub: &MockHub,
+    chain: &TestChain,
+    services: Services,
+    tamper: conformance::Tamper,
+) -> MockNetwork {
+    let net = hub.node(services);
+    tokio::spawn(conformance::serve_tampered(net.clone(), chain.chain.clone(), tamper));
+    net
 }
 
 /// A node on `hub` serving `chain` with every request handler; the handler task runs on the

@@ -224,6 +224,35 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         }
     }
 
+    /// Drops every id from position `seq` on (in flight, arrived or waiting; released ones stay
+    /// released): their fetches' slots are free again and late answers to them are refused. For a
+    /// caller that learns the ids after some point are not the ones to fetch (a fork). Returns the
+    /// number of ids dropped.
+    pub fn truncate(&mut self, seq: u64) -> usize {
+        let keep = usize::try_from(seq.saturating_sub(self.released)).unwrap_or(usize::MAX);
+        if keep >= self.entries.len() {
+            return 0;
+        }
+        let dropped: Vec<_> = self.entries.drain(keep..).collect();
+        for e in &dropped {
+            match &e.state {
+                State::InFlight { peer, hedge, .. } => {
+                    self.release_slot(peer);
+                    if let Some(h) = hedge {
+                        self.release_slot(h);
+                    }
+                    self.active -= 1;
+                }
+                State::Done { .. } => self.active -= 1,
+                State::Waiting => {}
+            }
+        }
+        if matches!(&self.error, Some(QueueError::ItemFailed { seq: s, .. }) if *s >= seq) {
+            self.error = None;
+        }
+        dropped.len()
+    }
+
     /// Peers fetched from, in round-robin order.
     pub fn peers(&self) -> &[PeerId] {
         &self.peers
@@ -860,5 +889,31 @@ mod tests {
         assert_eq!(q.next_deadline(), Some(hedge.deadline));
         assert!(q.arrived(hedge.seq, p(2), (), Time::from_millis(200)));
         assert!(q.pop_ready().is_some() && q.is_finished());
+    }
+
+    #[test]
+    fn truncating_frees_the_window_and_refuses_late_answers() {
+        let mut q = SyncQueue::<u32, u32>::new(cfg(3, 3));
+        (0..6).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        let t = Time::ZERO;
+        let f: Vec<_> = std::iter::from_fn(|| q.next_fetch(t)).collect();
+        assert_eq!(f.len(), 3);
+        assert!(q.arrived(0, p(1), 0, t));
+        assert!(q.arrived(2, p(1), 20, t));
+        assert_eq!(q.pop_ready().map(|r| r.id), Some(0));
+        // Keep positions 0 and 1 (1 in flight), drop 2 (arrived) and 3..6 (waiting).
+        assert_eq!(q.truncate(2), 4);
+        assert_eq!((q.remaining(), q.active(), q.in_flight_to(&p(1))), (1, 1, 1));
+        assert!(!q.arrived(2, p(1), 20, t), "a dropped position is not wanted");
+        assert_eq!(q.next_fetch(t), None, "nothing left to ask");
+        assert!(q.arrived(1, p(1), 10, t));
+        assert_eq!(q.pop_ready().map(|r| r.id), Some(1));
+        assert!(q.is_finished());
+        // New ids continue at the next position.
+        q.push(7);
+        let next = q.next_fetch(t).unwrap();
+        assert_eq!((next.seq, next.id), (2, 7));
+        assert_eq!(q.truncate(5), 0, "nothing beyond the end");
     }
 }

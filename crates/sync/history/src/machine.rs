@@ -1,32 +1,41 @@
-//! The History Macro Sync machine (no I/O), first version: one download round at a time.
+//! The History Macro Sync machine (no I/O).
 //!
 //! Per peer: `RequestMacroChain` with our locators → the election hashes after our election head
-//! and possibly a checkpoint. The first peer with something new opens a round; peers whose own
-//! answer lists the same election chain join it as fetchers, others wait for it to end (as in
-//! light sync). A round fetches, through two ordered fetch queues shared by its peers, each listed
-//! block's batch sets (`RequestBatchSet`) and then the history chunks those announce
-//! (`RequestHistoryChunk`, against the last block of the answer). When a batch set and all its
-//! chunks are in, one job verifies them ([`crate::verify`]: blocks against the validators of our
-//! chain, chunks against the verified root) and applies each batch set with `push_history_sync`,
-//! strictly in order, off the executor; a blocking read or write lock is held only to read the
-//! state and to push. When the round is done its peers are asked again, until they have nothing
-//! new (Good).
+//! and possibly a checkpoint. The first peer with something new opens a *round* (the active
+//! cluster): a run of epochs, then possibly a checkpoint. Peers whose own list agrees with it join
+//! it as fetchers; a peer that agrees on a run and then differs **cuts** the round there (the
+//! part all of them share is fetched by all; what follows is asked again at the end, and the first
+//! peer to answer decides the branch); a peer that shares nothing with it waits for it to end. A
+//! round fetches, through two ordered fetch queues shared by its peers, each listed block's batch
+//! sets (`RequestBatchSet`) and then the history chunks those announce (`RequestHistoryChunk`,
+//! against the last block of the answer). When a batch set and all its chunks are in, one job
+//! verifies them ([`crate::verify`]: blocks against the validators of our chain, chunks against
+//! the verified root) and applies each batch set with `push_history_sync`, strictly in order, off
+//! the executor; a blocking read or write lock is held only to read the state and to push.
+//!
+//! Pipelining: when the round's last listed epochs are in flight and the list was full, its peers
+//! are asked what follows the last one, and the round grows, so that download never waits for
+//! apply between clusters. What waits for apply is bounded (`max_pending` batch sets, and
+//! `max_held_chunks` chunks beyond those of the next job); past that the queues' windows fill and
+//! fetching pauses. When the round is done its peers are asked again, until they have nothing new
+//! (Good).
 //!
 //! Rules (each has a unit test or an end-to-end test):
 //! - a peer without `HISTORY` and `FULL_BLOCKS` is Incompatible;
 //! - while we hold micro blocks past our macro head, a peer with something new is Good (live sync
 //!   catches up from there: history cannot be applied on top of micro blocks);
-//! - discovery answers are judged as in light sync (absurd answers ban; unknown locators Outdated;
-//!   nothing new Good; a stale answer is asked again);
-//! - "not found" for a batch set of an election block the peer listed bans it; a failed or
-//!   timed-out fetch is retried on another peer of the round; a failed chunk fetch never bans (a
-//!   peer may have pruned);
+//! - discovery answers are judged as in light sync (absurd answers ban; nothing new Good; a stale
+//!   answer is asked again);
+//! - a peer that does not know our election head is asked from our election block
+//!   [`PROBE_DEPTH`] epochs back: if its election block of our epoch is another one, it is on
+//!   another chain (an invalid-data penalty, `ConflictingChain`, and Outdated); else it is behind
+//!   (Outdated);
+//! - "not found" for a batch set of a block the peer listed bans it; a failed or timed-out fetch
+//!   is retried on another peer of the round; a failed chunk fetch never bans (a peer may have
+//!   pruned);
 //! - a batch set that does not verify bans its sender; a chunk that does not verify bans its
 //!   sender; a push that fails for the block bans the batch set's sender; each ends the round (the
 //!   others ask again); our own store failing ends it with every peer Outdated.
-//!
-//! Not yet (issue "History Macro Sync"): clusters across forks, pipelining across rounds,
-//! resume-aware download planning beyond the current epoch's known history.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -57,6 +66,11 @@ pub struct HistoryConfig {
     pub batch_sets: QueueConfig,
     /// The history-chunk queue.
     pub chunks: QueueConfig,
+    /// Batch sets downloaded and waiting for their chunks or for apply, at most.
+    pub max_pending: usize,
+    /// Chunks held for batch sets after the next one to apply, at most (the next one's are always
+    /// taken: an epoch's history is bounded by the policy).
+    pub max_held_chunks: usize,
 }
 
 impl Default for HistoryConfig {
@@ -78,6 +92,8 @@ impl Default for HistoryConfig {
             max_epochs: MAX_EPOCHS,
             batch_sets: queue(4, 2, (RequestBatchSet::MAX_REQUESTS, RequestBatchSet::TIME_WINDOW)),
             chunks: queue(12, 6, (RequestHistoryChunk::MAX_REQUESTS, RequestHistoryChunk::TIME_WINDOW)),
+            max_pending: 4,
+            max_held_chunks: 24,
         }
     }
 }
@@ -182,6 +198,9 @@ pub struct HistoryView {
     pub history_len: u64,
     /// The policy.
     pub policy: Policy,
+    /// Our election block [`PROBE_DEPTH`] epochs back (epoch, hash), read only for the answers
+    /// that need it (a peer that did not know our locators).
+    pub probe: Option<(u32, Blake2bHash)>,
 }
 
 impl HistoryView {
@@ -195,21 +214,42 @@ impl HistoryView {
             history_epoch: s.history_epoch,
             history_len: s.history.len(),
             policy: s.policy,
+            probe: None,
         }
     }
 }
 
+/// How far back (in epochs) the locator lies with which a peer that did not know our election
+/// head is asked again, to tell a peer behind us from one on another chain.
+pub const PROBE_DEPTH: u32 = 16;
+
+/// Our election block `PROBE_DEPTH` epochs back (genesis if nearer): its epoch and hash.
+fn probe_locator(chain: &Blockchain) -> Option<(u32, Blake2bHash)> {
+    let s = chain.state();
+    let our_epoch = s.policy.epoch_at(s.election_head.block_number());
+    let epoch = our_epoch.checked_sub(1)?.saturating_sub(PROBE_DEPTH - 1);
+    let block = chain.block_at(s.policy.election_block_of(epoch), false).ok().flatten()?;
+    Some((epoch, block.hash()))
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum PeerState {
+    /// Asked for the epochs after our election head `base`.
     Discovering { base: Blake2bHash, request: RequestId },
+    /// It did not know our election head: asked for the epochs after an older election block of
+    /// ours, whose answer must hold our election head `base` at `index` unless the peer is on
+    /// another chain.
+    Probing { base: Blake2bHash, index: usize, request: RequestId },
+    /// Waits for the round to end (what it lists is not what the round fetches).
     Waiting,
+    /// Fetches for the round.
     Fetching,
 }
 
-/// One fetch in flight.
+/// One fetch in flight; `seq` is the item's position in its queue.
 #[derive(Clone, Copy, Debug)]
 enum Fetching {
-    BatchSet { seq: u64, index: usize },
+    BatchSet { seq: u64 },
     Chunk { seq: u64 },
 }
 
@@ -228,11 +268,42 @@ struct Pending {
 /// Chunk id: (position of its batch set in the round, epoch, verifier block, chunk index).
 type ChunkId = (usize, u32, u32, u64);
 
+/// How a peer's list of epochs fits the round.
+#[derive(Debug, PartialEq, Eq)]
+enum Fit {
+    /// It lists this many of the round's items (possibly after the round grew to its list).
+    Listed(usize),
+    /// It disagreed after a shared run: the round was cut there and it lists all that is left.
+    Cut(usize),
+    /// It lists another branch where the round already chose one, or shares nothing with it.
+    Apart,
+}
+
+/// The cluster being downloaded: a run of epochs (then possibly a checkpoint) that its peers agree
+/// on, fetched through two ordered queues shared by those peers, and grown while it downloads
+/// when the peers list more.
 #[derive(Debug)]
 struct Round {
+    /// The election block the first epoch follows, and its epoch.
     base: Blake2bHash,
+    base_epoch: u32,
+    /// The election blocks to fetch, in order; item `i` of the batch-set queue is `epochs[i]`,
+    /// item `epochs.len()` the checkpoint, if any.
     epochs: Vec<Blake2bHash>,
-    source: PeerId,
+    checkpoint: Option<(u32, Blake2bHash)>,
+    /// Per fetching peer, how many of the round's items it listed itself: "not found" for one of
+    /// those bans it, for a later one it is a plain failure.
+    listed: HashMap<PeerId, usize>,
+    /// Positions where the round was cut because its peers disagreed. Never twice at one place:
+    /// after a cut, the first peer that lists what follows decides the branch.
+    cuts: Vec<usize>,
+    /// Whether the peers may list epochs after the last one (the last list was full, or the round
+    /// was cut).
+    more: bool,
+    /// The round's length when its peers were last asked what follows it.
+    extended_at: Option<usize>,
+    /// Those questions in flight: the peer and the position after which it lists.
+    extending: HashMap<RequestId, (PeerId, usize)>,
     batch_sets: SyncQueue<(Blake2bHash, u32, usize), BatchSetInfo>,
     chunks: SyncQueue<ChunkId, HistoryChunk>,
     requests: HashMap<RequestId, (PeerId, Fetching)>,
@@ -241,11 +312,140 @@ struct Round {
     applying: Option<(JobId, PeerId, Vec<PeerId>)>,
 }
 
+impl Round {
+    fn new(base: Blake2bHash, base_epoch: u32, config: &HistoryConfig) -> Self {
+        Self {
+            base,
+            base_epoch,
+            epochs: Vec::new(),
+            checkpoint: None,
+            listed: HashMap::new(),
+            cuts: Vec::new(),
+            more: false,
+            extended_at: None,
+            extending: HashMap::new(),
+            batch_sets: SyncQueue::new(config.batch_sets),
+            chunks: SyncQueue::new(config.chunks),
+            requests: HashMap::new(),
+            pending: VecDeque::new(),
+            applying: None,
+        }
+    }
+
+    /// Epochs, then the checkpoint.
+    fn items(&self) -> usize {
+        self.epochs.len() + usize::from(self.checkpoint.is_some())
+    }
+
+    /// The position after `hash`: 0 for the base, `i + 1` for epoch `i`.
+    fn position_after(&self, hash: &Blake2bHash) -> Option<usize> {
+        if *hash == self.base {
+            return Some(0);
+        }
+        self.epochs.iter().position(|h| h == hash).map(|i| i + 1)
+    }
+
+    fn push_epochs(&mut self, epochs: &[Blake2bHash], policy: &Policy) {
+        for hash in epochs {
+            let index = self.epochs.len();
+            self.batch_sets.push((*hash, policy.election_block_of(self.base_epoch + index as u32 + 1), index));
+            self.epochs.push(*hash);
+        }
+    }
+
+    fn push_checkpoint(&mut self, checkpoint: (u32, Blake2bHash)) {
+        self.batch_sets.push((checkpoint.1, checkpoint.0, self.epochs.len()));
+        self.checkpoint = Some(checkpoint);
+    }
+
+    /// How a peer's list (`epochs` after position `from`, then `checkpoint`) fits; grows the
+    /// round to a longer list if it ends at an election block, and cuts it where the peer
+    /// disagrees after a shared run, if nothing from there on was released yet.
+    fn fit(
+        &mut self,
+        from: usize,
+        epochs: &[Blake2bHash],
+        checkpoint: Option<(u32, Blake2bHash)>,
+        full: bool,
+        policy: &Policy,
+    ) -> Fit {
+        let ours = &self.epochs[from.min(self.epochs.len())..];
+        let shared = ours.iter().zip(epochs).take_while(|(a, b)| a == b).count();
+        if shared < ours.len() && shared < epochs.len() {
+            let at = from + shared;
+            if shared == 0 || (at as u64) < self.batch_sets.released() || self.cuts.contains(&at) {
+                return Fit::Apart;
+            }
+            self.cut(at);
+            return Fit::Cut(at);
+        }
+        if epochs.len() > ours.len() {
+            if self.checkpoint.is_some() {
+                // The round ends at a checkpoint of the epoch this peer lists more after: it can
+                // fetch every epoch; what follows is asked again when the round ends.
+                return Fit::Listed(self.epochs.len());
+            }
+            self.push_epochs(&epochs[shared..], policy);
+            if let Some(c) = checkpoint {
+                self.push_checkpoint(c);
+            }
+            self.more = full;
+            return Fit::Listed(self.items());
+        }
+        let mut listed = from + epochs.len();
+        if epochs.len() == ours.len() {
+            match (self.checkpoint, checkpoint) {
+                (Some(a), Some(b)) if a == b => listed += 1,
+                (None, Some(c)) => {
+                    self.push_checkpoint(c);
+                    listed += 1;
+                }
+                _ => {}
+            }
+        }
+        Fit::Listed(listed)
+    }
+
+    /// Drops every item from position `at` on.
+    fn cut(&mut self, at: usize) {
+        self.batch_sets.truncate(at as u64);
+        self.epochs.truncate(at);
+        self.checkpoint = None;
+        for listed in self.listed.values_mut() {
+            *listed = (*listed).min(at);
+        }
+        self.requests.retain(|_, (_, f)| !matches!(f, Fetching::BatchSet { seq } if *seq >= at as u64));
+        self.cuts.push(at);
+        self.more = true;
+        self.extended_at = None;
+    }
+
+    fn join(&mut self, peer: PeerId, listed: usize) {
+        self.batch_sets.add_peer(peer);
+        self.chunks.add_peer(peer);
+        self.listed.insert(peer, listed);
+    }
+
+    fn leave(&mut self, peer: &PeerId) {
+        self.batch_sets.remove_peer(peer);
+        self.chunks.remove_peer(peer);
+        self.listed.remove(peer);
+        self.requests.retain(|_, (p, _)| p != peer);
+        self.extending.retain(|_, (p, _)| p != peer);
+    }
+}
+
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HistoryStats {
     /// Rounds started.
     pub rounds: u64,
+    /// Times a round's peers were asked what follows it while it downloads.
+    pub extensions: u64,
+    /// Times a round was cut where its peers disagreed.
+    pub splits: u64,
+    /// Peers found on another chain than ours.
+    pub other_chain: u64,
     /// Batch-set requests sent.
     pub batch_set_requests: u64,
     /// Chunk requests sent.
@@ -277,8 +477,14 @@ impl Machine for HistoryMachine {
     fn new(config: HistoryConfig) -> Self {
         Self { config, ..Default::default() }
     }
-    fn view(chain: &SharedChain, _input: &Input<HistoryOutcome>) -> HistoryView {
-        HistoryView::of(&chain.read().unwrap_or_else(|e| e.into_inner()))
+    fn view(chain: &SharedChain, input: &Input<HistoryOutcome>) -> HistoryView {
+        let chain = chain.read().unwrap_or_else(|e| e.into_inner());
+        let mut view = HistoryView::of(&chain);
+        // Only a peer that did not know our locators needs the older one (a store read).
+        if matches!(input, Input::Response { response: Ok(AnyResponse::MacroChain(Err(_))), .. }) {
+            view.probe = probe_locator(&chain);
+        }
+        view
     }
     fn execute(chain: &SharedChain, work: HistoryWork) -> HistoryOutcome {
         execute(chain, work)
@@ -295,7 +501,7 @@ impl Machine for HistoryMachine {
                         round.batch_sets.time_out(now).into_iter().chain(round.chunks.time_out(now)).collect();
                     round.requests.retain(|_, (p, f)| {
                         let seq = match f {
-                            Fetching::BatchSet { seq, .. } | Fetching::Chunk { seq } => *seq,
+                            Fetching::BatchSet { seq } | Fetching::Chunk { seq } => *seq,
                         };
                         !late.contains(&(seq, *p))
                     });
@@ -331,14 +537,17 @@ impl Machine for HistoryMachine {
 }
 
 impl HistoryMachine {
+    fn max_epochs(&self) -> u16 {
+        self.config.max_epochs.clamp(1, MAX_EPOCHS)
+    }
+
     fn discover(&mut self, peer: PeerId, view: &HistoryView) {
         let mut locators = Vec::with_capacity(2);
         if view.head.macro_hash != view.head.election_hash {
             locators.push(view.head.macro_hash);
         }
         locators.push(view.head.election_hash);
-        let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
-        let request = self.book.request(peer, RequestMacroChain { locators, max_epochs });
+        let request = self.book.request(peer, RequestMacroChain { locators, max_epochs: self.max_epochs() });
         self.book.peers.insert(peer, PeerState::Discovering { base: view.head.election_hash, request });
     }
 
@@ -355,15 +564,21 @@ impl HistoryMachine {
     fn remove_peer(&mut self, peer: &PeerId) {
         self.book.remove(peer);
         if let Some(round) = &mut self.round {
-            round.batch_sets.remove_peer(peer);
-            round.chunks.remove_peer(peer);
-            round.requests.retain(|_, (p, _)| p != peer);
+            round.leave(peer);
         }
     }
 
     fn ban(&mut self, peer: PeerId, reason: PenaltyReason) {
         self.remove_peer(&peer);
         self.book.ban(peer, reason);
+    }
+
+    /// Out of the round's fetchers, to be asked again when it ends.
+    fn wait(&mut self, peer: PeerId) {
+        if let Some(round) = &mut self.round {
+            round.leave(&peer);
+        }
+        self.book.peers.insert(peer, PeerState::Waiting);
     }
 
     fn on_response(
@@ -374,17 +589,47 @@ impl HistoryMachine {
         view: &HistoryView,
     ) {
         let Some(peer) = self.book.answered(id) else { return };
-        if let Some((_, fetch)) = self.round.as_mut().and_then(|r| r.requests.remove(&id)) {
-            return self.on_fetched(peer, fetch, response, now);
+        if let Some(round) = &mut self.round {
+            if let Some((_, fetch)) = round.requests.remove(&id) {
+                return self.on_fetched(peer, fetch, response, now);
+            }
+            if let Some((_, from)) = round.extending.remove(&id) {
+                return self.on_extension(peer, from, response, view);
+            }
         }
-        if !matches!(self.book.peers.get(&peer), Some(PeerState::Discovering { request, .. }) if *request == id) {
-            return;
+        match (self.book.peers.get(&peer), response) {
+            (Some(PeerState::Discovering { request, .. }), Ok(AnyResponse::MacroChain(answer))) if *request == id => {
+                self.on_macro_chain(peer, answer, view)
+            }
+            (Some(PeerState::Probing { request, .. }), Ok(AnyResponse::MacroChain(answer))) if *request == id => {
+                self.on_probe(peer, answer.ok(), view)
+            }
+            (Some(PeerState::Discovering { request, .. } | PeerState::Probing { request, .. }), Err(e))
+                if *request == id =>
+            {
+                self.book.request_failed(peer, &e)
+            }
+            _ => {}
         }
-        match response {
-            Ok(AnyResponse::MacroChain(answer)) => self.on_macro_chain(peer, answer, view),
-            Err(e) => self.book.request_failed(peer, &e),
-            Ok(_) => {}
+    }
+
+    /// A checkpoint that a list of `len` epochs after epoch `base_epoch` may end with: a
+    /// non-election macro block of the epoch after them (`Err` otherwise); `None` if we hold it.
+    fn check_checkpoint(
+        checkpoint: Option<(u32, Blake2bHash)>,
+        base_epoch: u32,
+        len: usize,
+        view: &HistoryView,
+    ) -> Result<Option<(u32, Blake2bHash)>, ()> {
+        let Some((number, hash)) = checkpoint else { return Ok(None) };
+        let policy = view.policy;
+        if !policy.is_macro_block_at(number)
+            || policy.is_election_block_at(number)
+            || policy.epoch_at(number) != base_epoch + len as u32 + 1
+        {
+            return Err(());
         }
+        Ok((number > view.macro_number).then_some((number, hash)))
     }
 
     fn on_macro_chain(
@@ -395,28 +640,19 @@ impl HistoryMachine {
     ) {
         let Some(PeerState::Discovering { base, .. }) = self.book.peers.get(&peer) else { return };
         let base = *base;
-        let Ok(answer) = answer else { return self.book.finish(peer, MacroSyncReturn::Outdated(peer)) };
-        if answer.epochs.len() > usize::from(self.config.max_epochs.clamp(1, MAX_EPOCHS)) {
-            return self.ban(peer, PenaltyReason::WrongAnswer);
-        }
         if base != view.head.election_hash {
             return self.discover(peer, view);
         }
+        let Ok(answer) = answer else { return self.probe(peer, view) };
+        let max = usize::from(self.max_epochs());
+        if answer.epochs.len() > max {
+            return self.ban(peer, PenaltyReason::WrongAnswer);
+        }
         let policy = view.policy;
         let our_epoch = policy.epoch_at(view.election_number);
-        let mut checkpoint = answer.checkpoint;
-        if let Some((number, _)) = checkpoint {
-            let expected_epoch = our_epoch + answer.epochs.len() as u32 + 1;
-            if !policy.is_macro_block_at(number)
-                || policy.is_election_block_at(number)
-                || policy.epoch_at(number) != expected_epoch
-            {
-                return self.ban(peer, PenaltyReason::WrongAnswer);
-            }
-            if number <= view.macro_number {
-                checkpoint = None;
-            }
-        }
+        let Ok(checkpoint) = Self::check_checkpoint(answer.checkpoint, our_epoch, answer.epochs.len(), view) else {
+            return self.ban(peer, PenaltyReason::WrongAnswer);
+        };
         if answer.epochs.is_empty() && checkpoint.is_none() {
             return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
@@ -426,64 +662,146 @@ impl HistoryMachine {
             // head), so live sync catches up from here, block by block.
             return self.book.finish(peer, MacroSyncReturn::Good(peer));
         }
+        let full = answer.epochs.len() == max;
         if let Some(round) = &mut self.round {
-            let shares = round.base == base
-                && answer.epochs.len() >= round.epochs.len()
-                && answer.epochs[..round.epochs.len()] == round.epochs[..];
-            let state = if shares {
-                round.batch_sets.add_peer(peer);
-                round.chunks.add_peer(peer);
-                PeerState::Fetching
-            } else {
-                PeerState::Waiting
-            };
-            self.book.peers.insert(peer, state);
+            let Some(from) = round.position_after(&base) else { return self.wait(peer) };
+            return self.fitted(peer, from, &answer.epochs, checkpoint, full, view);
+        }
+        let mut round = Round::new(base, our_epoch, &self.config);
+        round.push_epochs(&answer.epochs, &policy);
+        if let Some(c) = checkpoint {
+            round.push_checkpoint(c);
+        }
+        round.more = full;
+        let items = round.items();
+        round.join(peer, items);
+        self.stats.rounds += 1;
+        self.round = Some(round);
+        self.book.peers.insert(peer, PeerState::Fetching);
+    }
+
+    /// Joins `peer` to the round (or lets it wait) by how its list fits.
+    fn fitted(
+        &mut self,
+        peer: PeerId,
+        from: usize,
+        epochs: &[Blake2bHash],
+        checkpoint: Option<(u32, Blake2bHash)>,
+        full: bool,
+        view: &HistoryView,
+    ) {
+        let Some(round) = &mut self.round else { return };
+        let listed = match round.fit(from, epochs, checkpoint, full, &view.policy) {
+            Fit::Listed(n) if n >= round.epochs.len() => n,
+            Fit::Cut(at) => {
+                self.stats.splits += 1;
+                at
+            }
+            Fit::Listed(_) | Fit::Apart => return self.wait(peer),
+        };
+        round.join(peer, listed);
+        self.book.peers.insert(peer, PeerState::Fetching);
+    }
+
+    /// The peer did not know our election head: ask from an older one of ours.
+    fn probe(&mut self, peer: PeerId, view: &HistoryView) {
+        let our_epoch = view.policy.epoch_at(view.election_number);
+        match view.probe {
+            Some((epoch, hash)) if epoch < our_epoch => {
+                let index = (our_epoch - epoch - 1) as usize;
+                let request = self.book.request(
+                    peer,
+                    RequestMacroChain {
+                        locators: vec![hash],
+                        max_epochs: u16::try_from(index + 1).unwrap_or(MAX_EPOCHS),
+                    },
+                );
+                self.book.peers.insert(peer, PeerState::Probing { base: view.head.election_hash, index, request });
+            }
+            _ => self.book.finish(peer, MacroSyncReturn::Outdated(peer)),
+        }
+    }
+
+    fn on_probe(&mut self, peer: PeerId, answer: Option<MacroChain>, view: &HistoryView) {
+        let Some(PeerState::Probing { base, index, .. }) = self.book.peers.get(&peer) else { return };
+        let (base, index) = (*base, *index);
+        if base != view.head.election_hash {
+            return self.discover(peer, view);
+        }
+        match answer {
+            Some(a) if a.epochs.len() > index + 1 => self.ban(peer, PenaltyReason::WrongAnswer),
+            Some(a) if a.epochs.get(index).is_some_and(|h| *h != base) => {
+                // Its election block of our epoch is another one: it is on another chain.
+                self.stats.other_chain += 1;
+                self.book.penalize(peer, Severity::InvalidData, PenaltyReason::ConflictingChain);
+                self.book.finish(peer, MacroSyncReturn::Outdated(peer));
+            }
+            // Behind us (or it knows our election block after all, having just switched to it).
+            _ => self.book.finish(peer, MacroSyncReturn::Outdated(peer)),
+        }
+    }
+
+    /// A fetching peer's answer to "what follows the round's epoch `from - 1`".
+    fn on_extension(
+        &mut self,
+        peer: PeerId,
+        from: usize,
+        response: Result<AnyResponse, RequestError>,
+        view: &HistoryView,
+    ) {
+        let max = usize::from(self.max_epochs());
+        let Some(round) = &mut self.round else { return };
+        let answer = match response {
+            Ok(AnyResponse::MacroChain(Ok(a))) => a,
+            // It no longer knows the epoch it listed (or cannot tell): it fetches no more.
+            Ok(AnyResponse::MacroChain(Err(_))) => return self.wait(peer),
+            Err(e) if e.is_peer_fault() => {
+                self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+                return self.wait(peer);
+            }
+            Err(_) | Ok(_) => return,
+        };
+        if answer.epochs.len() > max {
+            return self.ban(peer, PenaltyReason::WrongAnswer);
+        }
+        if from == 0 || from > round.epochs.len() {
+            // The round was cut below what was asked.
             return;
         }
-        let mut batch_sets = SyncQueue::new(self.config.batch_sets);
-        for (index, hash) in answer.epochs.iter().enumerate() {
-            batch_sets.push((*hash, policy.election_block_of(our_epoch + index as u32 + 1), index));
+        let Ok(checkpoint) =
+            Self::check_checkpoint(answer.checkpoint, round.base_epoch + from as u32, answer.epochs.len(), view)
+        else {
+            return self.ban(peer, PenaltyReason::WrongAnswer);
+        };
+        if answer.epochs.is_empty() && checkpoint.is_none() {
+            if round.listed.get(&peer).is_some_and(|l| *l < round.items()) {
+                self.wait(peer);
+            }
+            return;
         }
-        if let Some((number, hash)) = checkpoint {
-            batch_sets.push((hash, number, answer.epochs.len()));
-        }
-        let mut chunks = SyncQueue::new(self.config.chunks);
-        batch_sets.add_peer(peer);
-        chunks.add_peer(peer);
-        self.stats.rounds += 1;
-        self.round = Some(Round {
-            base,
-            epochs: answer.epochs,
-            source: peer,
-            batch_sets,
-            chunks,
-            requests: HashMap::new(),
-            pending: VecDeque::new(),
-            applying: None,
-        });
-        self.book.peers.insert(peer, PeerState::Fetching);
+        let full = answer.epochs.len() == max;
+        self.fitted(peer, from, &answer.epochs, checkpoint, full, view);
     }
 
     fn on_fetched(&mut self, peer: PeerId, fetch: Fetching, response: Result<AnyResponse, RequestError>, now: Time) {
         let Some(round) = &mut self.round else { return };
+        let listed = round.listed.get(&peer).copied().unwrap_or(0) as u64;
         match (fetch, response) {
-            (Fetching::BatchSet { seq, .. }, Ok(AnyResponse::BatchSet(Ok(info)))) => {
+            (Fetching::BatchSet { seq }, Ok(AnyResponse::BatchSet(Ok(info)))) => {
                 round.batch_sets.arrived(seq, peer, info, now);
             }
-            // Every fetcher listed the round's election blocks itself; only the source the checkpoint.
-            (Fetching::BatchSet { index, .. }, Ok(AnyResponse::BatchSet(Err(_))))
-                if index < round.epochs.len() || peer == round.source =>
-            {
+            // "Not found" for a block it listed itself.
+            (Fetching::BatchSet { seq }, Ok(AnyResponse::BatchSet(Err(_)))) if seq < listed => {
                 self.ban(peer, PenaltyReason::MissingAnnounced)
             }
             (Fetching::Chunk { seq }, Ok(AnyResponse::HistoryChunk(Ok(chunk)))) => {
                 round.chunks.arrived(seq, peer, chunk, now);
             }
-            (Fetching::BatchSet { seq, .. }, Err(e)) | (Fetching::Chunk { seq }, Err(e)) if e.is_peer_fault() => {
+            (Fetching::BatchSet { seq }, Err(e)) | (Fetching::Chunk { seq }, Err(e)) if e.is_peer_fault() => {
                 self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
                 Self::failed(round, fetch, seq, peer);
             }
-            (Fetching::BatchSet { seq, .. }, _) | (Fetching::Chunk { seq }, _) => Self::failed(round, fetch, seq, peer),
+            (Fetching::BatchSet { seq }, _) | (Fetching::Chunk { seq }, _) => Self::failed(round, fetch, seq, peer),
         }
     }
 
@@ -516,7 +834,7 @@ impl HistoryMachine {
 
     fn end_round(&mut self, view: &HistoryView, verdict: Option<fn(PeerId) -> MacroSyncReturn>) {
         if let Some(round) = self.round.take() {
-            for id in round.requests.keys() {
+            for id in round.requests.keys().chain(round.extending.keys()) {
                 self.book.answered(*id);
             }
         }
@@ -535,13 +853,17 @@ impl HistoryMachine {
         }
     }
 
-    /// Issues fetches, plans the chunks of batch sets released in order, starts the next job when
-    /// a batch set and its chunks are in, and ends the round when it is done or cannot finish.
+    /// Releases what arrived in order (as far as the bounds on what waits for apply allow), asks
+    /// the round's peers what follows it when its end is in flight, issues fetches, starts the next
+    /// job when a batch set and its chunks are in, and ends the round when it is done or cannot
+    /// finish.
     fn pump(&mut self, now: Time, view: &HistoryView) {
         let Some(round) = &mut self.round else { return };
         // Batch sets in order: plan their chunks (against the answer's last block).
         let size = u64::from(view.policy.history_chunk_size).max(1);
-        while let Some(r) = round.batch_sets.pop_ready() {
+        while round.pending.len() < self.config.max_pending.max(1)
+            && let Some(r) = round.batch_sets.pop_ready()
+        {
             let item = r.id.2;
             let (number, leaves) = match r.item.batch_sets.last() {
                 Some((block, proof)) => (block.block_number(), proof.leaves),
@@ -570,17 +892,42 @@ impl HistoryMachine {
                 chunks: Vec::with_capacity(needed as usize),
             });
         }
-        while let Some(r) = round.chunks.pop_ready() {
-            if let Some(p) = round.pending.iter_mut().find(|p| (p.chunks.len() as u64) < p.needed) {
-                p.chunks.push((r.item, r.peer));
+        // Chunks in order, to the first batch set still missing some. Those of later batch sets
+        // than the next job's are held only up to a bound: the queue's window then fills and
+        // fetching waits for apply (memory stays bounded however far download runs ahead).
+        while let Some(to) = round.pending.iter().position(|p| (p.chunks.len() as u64) < p.needed) {
+            let held: usize = round.pending.iter().skip(1).map(|p| p.chunks.len()).sum();
+            if to > 0 && held >= self.config.max_held_chunks {
+                break;
             }
+            let Some(r) = round.chunks.pop_ready() else { break };
+            round.pending[to].chunks.push((r.item, r.peer));
+        }
+        // Pipelining: when the round's last items are in flight, ask its peers what follows, so
+        // that the next epochs download while these apply.
+        if round.more
+            && round.checkpoint.is_none()
+            && round.extended_at != Some(round.epochs.len())
+            && round.batch_sets.remaining() <= round.batch_sets.config().window
+            && let Some(last) = round.epochs.last().copied()
+        {
+            let from = round.epochs.len();
+            round.extended_at = Some(from);
+            let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
+            let mut askers: Vec<_> = round.listed.iter().filter(|(_, l)| **l >= from).map(|(p, _)| *p).collect();
+            askers.sort();
+            for peer in askers {
+                let id = self.book.request(peer, RequestMacroChain { locators: vec![last], max_epochs });
+                round.extending.insert(id, (peer, from));
+            }
+            self.stats.extensions += 1;
         }
         // Fetch after releasing: a release frees room in its window, and with nothing else in flight
         // no later input would come to use it (a window of 1 stalled before this order).
         while let Some(f) = round.batch_sets.next_fetch(now) {
-            let (hash, _, index) = f.id;
+            let (hash, _, _) = f.id;
             let id = self.book.request(f.peer, RequestBatchSet { hash });
-            round.requests.insert(id, (f.peer, Fetching::BatchSet { seq: f.seq, index }));
+            round.requests.insert(id, (f.peer, Fetching::BatchSet { seq: f.seq }));
             self.stats.batch_set_requests += 1;
         }
         while let Some(f) = round.chunks.next_fetch(now) {
@@ -608,9 +955,7 @@ impl HistoryMachine {
             .filter(|p| round.batch_sets.is_benched(p) || round.chunks.is_benched(p))
             .collect();
         for peer in benched {
-            round.batch_sets.remove_peer(&peer);
-            round.chunks.remove_peer(&peer);
-            round.requests.retain(|_, (p, _)| *p != peer);
+            round.leave(&peer);
             self.book.penalize(peer, Severity::Minor, PenaltyReason::Unresponsive);
             self.book.finish(peer, MacroSyncReturn::Outdated(peer));
         }
@@ -618,7 +963,11 @@ impl HistoryMachine {
             // Wait for the job before deciding anything about the round.
             return;
         }
-        if round.batch_sets.is_finished() && round.chunks.is_finished() && round.pending.is_empty() {
+        if round.batch_sets.is_finished()
+            && round.chunks.is_finished()
+            && round.pending.is_empty()
+            && round.extending.is_empty()
+        {
             // Done: ask everyone again (the peers may have more, or report nothing new: Good).
             return self.end_round(view, None);
         }

@@ -113,3 +113,212 @@ async fn one_request_in_flight_still_syncs() {
     assert!(matches!(v, Some(MacroSyncReturn::Good(_))), "{v:?}");
     assert_eq!(chain.read().unwrap().head().macro_hash, server.chain.read().unwrap().head().macro_hash);
 }
+
+/// Collects verdicts until `done` holds for them (or the virtual deadline passes).
+async fn verdicts_until<N: petrel_network_api::Network>(
+    sync: &mut HistoryMacroSync<N>,
+    mut done: impl FnMut(&[MacroSyncReturn]) -> bool,
+) -> Vec<MacroSyncReturn> {
+    let mut verdicts = Vec::new();
+    while !done(&verdicts) {
+        let v = tokio::time::timeout(Duration::from_secs(600), sync.next()).await;
+        match v {
+            Ok(Some(v)) => verdicts.push(v),
+            _ => panic!("no further verdict; so far {verdicts:?}"),
+        }
+    }
+    verdicts
+}
+
+/// Two groups of peers on forks that share two epochs: the round is cut where they differ (the
+/// shared part is fetched from all four), the branch whose blocks after the fork carry no valid
+/// justification fails and costs the peers that served it, and the node ends on the branch its
+/// justifications prove.
+#[tokio::test(start_paused = true)]
+async fn two_groups_on_forks_split_the_round_and_the_node_ends_on_the_proven_chain() {
+    let honest = TestChain::build(1, 8 * 6 + 4);
+    let fork = honest.fork_after(8 * 2, 1, 8 * 6 + 4);
+    assert_eq!(honest.blocks[8 * 2 - 1].hash(), fork.blocks[8 * 2 - 1].hash(), "two epochs shared");
+    assert_ne!(honest.blocks[8 * 2].hash(), fork.blocks[8 * 2].hash());
+    let hub = MockHub::new(HubConfig { seed: 11, latency: Duration::from_millis(20), ..Default::default() });
+    let node = hub.node(Services::NONE);
+    let dir = tempfile::tempdir().unwrap();
+    let chain = fresh_chain(&honest, &dir);
+    let mut sync = HistoryMacroSync::new(node.clone(), chain.clone(), HistoryConfig::default());
+    // Three peers serve the fork, whose blocks after block 16 prove nothing; one serves the
+    // honest chain.
+    let tamper = petrel_test_utils::conformance::Tamper::BatchSetAbove(16);
+    let forked: Vec<_> =
+        (0..3).map(|_| petrel_test_utils::serve_tampered(&hub, &fork, Services::HISTORY_NODE, tamper)).collect();
+    let good = serve(&hub, &honest, Services::HISTORY_NODE);
+    for p in forked.iter().chain([&good]) {
+        hub.connect(node.peer_id(), p.peer_id()).unwrap();
+        sync.add_peer(p.peer_id());
+    }
+    let forked_ids: Vec<_> = forked.iter().map(|n| n.peer_id()).collect();
+    let verdicts = verdicts_until(&mut sync, |v| {
+        v.contains(&MacroSyncReturn::Good(good.peer_id()))
+            && forked_ids.iter().all(|p| node.is_banned(p) || v.contains(&MacroSyncReturn::Outdated(*p)))
+    })
+    .await;
+    let theirs = honest.chain.read().unwrap().head();
+    assert_eq!(chain.read().unwrap().head().macro_hash, theirs.macro_hash, "{verdicts:?}");
+    let stats = sync.stats();
+    assert!(stats.splits >= 1, "the round was cut at the fork: {stats:?}");
+    assert!(forked_ids.iter().any(|p| node.is_banned(p)), "a peer that served an unproven block is banned");
+    for p in &forked_ids {
+        assert!(node.score(p) < 0 || node.is_banned(p), "every peer of the fork pays: {p:?}");
+    }
+    assert!(!node.is_banned(&good.peer_id()) && node.score(&good.peer_id()) == 0);
+}
+
+/// Two groups on forks that are both signed (the validators signed both): the node ends on one
+/// whole branch, and the peers of the other are found on another chain (penalised, Outdated).
+#[tokio::test(start_paused = true)]
+async fn peers_of_the_branch_not_taken_are_found_on_another_chain() {
+    let a = TestChain::build(1, 8 * 5 + 4);
+    let b = a.fork_after(8 * 2, 1, 8 * 5 + 4);
+    let hub = MockHub::new(HubConfig { seed: 12, latency: Duration::from_millis(20), ..Default::default() });
+    let node = hub.node(Services::NONE);
+    let dir = tempfile::tempdir().unwrap();
+    let chain = fresh_chain(&a, &dir);
+    let mut sync = HistoryMacroSync::new(node.clone(), chain.clone(), HistoryConfig::default());
+    let group_a: Vec<_> = (0..2).map(|_| serve(&hub, &a, Services::HISTORY_NODE)).collect();
+    let group_b: Vec<_> = (0..2).map(|_| serve(&hub, &b, Services::HISTORY_NODE)).collect();
+    for p in group_a.iter().chain(&group_b) {
+        hub.connect(node.peer_id(), p.peer_id()).unwrap();
+        sync.add_peer(p.peer_id());
+    }
+    let verdicts = verdicts_until(&mut sync, |v| v.len() == 4).await;
+    let ours = chain.read().unwrap().head().macro_hash;
+    let (winners, losers) = if ours == a.chain.read().unwrap().head().macro_hash {
+        (&group_a, &group_b)
+    } else {
+        assert_eq!(ours, b.chain.read().unwrap().head().macro_hash, "one whole branch");
+        (&group_b, &group_a)
+    };
+    for w in winners {
+        assert!(verdicts.contains(&MacroSyncReturn::Good(w.peer_id())), "{verdicts:?}");
+    }
+    for l in losers {
+        assert!(verdicts.contains(&MacroSyncReturn::Outdated(l.peer_id())), "{verdicts:?}");
+        assert!(node.score(&l.peer_id()) < 0 && !node.is_banned(&l.peer_id()), "penalised, not banned");
+    }
+    let stats = sync.stats();
+    assert!(stats.splits >= 1 && stats.other_chain == 2, "{stats:?}");
+}
+
+mod manual {
+    //! The machine driven by hand: answers come from a serving store at once, jobs run only when
+    //! the test says so.
+
+    use petrel_consensus::handlers::Answer;
+    use petrel_protocol::AnyRequest;
+    use petrel_sync_api::testing::{Harness, requests};
+
+    use super::*;
+
+    fn answer(request: &AnyRequest, chain: &Blockchain) -> AnyResponse {
+        match request {
+            AnyRequest::MacroChain(r) => AnyResponse::MacroChain(r.answer(chain)),
+            AnyRequest::BatchSet(r) => AnyResponse::BatchSet(r.answer(chain)),
+            AnyRequest::HistoryChunk(r) => AnyResponse::HistoryChunk(r.answer(chain)),
+            other => panic!("history sync asked {other:?}"),
+        }
+    }
+
+    /// Answers every request at once (recording them and the verdicts) and returns the jobs
+    /// asked for.
+    fn run(
+        h: &mut Harness<HistoryMachine>,
+        mut actions: Vec<Action<HistoryWork>>,
+        server: &TestChain,
+        asked: &mut Vec<AnyRequest>,
+        verdicts: &mut Vec<MacroSyncReturn>,
+    ) -> Vec<(JobId, HistoryWork)> {
+        let mut jobs = Vec::new();
+        while !actions.is_empty() {
+            let mut next = Vec::new();
+            for (id, _, request) in requests(&actions) {
+                let response = answer(&request, &server.chain.read().unwrap());
+                asked.push(request);
+                next.extend(h.respond(id, Ok(response)));
+            }
+            for a in actions {
+                match a {
+                    Action::Apply { job, work } => jobs.push((job, work)),
+                    Action::Emit(v) => verdicts.push(v),
+                    _ => {}
+                }
+            }
+            actions = next;
+        }
+        jobs
+    }
+
+    fn batch_sets_asked(asked: &[AnyRequest]) -> Vec<Blake2bHash> {
+        asked
+            .iter()
+            .filter_map(|r| match r {
+                AnyRequest::BatchSet(b) => Some(b.hash),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Lists of two epochs from a chain of six: while the first job has not run, the round's
+    /// peers are asked what follows and the later epochs download (the reference waits for an
+    /// empty job queue before it takes the next cluster); when the jobs run, one round syncs all.
+    #[test]
+    fn the_next_epochs_download_while_the_first_job_waits() {
+        let server = TestChain::build(1, 8 * 6 + 4);
+        let dir = tempfile::tempdir().unwrap();
+        let chain = fresh_chain(&server, &dir);
+        let config = HistoryConfig { max_epochs: 2, ..HistoryConfig::default() };
+        let mut h = Harness::<HistoryMachine>::new(config, HistoryView::of(&chain.read().unwrap()));
+        let peer = PeerId::from_index(1);
+        let (mut asked, mut verdicts) = (Vec::new(), Vec::new());
+        let first = h.join(peer, Services::HISTORY_NODE);
+        let mut jobs = run(&mut h, first, &server, &mut asked, &mut verdicts);
+        assert_eq!(jobs.len(), 1, "one job at a time");
+        let epoch_hash = |e: u32| server.blocks[(8 * e - 1) as usize].hash();
+        let fetched = batch_sets_asked(&asked);
+        assert!(fetched.contains(&epoch_hash(3)), "epoch 3 (after the first list) is fetched: {fetched:?}");
+        let extension = asked.iter().any(|r| matches!(r, AnyRequest::MacroChain(m) if m.locators == [epoch_hash(2)]));
+        assert!(extension, "the peer was asked what follows epoch 2");
+        assert!(h.machine.stats().extensions >= 1);
+        // Run the jobs one by one, answering what they cause.
+        while let Some((job, work)) = jobs.pop() {
+            let outcome = execute(&chain, work);
+            assert!(matches!(outcome, HistoryOutcome::Applied { .. }), "{outcome:?}");
+            h.view = HistoryView::of(&chain.read().unwrap());
+            let actions = h.input(Input::Applied { job, outcome });
+            jobs.extend(run(&mut h, actions, &server, &mut asked, &mut verdicts));
+        }
+        assert_eq!(verdicts, [MacroSyncReturn::Good(peer)]);
+        assert_eq!(chain.read().unwrap().head().macro_hash, server.chain.read().unwrap().head().macro_hash);
+        let stats = h.machine.stats();
+        assert_eq!((stats.rounds, stats.applied), (1, 7), "one round, six epochs and the checkpoint: {stats:?}");
+    }
+
+    /// With one batch set allowed to wait, download stops a window ahead of the job that has not
+    /// run: what waits for apply stays bounded however long the chain.
+    #[test]
+    fn download_waits_for_apply_beyond_the_bounds() {
+        let server = TestChain::build(1, 8 * 12);
+        let dir = tempfile::tempdir().unwrap();
+        let chain = fresh_chain(&server, &dir);
+        let config = HistoryConfig { max_pending: 1, max_held_chunks: 2, ..HistoryConfig::default() };
+        let window = config.batch_sets.window;
+        let mut h = Harness::<HistoryMachine>::new(config, HistoryView::of(&chain.read().unwrap()));
+        let (mut asked, mut verdicts) = (Vec::new(), Vec::new());
+        let first = h.join(PeerId::from_index(1), Services::HISTORY_NODE);
+        let jobs = run(&mut h, first, &server, &mut asked, &mut verdicts);
+        assert_eq!(jobs.len(), 1);
+        let fetched = batch_sets_asked(&asked).len();
+        // The job's batch set, one pending, a full window: the other epochs wait.
+        assert_eq!(fetched, 1 + 1 + window, "{asked:?}");
+        let chunks = asked.iter().filter(|r| matches!(r, AnyRequest::HistoryChunk(_))).count();
+        assert!(chunks < 12 * 2, "chunks stop too: {chunks}");
+    }
+}
