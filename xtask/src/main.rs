@@ -3,7 +3,8 @@
 //! * `cargo xtask ci` — the full CI gate: rustfmt, clippy, tests, rustdoc and cargo-deny, in that order,
 //!   stopping at the first failure.
 //! * `cargo xtask bench [-- ARGS]` — the criterion benchmarks of every crate (ARGS go to criterion, e.g.
-//!   `--quick`), followed by the scenario benchmarks listed in [`scenario_benches`].
+//!   `--quick`), followed by the scenario benchmarks listed in [`scenario_benches`];
+//!   `cargo xtask bench --scenario NAME [ARGS]` runs one scenario alone.
 //! * `cargo xtask fuzz TARGET [--seconds N]` — one cargo-fuzz target for N seconds.
 //! * `cargo xtask help` — usage.
 //!
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod rss;
 #[cfg(test)]
 mod tidy;
 
@@ -44,7 +46,12 @@ COMMANDS:
                                   4. cargo doc --workspace --no-deps --locked   (RUSTDOCFLAGS=-D warnings)
                                   5. cargo deny check licenses bans sources   (installs cargo-deny if missing)
     bench [-- ARGS]             Run the criterion benchmarks of the workspace (ARGS are passed to criterion,
-                                e.g. `cargo xtask bench -- --quick`), then the scenario benchmarks.
+                                e.g. `cargo xtask bench -- --quick`), then the scenario benchmarks
+                                (history-rss: peak RSS of history and full nodes syncing 50 and 200 epochs,
+                                each its own process).
+    bench --scenario NAME [ARGS]
+                                Run one scenario benchmark alone, e.g.
+                                `cargo xtask bench --scenario history-rss --rss-epochs 50,200`.
     fuzz TARGET [--seconds N]   Run the cargo-fuzz target TARGET in fuzz/ for N seconds (default 60).
                                 Installs cargo-fuzz if missing; uses RUSTC_BOOTSTRAP=1 on a stable toolchain.
     help                        Print this text.
@@ -269,10 +276,28 @@ struct Scenario {
 /// Extend this list as scenarios appear (sync of a generated chain, devnet runs, ...); each entry is run in
 /// order and a failure stops the bench run.
 fn scenario_benches() -> Vec<Scenario> {
-    vec![]
+    vec![Scenario { name: "history-rss", run: rss::history_rss }]
 }
 
 fn bench(args: &[String]) -> ExitCode {
+    // `--scenario NAME [ARGS]`: that scenario alone, with its own arguments.
+    if let Some(("--scenario", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        let Some((name, extra)) = rest.split_first() else {
+            eprintln!("xtask bench: --scenario needs a name");
+            return ExitCode::from(2);
+        };
+        let Some(scenario) = scenario_benches().into_iter().find(|s| s.name == name) else {
+            eprintln!("xtask bench: no scenario `{name}`");
+            return ExitCode::from(2);
+        };
+        return match (scenario.run)(extra) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("xtask bench: scenario `{name}` failed: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Criterion arguments normally follow `--`; accept them without it too.
     let extra = match args.split_first() {
         Some((sep, rest)) if sep == "--" => rest,

@@ -52,11 +52,21 @@ pub struct ChainOptions {
     /// and its chunks carry at most, roughly); [`BATCH_SET_MAX_HISTORY_BYTES`] by default. Small
     /// values let tests reach several batch sets per epoch.
     pub batch_set_max_history_bytes: u64,
+    /// Memory for redb's page cache, at most ([`DEFAULT_CACHE_BYTES`] by default). redb's own
+    /// default (1 GiB) lets a node's memory grow with its store.
+    pub cache_bytes: usize,
 }
+
+/// Default ceiling of the store's page cache: holds the B-trees' inner pages many times over.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for ChainOptions {
     fn default() -> Self {
-        Self { durable: true, batch_set_max_history_bytes: BATCH_SET_MAX_HISTORY_BYTES }
+        Self {
+            durable: true,
+            batch_set_max_history_bytes: BATCH_SET_MAX_HISTORY_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
     }
 }
 
@@ -84,7 +94,7 @@ impl Blockchain {
     }
 
     fn open_inner(path: &Path, genesis: &GenesisConfig, options: ChainOptions) -> Result<Self, ChainError> {
-        let db = Database::create(path)?;
+        let db = redb::Builder::new().set_cache_size(options.cache_bytes).create(path)?;
         let configured = genesis.genesis_hash()?;
         let stored = {
             let rtx = db.begin_read()?;

@@ -18,7 +18,7 @@ mod state;
 mod tables;
 mod verify;
 
-pub use chain::{BATCH_SET_MAX_HISTORY_BYTES, Blockchain, ChainOptions, PushResult};
+pub use chain::{BATCH_SET_MAX_HISTORY_BYTES, Blockchain, ChainOptions, DEFAULT_CACHE_BYTES, PushResult};
 pub use error::ChainError;
 pub use events::{ChainEvent, EVENT_CAPACITY};
 pub use light::{LightBlockchain, LightError, MAX_LIGHT_FILE, MacroVerifier};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use petrel_primitives::history::HistoryItem;
 use petrel_primitives::{Blake2bHash, Block};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable};
 
 use crate::ChainError;
 use crate::chain::read_genesis;
@@ -71,7 +71,7 @@ fn verify_inner(path: &Path, progress: Progress<'_>) -> Result<VerifyReport, Ver
         ))
         .into());
     }
-    let db = Database::open(path).map_err(ChainError::from)?;
+    let db = redb::Builder::new().set_cache_size(crate::DEFAULT_CACHE_BYTES).open(path).map_err(ChainError::from)?;
     let genesis = read_genesis(&db)?;
     let mut state = ChainState::genesis(&genesis)?;
     let policy = state.policy;

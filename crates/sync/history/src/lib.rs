@@ -3,17 +3,15 @@
 //! ("batch sets") and the history itself in chunks, each proven against a signed macro block.
 //!
 //! # Overview
-//! This crate is being built (issue "History Macro Sync"). What exists:
 //! - [`verify`]: the checks every answer passes before any byte is applied — a batch set's blocks
 //!   by their intrinsic rules, the macro-successor rule and the justification of the validators
 //!   verified so far, their size proofs against their history roots; a history chunk by its range
 //!   proof against a verified block's history root, at the size that root proves.
-//! - [`machine::HistoryMachine`], in the one sync driver as [`driver::HistoryMacroSync`]: a first
-//!   version that syncs a fresh store from peers (one round at a time); `petrel node --mode
-//!   history|full` uses it.
-//!
-//! Not yet: clusters across forks, pipelining across rounds, resume planning, full nodes' pruning
-//! and the devnet's nodes that start empty.
+//! - [`machine::HistoryMachine`], in the one sync driver as [`driver::HistoryMacroSync`]: discovery
+//!   (telling a peer on another chain from one behind), the active round shared by the peers that
+//!   agree on a run of epochs (cut where they differ, grown while it downloads), bounded
+//!   look-ahead, and one verify-then-apply job at a time; `petrel node --mode history|full` uses
+//!   it. ADR 0013 says where it differs from the reference.
 //!
 //! # Security considerations
 //! Nothing a peer sends is trusted: blocks are verified from the validators of our own election

@@ -69,7 +69,7 @@ async fn epochs_of_several_batch_sets_and_chunks_sync_too() {
     // Every checkpoint ends a batch set; 3 transfers per block: several chunks per batch set.
     let producer = petrel_test_utils::test_producer(2, 3);
     let genesis = producer.genesis(1, 1_700_000_000_000, petrel_primitives::Policy::TEST);
-    let options = ChainOptions { durable: false, batch_set_max_history_bytes: 64 };
+    let options = ChainOptions { durable: false, batch_set_max_history_bytes: 64, ..Default::default() };
     let server = TestChain::build_with(producer, genesis, 8 * 3 + 4, options);
     let hub = MockHub::new(HubConfig { seed: 5, latency: Duration::from_millis(10), ..Default::default() });
     let node = hub.node(Services::NONE);

@@ -156,7 +156,8 @@ fn an_epoch_of_several_batch_sets_verifies_in_one_answer_and_after_its_checkpoin
     // Small batch sets: every checkpoint ends one.
     let producer = petrel_test_utils::test_producer(4, 3);
     let genesis = producer.genesis(1, 1_700_000_000_000, Policy::TEST);
-    let options = petrel_blockchain::ChainOptions { durable: false, batch_set_max_history_bytes: 64 };
+    let options =
+        petrel_blockchain::ChainOptions { durable: false, batch_set_max_history_bytes: 64, ..Default::default() };
     let t = TestChain::build_with(producer, genesis, 8 * 2 + 4, options);
     let (e1, c2, e2) =
         (Policy::TEST.election_block_of(1), Policy::TEST.election_block_of(1) + 4, Policy::TEST.election_block_of(2));
