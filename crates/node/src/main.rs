@@ -10,6 +10,7 @@ mod node;
 mod node_cmd;
 mod progress;
 mod query;
+mod sync_progress;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -94,6 +94,8 @@ pub(crate) struct NodeStatus {
     pub(crate) connected_peers: usize,
     pub(crate) traffic: TrafficSnapshot,
     pub(crate) fell_back: bool,
+    /// The highest block a peer listed that macro sync works towards (history and full nodes).
+    pub(crate) sync_target_number: Option<u32>,
 }
 
 /// A started node.
@@ -335,6 +337,7 @@ async fn drive<N, C, M, L>(
             connected_peers: net.peers().len(),
             traffic: net.traffic(),
             fell_back,
+            sync_target_number: petrel_sync_api::MacroSync::target(syncer.macro_sync()),
         });
     }
 }

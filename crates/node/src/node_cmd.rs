@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::cli::NodeArgs;
 use crate::node::{DEFAULT_EPOCHS_STORED, Mode, NodeConfig, start};
+use crate::sync_progress::{PROGRESS_INTERVAL, ProgressTracker};
 
 /// The `--config` file: every key optional, same meaning as the flag of the same name.
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +98,7 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
 /// Runs `petrel node`.
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
     let config = resolve(args)?;
+    let policy = config.genesis.policy;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
@@ -115,8 +117,20 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         let mut status = node.status.clone();
         let mut was_established = false;
         let mut report = tokio::time::interval(Duration::from_secs(10));
+        let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+        let mut tracker = ProgressTracker::default();
         loop {
             tokio::select! {
+                _ = progress.tick() => {
+                    let s = status.borrow().clone();
+                    if let Some(p) = tracker.update(std::time::Instant::now(), &s, &policy) {
+                        if args.json {
+                            println!("{}", serde_json::json!({ "event": "progress", "progress": p }));
+                        } else {
+                            tracing::info!(target: "petrel", "{}", p.line());
+                        }
+                    }
+                }
                 _ = tokio::signal::ctrl_c() => break,
                 changed = status.changed() => {
                     if changed.is_err() { break; }

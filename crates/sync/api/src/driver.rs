@@ -320,4 +320,8 @@ impl<M: Machine<Event = MacroSyncReturn>, N: Network> MacroSync for MachineDrive
     fn num_peers(&self) -> usize {
         self.machine.num_peers()
     }
+
+    fn target(&self) -> Option<u32> {
+        self.machine.target()
+    }
 }

@@ -63,6 +63,11 @@ pub trait MacroSync: Stream<Item = MacroSyncReturn> + Unpin + Send {
     fn fallback(&mut self, _peers: Vec<PeerId>) {}
     /// Number of peers being synced.
     fn num_peers(&self) -> usize;
+    /// The highest block number a peer listed that the sync works towards, if it knows one (for
+    /// progress reports).
+    fn target(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// What a live sync reports.

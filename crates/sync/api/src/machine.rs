@@ -204,6 +204,11 @@ pub trait Machine: Send + Unpin + 'static {
     fn peers(&self) -> Vec<PeerId>;
     /// Counters.
     fn stats(&self) -> Self::Stats;
+    /// The highest block number a peer listed that this machine syncs towards, if it knows one
+    /// (for progress reports).
+    fn target(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The bookkeeping every machine needs: per-peer state, which peer each outstanding request went

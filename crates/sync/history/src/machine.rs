@@ -461,6 +461,8 @@ pub struct HistoryMachine {
     book: PeerBook<PeerState, HistoryWork>,
     round: Option<Round>,
     stats: HistoryStats,
+    /// The highest block a round listed.
+    target: Option<u32>,
 }
 
 impl Machine for HistoryMachine {
@@ -533,6 +535,9 @@ impl Machine for HistoryMachine {
     }
     fn stats(&self) -> HistoryStats {
         self.stats
+    }
+    fn target(&self) -> Option<u32> {
+        self.target
     }
 }
 
@@ -859,6 +864,11 @@ impl HistoryMachine {
     /// finish.
     fn pump(&mut self, now: Time, view: &HistoryView) {
         let Some(round) = &mut self.round else { return };
+        let last = match round.checkpoint {
+            Some((number, _)) => number,
+            None => view.policy.election_block_of(round.base_epoch + round.epochs.len() as u32),
+        };
+        self.target = self.target.max(Some(last));
         // Batch sets in order: plan their chunks (against the answer's last block).
         let size = u64::from(view.policy.history_chunk_size).max(1);
         while round.pending.len() < self.config.max_pending.max(1)
