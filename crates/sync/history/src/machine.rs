@@ -99,7 +99,7 @@ impl Default for HistoryConfig {
 }
 
 /// History sync's job: verify one batch-set answer and its chunks, then apply it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryWork {
     /// The block the batch sets were asked for.
     pub asked: Blake2bHash,

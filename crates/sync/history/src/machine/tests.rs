@@ -19,6 +19,18 @@ fn fresh_chain(reference: &TestChain, dir: &tempfile::TempDir) -> SharedChain {
     Arc::new(RwLock::new(Blockchain::open(&dir.path().join("chain.redb"), &reference.genesis, options).expect("open")))
 }
 
+/// The serving store's answer to a history request.
+fn answer(request: &petrel_protocol::AnyRequest, chain: &Blockchain) -> AnyResponse {
+    use petrel_consensus::handlers::Answer;
+    use petrel_protocol::AnyRequest;
+    match request {
+        AnyRequest::MacroChain(r) => AnyResponse::MacroChain(r.answer(chain)),
+        AnyRequest::BatchSet(r) => AnyResponse::BatchSet(r.answer(chain)),
+        AnyRequest::HistoryChunk(r) => AnyResponse::HistoryChunk(r.answer(chain)),
+        other => panic!("history sync asked {other:?}"),
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_fresh_store_syncs_every_epoch_and_the_checkpoint_from_two_peers() {
     let server = TestChain::build(1, 8 * 5 + 4);
@@ -212,20 +224,10 @@ mod manual {
     //! The machine driven by hand: answers come from a serving store at once, jobs run only when
     //! the test says so.
 
-    use petrel_consensus::handlers::Answer;
     use petrel_protocol::AnyRequest;
     use petrel_sync_api::testing::{Harness, requests};
 
     use super::*;
-
-    fn answer(request: &AnyRequest, chain: &Blockchain) -> AnyResponse {
-        match request {
-            AnyRequest::MacroChain(r) => AnyResponse::MacroChain(r.answer(chain)),
-            AnyRequest::BatchSet(r) => AnyResponse::BatchSet(r.answer(chain)),
-            AnyRequest::HistoryChunk(r) => AnyResponse::HistoryChunk(r.answer(chain)),
-            other => panic!("history sync asked {other:?}"),
-        }
-    }
 
     /// Answers every request at once (recording them and the verdicts) and returns the jobs
     /// asked for.
@@ -320,5 +322,311 @@ mod manual {
         assert_eq!(fetched, 1 + 1 + window, "{asked:?}");
         let chunks = asked.iter().filter(|r| matches!(r, AnyRequest::HistoryChunk(_))).count();
         assert!(chunks < 12 * 2, "chunks stop too: {chunks}");
+    }
+}
+
+mod adversarial {
+    //! Bad answers, stalls and departures, the machine driven by hand: every answer comes from a
+    //! serving store at once unless the test replaces or holds it; jobs run in order.
+
+    use petrel_consensus::handlers::Answer;
+    use petrel_network_api::{Penalty, RequestError};
+    use petrel_protocol::AnyRequest;
+    use petrel_sync_api::testing::Harness;
+
+    use super::*;
+
+    /// Replaces an answer: `None` keeps the honest one; `Some(None)` holds the request (never
+    /// answered); `Some(Some(r))` answers `r`.
+    type Tamper<'a> =
+        &'a mut dyn FnMut(PeerId, &AnyRequest, &AnyResponse) -> Option<Option<Result<AnyResponse, RequestError>>>;
+
+    struct Run {
+        h: Harness<HistoryMachine>,
+        chain: SharedChain,
+        server: TestChain,
+        _dir: tempfile::TempDir,
+        /// Every action seen.
+        seen: Vec<Action<HistoryWork>>,
+        /// Requests held unanswered: (id, peer, request).
+        held: Vec<(RequestId, PeerId, AnyRequest)>,
+    }
+
+    impl Run {
+        fn new(server: TestChain, config: HistoryConfig) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let chain = fresh_chain(&server, &dir);
+            let h = Harness::<HistoryMachine>::new(config, HistoryView::of(&chain.read().unwrap()));
+            Self { h, chain, server, _dir: dir, seen: Vec::new(), held: Vec::new() }
+        }
+
+        fn input(&mut self, input: Input<HistoryOutcome>) -> Vec<Action<HistoryWork>> {
+            self.h.view = HistoryMachine::view(&self.chain, &input);
+            let actions = self.h.input(input);
+            self.seen.extend(actions.iter().cloned());
+            actions
+        }
+
+        /// Feeds `first` and everything it causes: answers (through `tamper`), then jobs one at a
+        /// time, until nothing is left but held requests.
+        fn drive(&mut self, first: Vec<Action<HistoryWork>>, tamper: Tamper<'_>) {
+            let mut actions: VecDeque<_> = first.into();
+            let mut jobs = VecDeque::new();
+            loop {
+                while let Some(a) = actions.pop_front() {
+                    match a {
+                        Action::Request { id, peer, request } => {
+                            let truth = answer(&request, &self.server.chain.read().unwrap());
+                            let response = match tamper(peer, &request, &truth) {
+                                None => Ok(truth),
+                                Some(Some(r)) => r,
+                                Some(None) => {
+                                    self.held.push((id, peer, request));
+                                    continue;
+                                }
+                            };
+                            actions.extend(self.input(Input::Response { id, response }));
+                        }
+                        Action::Apply { job, work } => jobs.push_back((job, work)),
+                        _ => {}
+                    }
+                }
+                let Some((job, work)) = jobs.pop_front() else { return };
+                let outcome = execute(&self.chain, work);
+                actions.extend(self.input(Input::Applied { job, outcome }));
+            }
+        }
+
+        fn join(&mut self, peer: PeerId, tamper: Tamper<'_>) {
+            let first = self.input(Input::PeerJoined { peer, services: Some(Services::HISTORY_NODE) });
+            self.drive(first, tamper);
+        }
+
+        fn penalties(&self, of: PeerId) -> Vec<Penalty> {
+            self.seen
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Penalize { peer, penalty } if *peer == of => Some(*penalty),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn verdicts(&self) -> Vec<MacroSyncReturn> {
+            self.seen
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Emit(v) => Some(*v),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn synced(&self) -> bool {
+            self.chain.read().unwrap().head().macro_hash == self.server.chain.read().unwrap().head().macro_hash
+        }
+    }
+
+    /// Two epochs of two batch sets each (small batch-set threshold), then a checkpoint.
+    fn server() -> TestChain {
+        let producer = petrel_test_utils::test_producer(2, 3);
+        let genesis = producer.genesis(1, 1_700_000_000_000, petrel_primitives::Policy::TEST);
+        let options = ChainOptions { durable: false, batch_set_max_history_bytes: 64, ..Default::default() };
+        TestChain::build_with(producer, genesis, 8 * 2 + 4, options)
+    }
+
+    /// Every kind of bad answer the issue lists, sent once by one of two peers: a typed refusal,
+    /// the right penalty for that peer, and the other peer finishes the sync.
+    #[test]
+    fn each_bad_answer_costs_its_sender_and_the_other_peer_finishes() {
+        type Edit = fn(&mut AnyResponse, &Blockchain);
+        fn info(r: &mut AnyResponse) -> &mut BatchSetInfo {
+            match r {
+                AnyResponse::BatchSet(Ok(i)) => i,
+                other => panic!("not a batch set: {other:?}"),
+            }
+        }
+        fn chunk(r: &mut AnyResponse) -> &mut HistoryChunk {
+            match r {
+                AnyResponse::HistoryChunk(Ok(c)) => c,
+                other => panic!("not a chunk: {other:?}"),
+            }
+        }
+        let ban = Severity::Malicious;
+        // (name, request type it replaces, the edit, expected severity of the sender's penalty)
+        let cases: Vec<(&str, u16, Edit, Severity)> = vec![
+            ("empty batch set", RequestBatchSet::TYPE_ID, |r, _| info(r).batch_sets.clear(), ban),
+            (
+                "batch set of another block",
+                RequestBatchSet::TYPE_ID,
+                |r, c| *r = AnyResponse::BatchSet(RequestBatchSet { hash: c.head().macro_hash }.answer(c)),
+                ban,
+            ),
+            (
+                "batch sets out of order",
+                RequestBatchSet::TYPE_ID,
+                |r, _| {
+                    let i = info(r);
+                    let first = i.batch_sets[0].clone();
+                    i.batch_sets.insert(1, first);
+                },
+                ban,
+            ),
+            (
+                "no justification",
+                RequestBatchSet::TYPE_ID,
+                |r, _| {
+                    let i = info(r);
+                    i.batch_sets.last_mut().unwrap().0.justification = None;
+                    if let Some(e) = &mut i.election_macro_block {
+                        e.justification = None;
+                    }
+                },
+                ban,
+            ),
+            ("election block missing", RequestBatchSet::TYPE_ID, |r, _| info(r).election_macro_block = None, ban),
+            (
+                "size proof against another root",
+                RequestBatchSet::TYPE_ID,
+                |r, _| info(r).batch_sets.last_mut().unwrap().1.leaves += 1,
+                ban,
+            ),
+            ("chunk with a wrong proof", RequestHistoryChunk::TYPE_ID, |r, _| chunk(r).items.swap(0, 1), ban),
+            (
+                "short chunk",
+                RequestHistoryChunk::TYPE_ID,
+                |r, _| {
+                    chunk(r).items.pop();
+                },
+                ban,
+            ),
+            (
+                "chunk of an epoch not asked",
+                RequestHistoryChunk::TYPE_ID,
+                |r, c| {
+                    let policy = *c.policy();
+                    let number = policy.election_block_of(2);
+                    let other = RequestHistoryChunk { epoch_number: 2, block_number: number, chunk_index: 0 };
+                    *r = AnyResponse::HistoryChunk(other.answer(c));
+                },
+                ban,
+            ),
+        ];
+        for (name, type_id, edit, severity) in cases {
+            let mut run = Run::new(server(), HistoryConfig::default());
+            let (a, b) = (PeerId::from_index(1), PeerId::from_index(2));
+            let mut culprit = None;
+            let server_chain = run.server.chain.clone();
+            let mut tamper = |peer: PeerId, request: &AnyRequest, truth: &AnyResponse| {
+                if culprit.is_some() || request.type_id() != type_id {
+                    return None;
+                }
+                culprit = Some(peer);
+                let mut bad = truth.clone();
+                edit(&mut bad, &server_chain.read().unwrap());
+                Some(Some(Ok(bad)))
+            };
+            let first = run.input(Input::PeerJoined { peer: a, services: Some(Services::HISTORY_NODE) });
+            let second = run.input(Input::PeerJoined { peer: b, services: Some(Services::HISTORY_NODE) });
+            run.drive(first.into_iter().chain(second).collect(), &mut tamper);
+            let culprit = culprit.unwrap_or_else(|| panic!("{name}: no request of that type was sent"));
+            let other = if culprit == a { b } else { a };
+            let penalties = run.penalties(culprit);
+            assert!(penalties.iter().any(|p| p.severity == severity), "{name}: {culprit:?} got {penalties:?}");
+            assert!(run.penalties(other).is_empty(), "{name}: the honest peer was penalised");
+            assert!(run.synced(), "{name}: the other peer finishes the sync");
+            assert!(run.verdicts().contains(&MacroSyncReturn::Good(other)), "{name}: {:?}", run.verdicts());
+        }
+    }
+
+    /// An answer over the size limit (the network refuses it) costs an invalid-data penalty and is
+    /// asked of the other peer; nobody is banned. A peer without the history service gets no
+    /// history request at all.
+    #[test]
+    fn an_oversized_answer_is_retried_elsewhere_and_a_peer_without_the_service_is_not_asked() {
+        let mut run = Run::new(server(), HistoryConfig::default());
+        let (a, b, full) = (PeerId::from_index(1), PeerId::from_index(2), PeerId::from_index(3));
+        let mut culprit = None;
+        let mut tamper = |peer: PeerId, request: &AnyRequest, _: &AnyResponse| {
+            if culprit.is_some() || request.type_id() != RequestHistoryChunk::TYPE_ID {
+                return None;
+            }
+            culprit = Some(peer);
+            Some(Some(Err(RequestError::ResponseTooLarge(11 << 20))))
+        };
+        let incompatible = run.input(Input::PeerJoined { peer: full, services: Some(Services::FULL_NODE) });
+        assert_eq!(incompatible, [Action::Emit(MacroSyncReturn::Incompatible(full))]);
+        let first = run.input(Input::PeerJoined { peer: a, services: Some(Services::HISTORY_NODE) });
+        let second = run.input(Input::PeerJoined { peer: b, services: Some(Services::HISTORY_NODE) });
+        run.drive(first.into_iter().chain(second).collect(), &mut tamper);
+        let culprit = culprit.expect("a chunk was asked");
+        assert_eq!(run.penalties(culprit).iter().map(|p| p.severity).collect::<Vec<_>>(), [Severity::InvalidData]);
+        assert!(run.synced());
+        assert!(!run.seen.iter().any(|a| matches!(a, Action::Request { peer, .. } if *peer == full)));
+        assert!(!run.seen.iter().any(|a| matches!(a, Action::Disconnect { .. })), "nobody is banned");
+    }
+
+    /// A peer that stops answering in the middle of the chunks: the chunk that blocks release is
+    /// asked of the other peer once it has been in flight `hedge_after` (3 s), long before the
+    /// 20 s timeout, and the sync completes.
+    #[test]
+    fn a_peer_that_stalls_mid_chunk_is_bypassed_before_the_timeout() {
+        let config = HistoryConfig::default();
+        let hedge = config.chunks.hedge_after.expect("hedging is on");
+        assert!(hedge < config.chunks.timeout);
+        let mut run = Run::new(server(), config);
+        let (a, b) = (PeerId::from_index(1), PeerId::from_index(2));
+        // b answers discovery and batch sets, then holds every chunk request.
+        let mut stall = |peer: PeerId, request: &AnyRequest, _: &AnyResponse| {
+            (peer == b && request.type_id() == RequestHistoryChunk::TYPE_ID).then_some(None)
+        };
+        let first = run.input(Input::PeerJoined { peer: a, services: Some(Services::HISTORY_NODE) });
+        let second = run.input(Input::PeerJoined { peer: b, services: Some(Services::HISTORY_NODE) });
+        run.drive(first.into_iter().chain(second).collect(), &mut stall);
+        assert!(!run.held.is_empty(), "b holds chunk requests");
+        assert!(!run.synced(), "a chunk blocks release");
+        // Just before hedge_after nothing new is asked; at it, the blocking chunk goes to a.
+        run.h.now = Time::ZERO + (hedge - Duration::from_millis(1));
+        assert!(run.input(Input::Tick).iter().all(|a| !matches!(a, Action::Request { .. })));
+        let mut rounds = 0;
+        while !run.synced() {
+            rounds += 1;
+            assert!(rounds < 20, "the sync does not get past the stalled chunks");
+            run.h.now = run.h.now + hedge;
+            assert!(run.h.now < Time::ZERO + run.h.machine.config.chunks.timeout * 3);
+            let tick = run.input(Input::Tick);
+            run.drive(tick, &mut stall);
+        }
+        let asked_a_for_held = run.held.iter().all(|(_, _, held)| {
+            run.seen.iter().any(|x| matches!(x, Action::Request { peer, request, .. } if *peer == a && request == held))
+        });
+        assert!(asked_a_for_held, "every chunk b held was fetched from a");
+        assert!(run.penalties(a).is_empty());
+    }
+
+    /// Every peer leaves in the middle of the sync: nothing is lost, nothing is banned, and the
+    /// sync goes on from our head when a peer comes back.
+    #[test]
+    fn when_every_peer_leaves_mid_sync_it_resumes_when_one_returns() {
+        let mut run = Run::new(server(), HistoryConfig::default());
+        let a = PeerId::from_index(1);
+        // a answers until the first chunk, then leaves.
+        let mut answered = 0;
+        let mut cut = |_: PeerId, request: &AnyRequest, _: &AnyResponse| {
+            if request.type_id() == RequestHistoryChunk::TYPE_ID {
+                answered += 1;
+            }
+            (answered > 1).then_some(None)
+        };
+        run.join(a, &mut cut);
+        assert!(!run.synced());
+        let left = run.input(Input::PeerLeft { peer: a });
+        assert!(left.iter().all(|x| !matches!(x, Action::Request { .. } | Action::Penalize { .. })), "{left:?}");
+        run.held.clear();
+        // It comes back (or another peer arrives): discovery from our head, and the rest.
+        run.join(a, &mut |_, _, _| None);
+        assert!(run.synced());
+        assert_eq!(run.verdicts(), [MacroSyncReturn::Good(a)]);
+        assert!(run.penalties(a).is_empty());
     }
 }
