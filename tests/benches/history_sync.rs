@@ -116,7 +116,7 @@ async fn run_mock(server: &TestChain, window_one: bool) -> Duration {
     } else {
         3
     };
-    let mut sync = HistoryMacroSync::new(node.clone(), chain.clone(), config);
+    let mut sync = HistoryMacroSync::new(node.clone(), chain.clone().into(), config);
     let servers: Vec<_> = (0..peers).map(|_| serve(&hub, server, Services::HISTORY_NODE)).collect();
     for s in &servers {
         hub.connect(node.peer_id(), s.peer_id()).unwrap();
@@ -138,7 +138,7 @@ async fn run_libp2p(server: &TestChain, peers: usize) -> (Duration, u64) {
     while node.peers().len() < peers {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut sync = HistoryMacroSync::new(node.clone(), chain.clone(), HistoryConfig::default());
+    let mut sync = HistoryMacroSync::new(node.clone(), chain.clone().into(), HistoryConfig::default());
     for (peer, _) in node.peers() {
         sync.add_peer(peer);
     }

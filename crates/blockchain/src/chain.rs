@@ -3,6 +3,7 @@
 //! committed block; on open the in-memory state is rebuilt and checked against the head's roots.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use petrel_primitives::history::{HistoryItem, HistoryTree, SizeProof, mmr_root_of, mmr_size};
 use petrel_primitives::{Blake2bHash, Block, GenesisConfig, MacroBlock, Policy, codec};
@@ -72,7 +73,7 @@ impl Default for ChainOptions {
 
 /// The full chain (history and full nodes).
 pub struct Blockchain {
-    db: Database,
+    db: Arc<Database>,
     state: ChainState,
     info: ChainInfo,
     genesis: GenesisConfig,
@@ -159,6 +160,7 @@ impl Blockchain {
             wtx.open_table(BATCH_SET_ENDS)?;
         }
         wtx.commit()?;
+        let db = Arc::new(db);
         Ok(Self { db, state, info, genesis: genesis.clone(), events: broadcast::channel(EVENT_CAPACITY).0, options })
     }
 
@@ -217,6 +219,7 @@ impl Blockchain {
                 return Err(ChainError::corrupted("history_nodes", "history does not match the head's history root"));
             }
         }
+        let db = Arc::new(db);
         Ok(Self { db, state, info, genesis, events: broadcast::channel(EVENT_CAPACITY).0, options })
     }
 
@@ -416,6 +419,16 @@ impl Blockchain {
 
     pub(crate) fn db(&self) -> &Database {
         &self.db
+    }
+
+    /// A shared handle of the database.
+    pub(crate) fn db_handle(&self) -> Arc<Database> {
+        self.db.clone()
+    }
+
+    /// Whether commits are fsynced ([`ChainOptions::durable`]).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.options.durable
     }
 
     /// Size proof of the history of `epoch` after block `number`.

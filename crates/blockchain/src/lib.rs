@@ -6,10 +6,13 @@
 //!   in-memory state untouched.
 //! - [`Blockchain::push_history_sync`] adopts a macro block with its history, without micro blocks.
 //! - The query methods answer what peers ask (protocol-reference §2.5).
+//! - Kept downloads ([`Blockchain::downloads`]): History Macro Sync's answers not applied yet,
+//!   so a restart does not fetch them again.
 //! - [`verify_store`] replays a stored chain from genesis (`petrel chain verify`).
 //! - Chain events go out on a bounded broadcast channel ([`ChainEvent`]).
 
 mod chain;
+mod downloads;
 mod error;
 mod events;
 mod light;
@@ -19,6 +22,7 @@ mod tables;
 mod verify;
 
 pub use chain::{BATCH_SET_MAX_HISTORY_BYTES, Blockchain, ChainOptions, DEFAULT_CACHE_BYTES, PushResult};
+pub use downloads::{DownloadKey, Downloads};
 pub use error::ChainError;
 pub use events::{ChainEvent, EVENT_CAPACITY};
 pub use light::{LightBlockchain, LightError, MAX_LIGHT_FILE, MacroVerifier};

@@ -27,6 +27,9 @@ pub(crate) const HISTORY_LEN: TableDefinition<'_, u32, u64> = TableDefinition::n
 /// (epoch, block number) of checkpoints that start a new batch set (see `Blockchain::batch_set`).
 pub(crate) const BATCH_SET_ENDS: TableDefinition<'_, (u32, u32), ()> = TableDefinition::new("batch_set_ends");
 
+/// (block number, slot) → a kept download of History Macro Sync (see `Downloads`).
+pub(crate) const DOWNLOADS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("downloads");
+
 /// Key of the chain info record.
 pub(crate) const META_CHAIN_INFO: &str = "chain_info";
 /// Key of the genesis config (TOML text).

@@ -237,7 +237,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             }
             // History Macro Sync: a node behind (or empty) rebuilds the chain and its history from
             // history peers; one that is synced finds nothing new and goes live at once.
-            let macro_sync = HistoryMacroSync::new(net.clone(), chain.clone(), HistoryConfig::default());
+            let macro_sync = HistoryMacroSync::new(net.clone(), chain.clone().into(), HistoryConfig::default());
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
             let syncer = Syncer::new(net.clone(), chain.clone(), macro_sync, live, syncer_config);
             tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));

@@ -5,8 +5,10 @@
 //! whose events are live-sync events.
 //!
 //! Bounds: requests in flight are what the machine asked for (each machine bounds its own);
-//! jobs run one at a time per driver, in the order asked, on tokio's blocking pool, so the network
-//! event loop and request handlers never wait for verification or fsync; events are handed to the
+//! jobs run one at a time per lane, in the order asked, on tokio's blocking pool, so the network
+//! event loop and request handlers never wait for verification or fsync (a machine puts jobs that
+//! must not wait behind its main work, such as keeping downloads, on the background lane:
+//! [`Machine::lane`]); events are handed to the
 //! consumer before any more input is taken (so at most the events of one input wait), and gossip
 //! is left unread meanwhile (its queue in the network is bounded).
 
@@ -46,14 +48,18 @@ enum Done {
     Other,
 }
 
+/// A job running on the blocking pool: its id and outcome when done.
+type Running<O> = BoxFuture<'static, (JobId, O)>;
+
 /// Drives a [`Machine`] over a [`Network`] and its chain.
 pub struct MachineDriver<M: Machine, N: Network> {
     machine: M,
     network: N,
     chain: M::Chain,
     in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
-    jobs: VecDeque<(JobId, M::Work)>,
-    running: Option<BoxFuture<'static, (JobId, M::Outcome)>>,
+    /// Per lane ([`Lane`] as index): jobs waiting, and the one running.
+    jobs: [VecDeque<(JobId, M::Work)>; 2],
+    running: [Option<Running<M::Outcome>>; 2],
     gossip: Gossip<M::Gossip>,
     ready: VecDeque<M::Event>,
     start: Instant,
@@ -72,8 +78,8 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
             network,
             chain,
             in_flight: FuturesUnordered::new(),
-            jobs: VecDeque::new(),
-            running: None,
+            jobs: [VecDeque::new(), VecDeque::new()],
+            running: [None, None],
             gossip: Gossip::None,
             ready: VecDeque::new(),
             // The driver is the one place of the sync crates that reads the clock (tokio's, so a
@@ -151,7 +157,7 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
                 }
                 Action::Apply { job, work } => {
                     tracing::trace!(target: TARGET, machine = self.name, job, ?work, "job queued");
-                    self.jobs.push_back((job, work));
+                    self.jobs[M::lane(&work) as usize].push_back((job, work));
                 }
                 Action::Emit(event) => {
                     tracing::debug!(target: TARGET, machine = self.name, ?event, "event");
@@ -178,20 +184,26 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
                 }
             }
         }
-        self.start_job();
+        self.start_jobs();
         self.schedule_wakeup();
     }
 
-    fn start_job(&mut self) {
-        if self.running.is_some() {
+    fn start_jobs(&mut self) {
+        for lane in 0..self.jobs.len() {
+            self.start_job(lane);
+        }
+    }
+
+    fn start_job(&mut self, lane: usize) {
+        if self.running[lane].is_some() {
             return;
         }
-        let Some((job, work)) = self.jobs.pop_front() else { return };
+        let Some((job, work)) = self.jobs[lane].pop_front() else { return };
         let chain = self.chain.clone();
         // Jobs are the machines' only heavy or durable work; the driver runs them off the executor.
         #[allow(clippy::disallowed_methods)]
         let handle = tokio::task::spawn_blocking(move || M::execute(&chain, work));
-        self.running = Some(
+        self.running[lane] = Some(
             async move {
                 match handle.await {
                     Ok(outcome) => (job, outcome),
@@ -245,10 +257,15 @@ impl<M: Machine, N: Network> Stream for MachineDriver<M, N> {
             if let Some(v) = this.ready.pop_front() {
                 return Poll::Ready(Some(v));
             }
-            if let Some(job) = this.running.as_mut()
-                && let Poll::Ready((job, outcome)) = job.poll_unpin(cx)
-            {
-                this.running = None;
+            let done = this.running.iter_mut().enumerate().find_map(|(lane, running)| match running.as_mut() {
+                Some(job) => match job.poll_unpin(cx) {
+                    Poll::Ready(done) => Some((lane, done)),
+                    Poll::Pending => None,
+                },
+                None => None,
+            });
+            if let Some((lane, (job, outcome))) = done {
+                this.running[lane] = None;
                 tracing::trace!(target: TARGET, machine = this.name, job, ?outcome, "job done");
                 this.feed(Input::Applied { job, outcome });
                 continue;

@@ -116,6 +116,15 @@ pub enum Input<O, G = (), R = ()> {
     Report(R),
 }
 
+/// Where a job runs (see [`Machine::lane`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// The machine's main work (verification, applying), in order.
+    Main = 0,
+    /// Work that must not wait behind the main lane (e.g. keeping downloads), in order.
+    Background = 1,
+}
+
 /// Everything a machine ever does. `W` is the machine's work, `E` the events it reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action<W, E = MacroSyncReturn> {
@@ -204,6 +213,11 @@ pub trait Machine: Send + Unpin + 'static {
     fn peers(&self) -> Vec<PeerId>;
     /// Counters.
     fn stats(&self) -> Self::Stats;
+    /// The lane a job runs on: jobs of one lane run one at a time, in order; the two lanes run
+    /// side by side. Everything is on [`Lane::Main`] unless a machine says otherwise.
+    fn lane(_work: &Self::Work) -> Lane {
+        Lane::Main
+    }
     /// The highest block number a peer listed that this machine syncs towards, if it knows one
     /// (for progress reports).
     fn target(&self) -> Option<u32> {

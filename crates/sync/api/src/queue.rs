@@ -253,6 +253,24 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         dropped.len()
     }
 
+    /// Fills waiting ids from elsewhere (e.g. answers kept on disk): every waiting id for which
+    /// `take` gives an item and a peer to charge it to counts as arrived from that peer, without a
+    /// fetch. Such items may take the window past its size until they are released. Returns how
+    /// many were filled.
+    pub fn fill_with(&mut self, mut take: impl FnMut(&Id) -> Option<(Item, PeerId)>) -> usize {
+        let mut filled = 0;
+        for e in &mut self.entries {
+            if matches!(e.state, State::Waiting)
+                && let Some((item, peer)) = take(&e.id)
+            {
+                e.state = State::Done { item, peer };
+                filled += 1;
+            }
+        }
+        self.active += filled;
+        filled
+    }
+
     /// Peers fetched from, in round-robin order.
     pub fn peers(&self) -> &[PeerId] {
         &self.peers
@@ -915,5 +933,22 @@ mod tests {
         let next = q.next_fetch(t).unwrap();
         assert_eq!((next.seq, next.id), (2, 7));
         assert_eq!(q.truncate(5), 0, "nothing beyond the end");
+    }
+
+    #[test]
+    fn ids_filled_from_elsewhere_are_released_in_order_without_a_fetch() {
+        let mut q = SyncQueue::<u32, u32>::new(cfg(2, 2));
+        (0..4).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        let first = q.next_fetch(Time::ZERO).unwrap();
+        assert_eq!(first.id, 0);
+        // 1 and 3 come from elsewhere; 0 is in flight and not replaced.
+        let filled = q.fill_with(|id| [0, 1, 3].contains(id).then_some((id * 10, p(9))));
+        assert_eq!(filled, 2);
+        assert_eq!(q.next_fetch(Time::ZERO), None, "the window is full");
+        assert!(q.arrived(first.seq, p(1), 0, Time::ZERO));
+        let out: Vec<_> = std::iter::from_fn(|| q.pop_ready()).map(|r| (r.id, r.item, r.peer)).collect();
+        assert_eq!(out, [(0, 0, p(1)), (1, 10, p(9))]);
+        assert_eq!(q.next_fetch(Time::ZERO).map(|f| f.id), Some(2), "only 2 is fetched");
     }
 }

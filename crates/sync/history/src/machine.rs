@@ -41,19 +41,37 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use petrel_blockchain::{Blockchain, PushResult};
+use petrel_blockchain::{Blockchain, DownloadKey, Downloads, PushResult};
 use petrel_network_api::{PeerId, PenaltyReason, Request, RequestError, Services, Severity};
 use petrel_primitives::wire::{BatchSetInfo, HeadInfo, HistoryChunk, MAX_EPOCHS, MacroChain};
-use petrel_primitives::{Blake2bHash, Policy};
+use petrel_primitives::{Blake2bHash, Policy, codec};
 use petrel_protocol::{AnyResponse, RequestBatchSet, RequestHistoryChunk, RequestMacroChain};
 use petrel_sync_api::MacroSyncReturn;
-use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
+use petrel_sync_api::machine::{Action, Input, JobId, Lane, Machine, PeerBook, RequestId, Time};
 use petrel_sync_api::queue::{QueueConfig, QueueError, SyncQueue};
+use serde::{Deserialize, Serialize};
 
 use crate::verify::{BatchSetVerifier, verify_chunk};
 
 /// The full chain store, shared.
 pub type SharedChain = Arc<RwLock<Blockchain>>;
+
+/// What history sync's jobs work on: the chain, and its kept downloads (a handle of their own, so
+/// that answers are kept while the chain is locked to apply others).
+#[derive(Clone, Debug)]
+pub struct HistoryChain {
+    /// The chain.
+    pub chain: SharedChain,
+    /// Its kept downloads.
+    pub downloads: Downloads,
+}
+
+impl From<SharedChain> for HistoryChain {
+    fn from(chain: SharedChain) -> Self {
+        let downloads = chain.read().unwrap_or_else(|e| e.into_inner()).downloads();
+        Self { chain, downloads }
+    }
+}
 
 /// Settings.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +89,9 @@ pub struct HistoryConfig {
     /// Chunks held for batch sets after the next one to apply, at most (the next one's are always
     /// taken: an epoch's history is bounded by the policy).
     pub max_held_chunks: usize,
+    /// Keep downloaded answers in the chain store until they are applied, and take them back
+    /// after a restart instead of fetching them again.
+    pub keep_downloads: bool,
 }
 
 impl Default for HistoryConfig {
@@ -94,11 +115,12 @@ impl Default for HistoryConfig {
             chunks: queue(12, 6, (RequestHistoryChunk::MAX_REQUESTS, RequestHistoryChunk::TIME_WINDOW)),
             max_pending: 4,
             max_held_chunks: 24,
+            keep_downloads: true,
         }
     }
 }
 
-/// History sync's job: verify one batch-set answer and its chunks, then apply it.
+/// The work of an apply job: verify one batch-set answer and its chunks, then apply it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryWork {
     /// The block the batch sets were asked for.
@@ -113,7 +135,61 @@ pub struct HistoryWork {
     pub known: u64,
 }
 
-/// What a [`HistoryWork`] did.
+/// A downloaded answer kept in the chain store until it is applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // a window's worth at a time; the chunks' items are on the heap
+pub enum Download {
+    /// The batch-set answer for block `number`, whose hash is `asked`.
+    BatchSet {
+        /// The block's number.
+        number: u32,
+        /// Its hash.
+        asked: Blake2bHash,
+        /// The answer.
+        info: BatchSetInfo,
+    },
+    /// History chunk `index` proven against block `number`, whose hash is `block`.
+    Chunk {
+        /// The block's number.
+        number: u32,
+        /// Its hash.
+        block: Blake2bHash,
+        /// The chunk's index.
+        index: u64,
+        /// The answer.
+        chunk: HistoryChunk,
+    },
+}
+
+impl Download {
+    /// Its key in the store: slot `u64::MAX` for a batch set, the index for a chunk.
+    pub fn key(&self) -> DownloadKey {
+        match self {
+            Download::BatchSet { number, .. } => (*number, u64::MAX),
+            Download::Chunk { number, index, .. } => (*number, *index),
+        }
+    }
+}
+
+/// Largest kept download read back (a batch-set or chunk answer and its key).
+const MAX_DOWNLOAD_RECORD: usize = petrel_protocol::MAX_LARGE_RESPONSE + 1024;
+
+/// Kept downloads read back after a restart, at most (more than any look-ahead).
+pub const MAX_RECALL_BYTES: usize = 64 * 1024 * 1024;
+
+/// History sync's jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // a few jobs queued at a time
+pub enum HistoryJob {
+    /// Verify and apply a batch-set answer with its chunks (main lane).
+    Apply(HistoryWork),
+    /// Keep these downloads in the store (background lane: never behind an apply).
+    Keep(Vec<Download>),
+    /// Read back the downloads kept above our macro head (main lane, first).
+    Recall,
+}
+
+/// What a [`HistoryJob`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HistoryOutcome {
     /// `extended` batch sets were applied.
@@ -131,6 +207,50 @@ pub enum HistoryOutcome {
     Store(String),
     /// The chain changed since the chunks were planned.
     Stale,
+    /// The downloads were kept.
+    Kept,
+    /// The downloads kept above our macro head (those that decode).
+    Recalled(Vec<Download>),
+}
+
+/// Runs a history job. After an apply, the kept downloads the chain has passed are dropped; after
+/// bad data, every kept download is (it may have come from there).
+pub fn run_job(chain: &HistoryChain, job: HistoryJob) -> HistoryOutcome {
+    let store_error = |e: petrel_blockchain::ChainError| HistoryOutcome::Store(e.to_string());
+    match job {
+        HistoryJob::Apply(work) => {
+            let outcome = execute(&chain.chain, work);
+            let cleared = match &outcome {
+                HistoryOutcome::Applied { .. } => {
+                    let head = chain.chain.read().unwrap_or_else(|e| e.into_inner()).state().macro_head.block_number();
+                    chain.downloads.clear_through(head)
+                }
+                HistoryOutcome::BadBatchSet(_) | HistoryOutcome::BadChunk(..) | HistoryOutcome::Invalid(_) => {
+                    chain.downloads.clear()
+                }
+                _ => Ok(()),
+            };
+            cleared.map_or_else(store_error, |()| outcome)
+        }
+        HistoryJob::Keep(downloads) => {
+            let entries: Vec<_> =
+                downloads.iter().filter_map(|d| codec::encode(d).ok().map(|bytes| (d.key(), bytes))).collect();
+            chain.downloads.put(&entries).map_or_else(store_error, |()| HistoryOutcome::Kept)
+        }
+        HistoryJob::Recall => {
+            let head = chain.chain.read().unwrap_or_else(|e| e.into_inner()).state().macro_head.block_number();
+            match chain.downloads.above(head, MAX_RECALL_BYTES) {
+                Ok(rows) => HistoryOutcome::Recalled(
+                    rows.iter()
+                        .filter_map(|(key, bytes)| {
+                            codec::decode::<Download>(bytes, MAX_DOWNLOAD_RECORD).ok().filter(|d| d.key() == *key)
+                        })
+                        .collect(),
+                ),
+                Err(e) => store_error(e),
+            }
+        }
+    }
 }
 
 /// Runs a history job (see [`HistoryWork`]).
@@ -249,8 +369,18 @@ enum PeerState {
 /// One fetch in flight; `seq` is the item's position in its queue.
 #[derive(Clone, Copy, Debug)]
 enum Fetching {
-    BatchSet { seq: u64 },
-    Chunk { seq: u64 },
+    BatchSet { seq: u64, number: u32, asked: Blake2bHash },
+    Chunk { seq: u64, number: u32, index: u64, block: Blake2bHash },
+}
+
+/// The "sender" of answers taken back from the store (never penalised).
+const KEPT: PeerId = PeerId([0; 32]);
+
+/// Downloads read back from the store, waiting for the round to ask for them.
+#[derive(Debug, Default)]
+struct Recalled {
+    batch_sets: HashMap<Blake2bHash, BatchSetInfo>,
+    chunks: HashMap<(u32, u64), (Blake2bHash, HistoryChunk)>,
 }
 
 /// A batch-set answer waiting for its chunks.
@@ -265,8 +395,9 @@ struct Pending {
     chunks: Vec<(HistoryChunk, PeerId)>,
 }
 
-/// Chunk id: (position of its batch set in the round, epoch, verifier block, chunk index).
-type ChunkId = (usize, u32, u32, u64);
+/// Chunk id: (position of its batch set in the round, epoch, verifier block's number, chunk
+/// index, verifier block's hash).
+type ChunkId = (usize, u32, u32, u64, Blake2bHash);
 
 /// How a peer's list of epochs fits the round.
 #[derive(Debug, PartialEq, Eq)]
@@ -414,7 +545,7 @@ impl Round {
         for listed in self.listed.values_mut() {
             *listed = (*listed).min(at);
         }
-        self.requests.retain(|_, (_, f)| !matches!(f, Fetching::BatchSet { seq } if *seq >= at as u64));
+        self.requests.retain(|_, (_, f)| !matches!(f, Fetching::BatchSet { seq, .. } if *seq >= at as u64));
         self.cuts.push(at);
         self.more = true;
         self.extended_at = None;
@@ -458,18 +589,24 @@ pub struct HistoryStats {
 #[derive(Debug, Default)]
 pub struct HistoryMachine {
     config: HistoryConfig,
-    book: PeerBook<PeerState, HistoryWork>,
+    book: PeerBook<PeerState, HistoryJob>,
     round: Option<Round>,
     stats: HistoryStats,
     /// The highest block a round listed.
     target: Option<u32>,
+    /// Answers to write to the store, and the job writing the previous ones.
+    to_keep: Vec<Download>,
+    keeping: Option<JobId>,
+    /// The job reading kept answers back (at start), and what it read.
+    recalling: Option<JobId>,
+    recalled: Recalled,
 }
 
 impl Machine for HistoryMachine {
     type Config = HistoryConfig;
-    type Chain = SharedChain;
+    type Chain = HistoryChain;
     type View = HistoryView;
-    type Work = HistoryWork;
+    type Work = HistoryJob;
     type Outcome = HistoryOutcome;
     type Event = MacroSyncReturn;
     type Gossip = ();
@@ -477,10 +614,15 @@ impl Machine for HistoryMachine {
     type Stats = HistoryStats;
 
     fn new(config: HistoryConfig) -> Self {
-        Self { config, ..Default::default() }
+        let mut machine = Self { config, ..Default::default() };
+        if config.keep_downloads {
+            // What a previous run downloaded and did not apply.
+            machine.recalling = Some(machine.book.apply(HistoryJob::Recall));
+        }
+        machine
     }
-    fn view(chain: &SharedChain, input: &Input<HistoryOutcome>) -> HistoryView {
-        let chain = chain.read().unwrap_or_else(|e| e.into_inner());
+    fn view(chain: &HistoryChain, input: &Input<HistoryOutcome>) -> HistoryView {
+        let chain = chain.chain.read().unwrap_or_else(|e| e.into_inner());
         let mut view = HistoryView::of(&chain);
         // Only a peer that did not know our locators needs the older one (a store read).
         if matches!(input, Input::Response { response: Ok(AnyResponse::MacroChain(Err(_))), .. }) {
@@ -488,8 +630,14 @@ impl Machine for HistoryMachine {
         }
         view
     }
-    fn execute(chain: &SharedChain, work: HistoryWork) -> HistoryOutcome {
-        execute(chain, work)
+    fn execute(chain: &HistoryChain, job: HistoryJob) -> HistoryOutcome {
+        run_job(chain, job)
+    }
+    fn lane(job: &HistoryJob) -> Lane {
+        match job {
+            HistoryJob::Keep(_) => Lane::Background,
+            HistoryJob::Apply(_) | HistoryJob::Recall => Lane::Main,
+        }
     }
     fn handle(&mut self, input: Input<HistoryOutcome>, now: Time, view: &HistoryView) {
         match input {
@@ -503,7 +651,7 @@ impl Machine for HistoryMachine {
                         round.batch_sets.time_out(now).into_iter().chain(round.chunks.time_out(now)).collect();
                     round.requests.retain(|_, (p, f)| {
                         let seq = match f {
-                            Fetching::BatchSet { seq } | Fetching::Chunk { seq } => *seq,
+                            Fetching::BatchSet { seq, .. } | Fetching::Chunk { seq, .. } => *seq,
                         };
                         !late.contains(&(seq, *p))
                     });
@@ -513,7 +661,7 @@ impl Machine for HistoryMachine {
         }
         self.pump(now, view);
     }
-    fn poll_action(&mut self) -> Option<Action<HistoryWork>> {
+    fn poll_action(&mut self) -> Option<Action<HistoryJob>> {
         self.book.poll_action()
     }
     fn next_wakeup(&self) -> Option<Time> {
@@ -791,22 +939,35 @@ impl HistoryMachine {
     fn on_fetched(&mut self, peer: PeerId, fetch: Fetching, response: Result<AnyResponse, RequestError>, now: Time) {
         let Some(round) = &mut self.round else { return };
         let listed = round.listed.get(&peer).copied().unwrap_or(0) as u64;
+        let keep = self.config.keep_downloads;
         match (fetch, response) {
-            (Fetching::BatchSet { seq }, Ok(AnyResponse::BatchSet(Ok(info)))) => {
-                round.batch_sets.arrived(seq, peer, info, now);
+            (Fetching::BatchSet { seq, number, asked }, Ok(AnyResponse::BatchSet(Ok(info)))) => {
+                let copy = keep.then(|| info.clone());
+                if round.batch_sets.arrived(seq, peer, info, now)
+                    && let Some(info) = copy
+                {
+                    self.to_keep.push(Download::BatchSet { number, asked, info });
+                }
             }
             // "Not found" for a block it listed itself.
-            (Fetching::BatchSet { seq }, Ok(AnyResponse::BatchSet(Err(_)))) if seq < listed => {
+            (Fetching::BatchSet { seq, .. }, Ok(AnyResponse::BatchSet(Err(_)))) if seq < listed => {
                 self.ban(peer, PenaltyReason::MissingAnnounced)
             }
-            (Fetching::Chunk { seq }, Ok(AnyResponse::HistoryChunk(Ok(chunk)))) => {
-                round.chunks.arrived(seq, peer, chunk, now);
+            (Fetching::Chunk { seq, number, index, block }, Ok(AnyResponse::HistoryChunk(Ok(chunk)))) => {
+                let copy = keep.then(|| chunk.clone());
+                if round.chunks.arrived(seq, peer, chunk, now)
+                    && let Some(chunk) = copy
+                {
+                    self.to_keep.push(Download::Chunk { number, block, index, chunk });
+                }
             }
-            (Fetching::BatchSet { seq }, Err(e)) | (Fetching::Chunk { seq }, Err(e)) if e.is_peer_fault() => {
+            (Fetching::BatchSet { seq, .. }, Err(e)) | (Fetching::Chunk { seq, .. }, Err(e)) if e.is_peer_fault() => {
                 self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
                 Self::failed(round, fetch, seq, peer);
             }
-            (Fetching::BatchSet { seq }, _) | (Fetching::Chunk { seq }, _) => Self::failed(round, fetch, seq, peer),
+            (Fetching::BatchSet { seq, .. }, _) | (Fetching::Chunk { seq, .. }, _) => {
+                Self::failed(round, fetch, seq, peer)
+            }
         }
     }
 
@@ -818,21 +979,44 @@ impl HistoryMachine {
     }
 
     fn on_applied(&mut self, job: JobId, outcome: HistoryOutcome, view: &HistoryView) {
+        if self.keeping == Some(job) || self.recalling == Some(job) {
+            self.keeping.take_if(|j| *j == job);
+            self.recalling.take_if(|j| *j == job);
+            match outcome {
+                HistoryOutcome::Recalled(downloads) => {
+                    for d in downloads {
+                        match d {
+                            Download::BatchSet { asked, info, .. } => {
+                                self.recalled.batch_sets.insert(asked, info);
+                            }
+                            Download::Chunk { number, block, index, chunk } => {
+                                self.recalled.chunks.insert((number, index), (block, chunk));
+                            }
+                        }
+                    }
+                }
+                HistoryOutcome::Store(_) => self.end_round(view, Some(MacroSyncReturn::Outdated)),
+                _ => {}
+            }
+            return;
+        }
         let Some(round) = &mut self.round else { return };
         let Some((_, sender, chunk_senders)) = round.applying.take_if(|(j, ..)| *j == job) else { return };
         match outcome {
             HistoryOutcome::Applied { extended } => self.stats.applied += extended,
             HistoryOutcome::BadBatchSet(_) | HistoryOutcome::Invalid(_) => {
-                self.ban(sender, PenaltyReason::InvalidBlock);
+                if sender != KEPT {
+                    self.ban(sender, PenaltyReason::InvalidBlock);
+                }
                 self.end_round(view, None);
             }
             HistoryOutcome::BadChunk(k, _) => {
-                if let Some(&culprit) = chunk_senders.get(k) {
+                if let Some(&culprit) = chunk_senders.get(k).filter(|p| **p != KEPT) {
                     self.ban(culprit, PenaltyReason::InvalidBlock);
                 }
                 self.end_round(view, None);
             }
-            HistoryOutcome::Stale => self.end_round(view, None),
+            HistoryOutcome::Stale | HistoryOutcome::Kept | HistoryOutcome::Recalled(_) => self.end_round(view, None),
             HistoryOutcome::Store(_) => self.end_round(view, Some(MacroSyncReturn::Outdated)),
         }
     }
@@ -863,7 +1047,17 @@ impl HistoryMachine {
     /// job when a batch set and its chunks are in, and ends the round when it is done or cannot
     /// finish.
     fn pump(&mut self, now: Time, view: &HistoryView) {
+        // Keep what arrived, one write at a time (the next one takes what arrives meanwhile).
+        if self.keeping.is_none() && !self.to_keep.is_empty() {
+            let downloads = std::mem::take(&mut self.to_keep);
+            self.keeping = Some(self.book.apply(HistoryJob::Keep(downloads)));
+        }
         let Some(round) = &mut self.round else { return };
+        // Answers a previous run kept stand in for fetches.
+        if !self.recalled.batch_sets.is_empty() {
+            let kept = &mut self.recalled.batch_sets;
+            round.batch_sets.fill_with(|(hash, _, _)| kept.remove(hash).map(|info| (info, KEPT)));
+        }
         let last = match round.checkpoint {
             Some((number, _)) => number,
             None => view.policy.election_block_of(round.base_epoch + round.epochs.len() as u32),
@@ -890,7 +1084,13 @@ impl HistoryMachine {
             let first_chunk = known / size;
             let needed = leaves.div_ceil(size).saturating_sub(first_chunk);
             for index in first_chunk..first_chunk + needed {
-                round.chunks.push((item, epoch, number, index));
+                round.chunks.push((item, epoch, number, index, r.id.0));
+            }
+            if !self.recalled.chunks.is_empty() {
+                let kept = &mut self.recalled.chunks;
+                round.chunks.fill_with(|(_, _, number, index, block)| {
+                    kept.remove(&(*number, *index)).filter(|(b, _)| b == block).map(|(_, chunk)| (chunk, KEPT))
+                });
             }
             round.pending.push_back(Pending {
                 asked: r.id.0,
@@ -933,18 +1133,23 @@ impl HistoryMachine {
             self.stats.extensions += 1;
         }
         // Fetch after releasing: a release frees room in its window, and with nothing else in flight
-        // no later input would come to use it (a window of 1 stalled before this order).
-        while let Some(f) = round.batch_sets.next_fetch(now) {
-            let (hash, _, _) = f.id;
+        // no later input would come to use it (a window of 1 stalled before this order). Not before
+        // the answers kept by a previous run are back: they stand in for fetches.
+        while self.recalling.is_none()
+            && let Some(f) = round.batch_sets.next_fetch(now)
+        {
+            let (hash, number, _) = f.id;
             let id = self.book.request(f.peer, RequestBatchSet { hash });
-            round.requests.insert(id, (f.peer, Fetching::BatchSet { seq: f.seq }));
+            round.requests.insert(id, (f.peer, Fetching::BatchSet { seq: f.seq, number, asked: hash }));
             self.stats.batch_set_requests += 1;
         }
-        while let Some(f) = round.chunks.next_fetch(now) {
-            let (_, epoch, number, index) = f.id;
+        while self.recalling.is_none()
+            && let Some(f) = round.chunks.next_fetch(now)
+        {
+            let (_, epoch, number, index, block) = f.id;
             let request = RequestHistoryChunk { epoch_number: epoch, block_number: number, chunk_index: index };
             let id = self.book.request(f.peer, request);
-            round.requests.insert(id, (f.peer, Fetching::Chunk { seq: f.seq }));
+            round.requests.insert(id, (f.peer, Fetching::Chunk { seq: f.seq, number, index, block }));
             self.stats.chunk_requests += 1;
         }
         if round.applying.is_none()
@@ -954,7 +1159,7 @@ impl HistoryMachine {
         {
             let (chunks, senders): (Vec<_>, Vec<_>) = p.chunks.into_iter().unzip();
             let work = HistoryWork { asked: p.asked, info: p.info, chunks, first_chunk: p.first_chunk, known: p.known };
-            let job = self.book.apply(work);
+            let job = self.book.apply(HistoryJob::Apply(work));
             round.applying = Some((job, p.sender, senders));
         }
         let benched: Vec<_> = round

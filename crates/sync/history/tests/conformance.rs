@@ -33,7 +33,7 @@ impl petrel_test_utils::conformance::Runner for History {
         store.chain.read().expect("lock").head().macro_hash
     }
     fn make<N: Network>(network: N, store: FreshStore) -> Self::Sync<N> {
-        HistoryMacroSync::new(network, store.chain, HistoryConfig::default())
+        HistoryMacroSync::new(network, store.chain.into(), HistoryConfig::default())
     }
     fn required_services() -> Services {
         HistoryConfig::default().required_services
