@@ -13,6 +13,11 @@
 //! the verified root) and applies each batch set with `push_history_sync`, strictly in order, off
 //! the executor; a blocking read or write lock is held only to read the state and to push.
 //!
+//! Kept downloads: every answer that arrives is also written to the store's `downloads` table by a
+//! job on the background lane, and dropped once applied; at start the machine reads back what a
+//! previous run kept and uses it in place of fetches (verified like any answer; bad kept data is
+//! dropped and costs no peer).
+//!
 //! Pipelining: when the round's last listed epochs are in flight and the list was full, its peers
 //! are asked what follows the last one, and the round grows, so that download never waits for
 //! apply between clusters. What waits for apply is bounded (`max_pending` batch sets, and
