@@ -5,7 +5,9 @@
 //! others) it generates the chain once into `target/bench-chains/` (kept between runs), serves it,
 //! starts a fresh `--mode history` and a fresh `--mode full` node that sync from it, and samples
 //! their peak resident set (`VmHWM` in `/proc/PID/status`, Linux) until they report established.
-//! It fails if a syncing node exceeds [`RSS_BUDGET_KB`].
+//! It fails if a syncing node exceeds [`RSS_BUDGET_KB`]. Then it syncs a history node of the
+//! shortest chain from 1, 2 and 4 serving processes (copies of the store), each its own process,
+//! the headline of the history sync bench without the in-process shortcut.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -87,27 +89,24 @@ struct Measured {
     server_kb: u64,
 }
 
-fn sync_once(petrel: &Path, served: &Path, mode: &str, scratch: &Path) -> Result<Measured, String> {
+/// Syncs a fresh `mode` node from one serving process per directory of `served` (copies of one
+/// chain store).
+fn sync_once(petrel: &Path, served: &[PathBuf], mode: &str, scratch: &Path) -> Result<Measured, String> {
     let _ = std::fs::remove_dir_all(scratch);
-    let served_str = served.to_str().ok_or("path")?;
-    let (server, addr) = Node::start(petrel, &["--mode", "history", "--min-peers", "0", "--data-dir", served_str])?;
-    let genesis = served.join("genesis.toml");
+    let mut servers = Vec::new();
+    let mut args: Vec<String> = vec!["--mode".into(), mode.into(), "--min-peers".into(), "1".into()];
+    for dir in served {
+        let dir_str = dir.to_str().ok_or("path")?;
+        let (server, addr) = Node::start(petrel, &["--mode", "history", "--min-peers", "0", "--data-dir", dir_str])?;
+        servers.push(server);
+        args.extend(["--peer".into(), addr]);
+    }
+    let genesis = served.first().ok_or("no server")?.join("genesis.toml");
+    args.extend(["--genesis".into(), genesis.to_str().ok_or("path")?.into()]);
+    args.extend(["--data-dir".into(), scratch.to_str().ok_or("path")?.into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let start = Instant::now();
-    let (node, _) = Node::start(
-        petrel,
-        &[
-            "--mode",
-            mode,
-            "--min-peers",
-            "1",
-            "--peer",
-            &addr,
-            "--genesis",
-            genesis.to_str().ok_or("path")?,
-            "--data-dir",
-            scratch.to_str().ok_or("path")?,
-        ],
-    )?;
+    let (node, _) = Node::start(petrel, &args)?;
     let deadline = start + Duration::from_secs(1800);
     let mut peak = 0;
     loop {
@@ -121,7 +120,7 @@ fn sync_once(petrel: &Path, served: &Path, mode: &str, scratch: &Path) -> Result
                 let seconds = start.elapsed().as_secs_f64();
                 let bytes = number_field(&line, "\"bytes_received\":").unwrap_or(0);
                 let node_kb = peak.max(node.peak_kb().unwrap_or(0));
-                let server_kb = server.peak_kb().unwrap_or(0);
+                let server_kb = servers.iter().filter_map(Node::peak_kb).max().unwrap_or(0);
                 let _ = std::fs::remove_dir_all(scratch);
                 return Ok(Measured { seconds, bytes, node_kb, server_kb });
             }
@@ -164,11 +163,32 @@ pub(crate) fn history_rss(extra: &[String]) -> Result<(), String> {
             std::fs::write(served.join(".complete"), b"").map_err(|err| err.to_string())?;
         }
         for mode in ["history", "full"] {
-            let m = sync_once(&petrel, &served, mode, &chains.join(format!("sync-{mode}")))?;
+            let m = sync_once(&petrel, std::slice::from_ref(&served), mode, &chains.join(format!("sync-{mode}")))?;
             if m.node_kb > RSS_BUDGET_KB {
                 over.push(format!("{mode} at {e} epochs: {} MB", m.node_kb / 1024));
             }
             rows.push((e, mode, m));
+        }
+    }
+    // The headline of the history sync bench with every serving peer in its own process: the
+    // shortest chain from 1, 2 and 4 servers (copies of the store, each with its own key).
+    let mut peers_rows = Vec::new();
+    if let Some(e) = rows.first().map(|(e, ..)| *e) {
+        let served = chains.join(format!("devnet-{e}-epochs-50-tx"));
+        let mut dirs = vec![served.clone()];
+        for k in 1..4 {
+            let copy = chains.join(format!("devnet-{e}-epochs-50-tx-copy{k}"));
+            if !copy.join("chain.redb").exists() {
+                std::fs::create_dir_all(&copy).map_err(|err| err.to_string())?;
+                for name in ["chain.redb", "genesis.toml"] {
+                    std::fs::copy(served.join(name), copy.join(name)).map_err(|err| err.to_string())?;
+                }
+            }
+            dirs.push(copy);
+        }
+        for n in [1, 2, 4] {
+            let m = sync_once(&petrel, &dirs[..n], "history", &chains.join("sync-peers"))?;
+            peers_rows.push((e, n, m));
         }
     }
     println!("\nepochs  mode     established  received     node peak RSS  server peak RSS");
@@ -180,6 +200,10 @@ pub(crate) fn history_rss(extra: &[String]) -> Result<(), String> {
             m.node_kb / 1024,
             m.server_kb / 1024
         );
+    }
+    println!("\nepochs  serving processes  history node established  received");
+    for (e, n, m) in &peers_rows {
+        println!("{e:>6}  {n:>17}  {:>22.2} s  {:>8.1} MB", m.seconds, m.bytes as f64 / 1e6);
     }
     if over.is_empty() {
         Ok(())

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `PeerJoined` | to macro sync |
 //! | `PeerLeft` | out of macro sync, live sync (a head round if it was live), the outdated and incompatible sets |
-//! | `Good` of a connected peer | to live sync, and a head round; a late `Good` (peer gone) is ignored |
+//! | `Good` of a connected peer | to live sync, a head round, and a head check of each incompatible peer not being checked; a late `Good` (peer gone) is ignored |
 //! | `Outdated` | remembered; back to macro sync at the next check (`check_interval`) |
 //! | `Incompatible` | a head check now and at every check |
 //! | `Conflicting` | an invalid-data penalty; every live peer out of live sync; live, conflicting and outdated peers to `Fallback` |
@@ -257,6 +257,16 @@ impl<C> SyncerMachine<C> {
             MacroSyncReturn::Good(p) if self.connected.contains(&p) => {
                 self.outdated.remove(&p);
                 self.add_live(p);
+                // Macro sync brought us to a peer's state: incompatible peers (e.g. full nodes
+                // for a history node) that were ahead may be level with us now; check them at
+                // once rather than at the next check.
+                let mut incompatible: Vec<_> = self.incompatible.iter().copied().collect();
+                incompatible.sort();
+                for q in incompatible {
+                    if !self.checks.values().any(|c| *c == q) {
+                        self.check_head(q);
+                    }
+                }
             }
             MacroSyncReturn::Good(_) => {}
             MacroSyncReturn::Outdated(p) => {

@@ -361,3 +361,36 @@ fn a_full_node_syncs_by_history_and_keeps_only_recent_epochs() {
     assert_eq!(full_info["history_pruned_before"], 4, "{full_info}");
     assert_eq!(served_info["history_pruned_before"], 0);
 }
+
+/// A full node does not serve history (it lacks the service), so a history node syncs its history
+/// from history peers only, but follows the chain with both: with `--min-peers 2` it is
+/// established only once the full node is one of its live peers.
+#[test]
+fn a_history_node_follows_full_nodes_live_but_takes_history_from_history_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (served, server) = serve_devnet_chain(dir.path(), "4", "5");
+    let full = sync_from(&server, &served, &dir.path().join("full"), "full", &[]);
+    let full_ready = full.wait_event("established", Duration::from_secs(120));
+    let genesis = served.join("genesis.toml");
+    let data = dir.path().join("history");
+    let history = Node::start(&[
+        "--mode",
+        "history",
+        "--min-peers",
+        "2",
+        "--peer",
+        &server.addr,
+        "--peer",
+        &full.addr,
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let established = history.wait_event("established", Duration::from_secs(120));
+    assert_eq!(established["status"]["live_peers"], 2, "the full node is a live peer: {established}");
+    assert_eq!(established["status"]["head_hash"], full_ready["status"]["head_hash"], "{established}");
+    drop(history);
+    drop(full);
+    drop(server);
+}

@@ -185,6 +185,29 @@ fn incompatible_peers_are_checked_and_join_live_sync_when_synced() {
     );
 }
 
+/// A history node's full-node peers are incompatible with its macro sync and far ahead while it
+/// syncs; once macro sync reports a peer Good (we reached its state), they are checked at once
+/// and join live sync, without waiting for the check interval.
+#[test]
+fn a_good_verdict_checks_incompatible_peers_again_at_once() {
+    let mut h = H::new(2);
+    h.joined(&[p(1), p(2)]);
+    let a = h.verdict(MacroSyncReturn::Incompatible(p(2)));
+    let first = requests(&a)[0].0;
+    let far = info(&macro_block(100 + 3 * Policy::TEST.blocks_per_batch, 1));
+    assert!(h.h.respond(first, Ok(AnyResponse::Head(far))).is_empty(), "ahead of us: stays incompatible");
+    // Macro sync brings us to p(1)'s state, which is p(2)'s too.
+    h.h.view = view_at(100 + 3 * Policy::TEST.blocks_per_batch);
+    let a = h.verdict(MacroSyncReturn::Good(p(1)));
+    let check = requests(&a).into_iter().find(|r| r.1 == p(2)).expect("p(2) is checked again at once");
+    assert_eq!(check.2, AnyRequest::Head(RequestHead));
+    let a = h.h.respond(check.0, Ok(AnyResponse::Head(far)));
+    assert!(a.contains(&ev(SyncerEvent::AddToLive(p(2)))), "{a:?}");
+    // A second Good while a check is in flight asks nothing twice.
+    let again = h.verdict(MacroSyncReturn::Good(p(1)));
+    assert!(requests(&again).iter().all(|r| r.1 != p(2)), "{again:?}");
+}
+
 #[test]
 fn a_conflict_penalises_empties_live_sync_and_falls_back_with_everyone() {
     let mut h = H::new(1);
