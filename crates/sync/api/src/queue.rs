@@ -374,10 +374,16 @@ impl<Id: Clone, Item> SyncQueue<Id, Item> {
         if let Some(hedge) = self.next_hedge(now) {
             return Some(hedge);
         }
-        if self.active >= self.config.window {
-            return None;
-        }
-        let index = self.entries.iter().position(|e| matches!(e.state, State::Waiting))?;
+        let index = if self.active >= self.config.window {
+            // The window is full. Items filled from elsewhere can fill it while the item that
+            // blocks release still waits: that one is always asked, or the queue would stall.
+            match self.entries.front() {
+                Some(e) if matches!(e.state, State::Waiting) => 0,
+                _ => return None,
+            }
+        } else {
+            self.entries.iter().position(|e| matches!(e.state, State::Waiting))?
+        };
         let peer = self.pick_peer(&self.entries[index].tried.clone(), now)?;
         let deadline = now + self.config.timeout;
         let e = &mut self.entries[index];
@@ -933,6 +939,21 @@ mod tests {
         let next = q.next_fetch(t).unwrap();
         assert_eq!((next.seq, next.id), (2, 7));
         assert_eq!(q.truncate(5), 0, "nothing beyond the end");
+    }
+
+    #[test]
+    fn filled_items_that_fill_the_window_do_not_stall_the_item_blocking_release() {
+        let mut q = SyncQueue::<u32, u32>::new(cfg(2, 2));
+        (0..4).for_each(|i| q.push(i));
+        q.add_peer(p(1));
+        assert_eq!(q.fill_with(|id| (*id > 0).then_some((*id, p(9)))), 3);
+        assert!(q.active() > 2, "past the window");
+        let f = q.next_fetch(Time::ZERO).expect("the blocking item is still asked");
+        assert_eq!(f.id, 0);
+        assert_eq!(q.next_fetch(Time::ZERO), None);
+        assert!(q.arrived(f.seq, p(1), 0, Time::ZERO));
+        assert_eq!(std::iter::from_fn(|| q.pop_ready()).count(), 4);
+        assert!(q.is_finished());
     }
 
     #[test]

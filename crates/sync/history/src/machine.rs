@@ -192,6 +192,8 @@ pub enum HistoryJob {
     Keep(Vec<Download>),
     /// Read back the downloads kept above our macro head (main lane, first).
     Recall,
+    /// Drop every kept download (some were found wrong before their apply).
+    Forget,
 }
 
 /// What a [`HistoryJob`] did.
@@ -225,7 +227,9 @@ pub fn run_job(chain: &HistoryChain, job: HistoryJob) -> HistoryOutcome {
     match job {
         HistoryJob::Apply(work) => {
             let outcome = execute(&chain.chain, work);
-            let cleared = match &outcome {
+            // The kept downloads are a cache: failing to trim them changes nothing applied (the
+            // rows at or below the head are never read back).
+            let _ = match &outcome {
                 HistoryOutcome::Applied { .. } => {
                     let head = chain.chain.read().unwrap_or_else(|e| e.into_inner()).state().macro_head.block_number();
                     chain.downloads.clear_through(head)
@@ -235,8 +239,9 @@ pub fn run_job(chain: &HistoryChain, job: HistoryJob) -> HistoryOutcome {
                 }
                 _ => Ok(()),
             };
-            cleared.map_or_else(store_error, |()| outcome)
+            outcome
         }
+        HistoryJob::Forget => chain.downloads.clear().map_or_else(store_error, |()| HistoryOutcome::Kept),
         HistoryJob::Keep(downloads) => {
             let entries: Vec<_> =
                 downloads.iter().filter_map(|d| codec::encode(d).ok().map(|bytes| (d.key(), bytes))).collect();
@@ -384,8 +389,16 @@ const KEPT: PeerId = PeerId([0; 32]);
 /// Downloads read back from the store, waiting for the round to ask for them.
 #[derive(Debug, Default)]
 struct Recalled {
-    batch_sets: HashMap<Blake2bHash, BatchSetInfo>,
+    batch_sets: HashMap<Blake2bHash, (u32, BatchSetInfo)>,
     chunks: HashMap<(u32, u64), (Blake2bHash, HistoryChunk)>,
+}
+
+impl Recalled {
+    /// Drops what is for blocks at or below `number` (the chain has passed them).
+    fn drop_through(&mut self, number: u32) {
+        self.batch_sets.retain(|_, (n, _)| *n > number);
+        self.chunks.retain(|(n, _), _| *n > number);
+    }
 }
 
 /// A batch-set answer waiting for its chunks.
@@ -415,6 +428,16 @@ enum Fit {
     Apart,
 }
 
+/// A peer's answer to "what follows the round's epoch `from - 1`".
+#[derive(Debug)]
+struct Extension {
+    peer: PeerId,
+    from: usize,
+    epochs: Vec<Blake2bHash>,
+    checkpoint: Option<(u32, Blake2bHash)>,
+    full: bool,
+}
+
 /// The cluster being downloaded: a run of epochs (then possibly a checkpoint) that its peers agree
 /// on, fetched through two ordered queues shared by those peers, and grown while it downloads
 /// when the peers list more.
@@ -438,8 +461,11 @@ struct Round {
     more: bool,
     /// The round's length when its peers were last asked what follows it.
     extended_at: Option<usize>,
-    /// Those questions in flight: the peer and the position after which it lists.
-    extending: HashMap<RequestId, (PeerId, usize)>,
+    /// Those questions in flight: the peer, the position after which it lists, and the epoch hash
+    /// asked from.
+    extending: HashMap<RequestId, (PeerId, usize, Blake2bHash)>,
+    /// Their answers so far, fitted once all are in ([`HistoryMachine::decide_extension`]).
+    answers: Vec<Extension>,
     batch_sets: SyncQueue<(Blake2bHash, u32, usize), BatchSetInfo>,
     chunks: SyncQueue<ChunkId, HistoryChunk>,
     requests: HashMap<RequestId, (PeerId, Fetching)>,
@@ -460,6 +486,7 @@ impl Round {
             more: false,
             extended_at: None,
             extending: HashMap::new(),
+            answers: Vec::new(),
             batch_sets: SyncQueue::new(config.batch_sets),
             chunks: SyncQueue::new(config.chunks),
             requests: HashMap::new(),
@@ -551,9 +578,28 @@ impl Round {
             *listed = (*listed).min(at);
         }
         self.requests.retain(|_, (_, f)| !matches!(f, Fetching::BatchSet { seq, .. } if *seq >= at as u64));
+        self.extending.retain(|_, (_, from, _)| *from <= at);
+        self.answers.retain(|a| a.from <= at);
         self.cuts.push(at);
         self.more = true;
         self.extended_at = None;
+    }
+
+    /// Drops the items no peer of the round lists any more (their only lister left or was
+    /// banned), if none of them was released yet: nobody could serve them. What follows is asked
+    /// again.
+    fn trim(&mut self) {
+        let listed = self.listed.values().copied().max().unwrap_or(0);
+        if listed < self.items() && listed as u64 >= self.batch_sets.released() {
+            self.batch_sets.truncate(listed as u64);
+            self.epochs.truncate(listed);
+            self.checkpoint = None;
+            self.requests.retain(|_, (_, f)| !matches!(f, Fetching::BatchSet { seq, .. } if *seq >= listed as u64));
+            self.extending.retain(|_, (_, from, _)| *from <= listed);
+            self.answers.retain(|a| a.from <= listed);
+            self.more = true;
+            self.extended_at = None;
+        }
     }
 
     fn join(&mut self, peer: PeerId, listed: usize) {
@@ -567,7 +613,8 @@ impl Round {
         self.chunks.remove_peer(peer);
         self.listed.remove(peer);
         self.requests.retain(|_, (p, _)| p != peer);
-        self.extending.retain(|_, (p, _)| p != peer);
+        self.extending.retain(|_, (p, ..)| p != peer);
+        self.answers.retain(|a| a.peer != *peer);
     }
 }
 
@@ -601,6 +648,8 @@ pub struct HistoryMachine {
     target: Option<u32>,
     /// Answers to write to the store, and the job writing the previous ones.
     to_keep: Vec<Download>,
+    /// Keeping failed (the store cannot hold them): no more kept downloads this run.
+    keep_off: bool,
     keeping: Option<JobId>,
     /// The job reading kept answers back (at start), and what it read.
     recalling: Option<JobId>,
@@ -641,7 +690,7 @@ impl Machine for HistoryMachine {
     fn lane(job: &HistoryJob) -> Lane {
         match job {
             HistoryJob::Keep(_) => Lane::Background,
-            HistoryJob::Apply(_) | HistoryJob::Recall => Lane::Main,
+            HistoryJob::Apply(_) | HistoryJob::Recall | HistoryJob::Forget => Lane::Main,
         }
     }
     fn handle(&mut self, input: Input<HistoryOutcome>, now: Time, view: &HistoryView) {
@@ -652,13 +701,11 @@ impl Machine for HistoryMachine {
             Input::Applied { job, outcome } => self.on_applied(job, outcome, view),
             Input::Tick => {
                 if let Some(round) = &mut self.round {
-                    let late: Vec<_> =
-                        round.batch_sets.time_out(now).into_iter().chain(round.chunks.time_out(now)).collect();
-                    round.requests.retain(|_, (p, f)| {
-                        let seq = match f {
-                            Fetching::BatchSet { seq, .. } | Fetching::Chunk { seq, .. } => *seq,
-                        };
-                        !late.contains(&(seq, *p))
+                    let late_sets = round.batch_sets.time_out(now);
+                    let late_chunks = round.chunks.time_out(now);
+                    round.requests.retain(|_, (p, f)| match f {
+                        Fetching::BatchSet { seq, .. } => !late_sets.contains(&(*seq, *p)),
+                        Fetching::Chunk { seq, .. } => !late_chunks.contains(&(*seq, *p)),
                     });
                 }
             }
@@ -751,8 +798,8 @@ impl HistoryMachine {
             if let Some((_, fetch)) = round.requests.remove(&id) {
                 return self.on_fetched(peer, fetch, response, now);
             }
-            if let Some((_, from)) = round.extending.remove(&id) {
-                return self.on_extension(peer, from, response, view);
+            if let Some((_, from, base)) = round.extending.remove(&id) {
+                return self.on_extension(peer, from, base, response, view);
             }
         }
         match (self.book.peers.get(&peer), response) {
@@ -859,6 +906,17 @@ impl HistoryMachine {
         };
         round.join(peer, listed);
         self.book.peers.insert(peer, PeerState::Fetching);
+        // A question about what follows the round is open: this peer gets a vote too.
+        let open = round.extending.values().map(|(_, from, base)| (*from, *base)).next();
+        if let Some((from, base)) = open
+            && listed >= from
+            && !round.extending.values().any(|(p, ..)| *p == peer)
+            && !round.answers.iter().any(|a| a.peer == peer)
+        {
+            let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
+            let id = self.book.request(peer, RequestMacroChain { locators: vec![base], max_epochs });
+            round.extending.insert(id, (peer, from, base));
+        }
     }
 
     /// The peer did not know our election head: ask from an older one of ours.
@@ -904,6 +962,7 @@ impl HistoryMachine {
         &mut self,
         peer: PeerId,
         from: usize,
+        base: Blake2bHash,
         response: Result<AnyResponse, RequestError>,
         view: &HistoryView,
     ) {
@@ -911,8 +970,9 @@ impl HistoryMachine {
         let Some(round) = &mut self.round else { return };
         let answer = match response {
             Ok(AnyResponse::MacroChain(Ok(a))) => a,
-            // It no longer knows the epoch it listed (or cannot tell): it fetches no more.
-            Ok(AnyResponse::MacroChain(Err(_))) => return self.wait(peer),
+            // It does not know the election block it listed itself (final: an honest peer never
+            // forgets one): a lie, or the cover of one.
+            Ok(AnyResponse::MacroChain(Err(_))) => return self.ban(peer, PenaltyReason::MissingAnnounced),
             Err(e) if e.is_peer_fault() => {
                 self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
                 return self.wait(peer);
@@ -922,8 +982,8 @@ impl HistoryMachine {
         if answer.epochs.len() > max {
             return self.ban(peer, PenaltyReason::WrongAnswer);
         }
-        if from == 0 || from > round.epochs.len() {
-            // The round was cut below what was asked.
+        if from == 0 || round.epochs.get(from - 1) != Some(&base) {
+            // The round was cut below what was asked (and may have grown another way since).
             return;
         }
         let Ok(checkpoint) =
@@ -932,19 +992,44 @@ impl HistoryMachine {
             return self.ban(peer, PenaltyReason::WrongAnswer);
         };
         if answer.epochs.is_empty() && checkpoint.is_none() {
-            if round.listed.get(&peer).is_some_and(|l| *l < round.items()) {
-                self.wait(peer);
-            }
+            // Nothing after what it listed: if the round grows, it cannot fetch the rest.
+            round.answers.push(Extension { peer, from, epochs: Vec::new(), checkpoint: None, full: false });
             return;
         }
         let full = answer.epochs.len() == max;
-        self.fitted(peer, from, &answer.epochs, checkpoint, full, view);
+        round.answers.push(Extension { peer, from, epochs: answer.epochs, checkpoint, full });
+    }
+
+    /// Once every peer asked what follows position `from` has answered (or failed), fits the
+    /// answers, the branch most of them list first: one fast peer cannot choose the branch for
+    /// the others.
+    fn decide_extension(&mut self, view: &HistoryView) {
+        let Some(round) = &mut self.round else { return };
+        if round.answers.is_empty() || !round.extending.is_empty() {
+            return;
+        }
+        let mut answers = std::mem::take(&mut round.answers);
+        let votes: Vec<usize> = answers
+            .iter()
+            .map(|a| answers.iter().filter(|b| b.from == a.from && b.epochs.first() == a.epochs.first()).count())
+            .collect();
+        let mut order: Vec<usize> = (0..answers.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(votes[i]));
+        let mut answers: Vec<Option<Extension>> = answers.drain(..).map(Some).collect();
+        for i in order {
+            let Some(a) = answers[i].take() else { continue };
+            // Gone or out of the round since it answered.
+            if self.book.peers.get(&a.peer) != Some(&PeerState::Fetching) {
+                continue;
+            }
+            self.fitted(a.peer, a.from, &a.epochs, a.checkpoint, a.full, view);
+        }
     }
 
     fn on_fetched(&mut self, peer: PeerId, fetch: Fetching, response: Result<AnyResponse, RequestError>, now: Time) {
         let Some(round) = &mut self.round else { return };
         let listed = round.listed.get(&peer).copied().unwrap_or(0) as u64;
-        let keep = self.config.keep_downloads;
+        let keep = self.config.keep_downloads && !self.keep_off;
         match (fetch, response) {
             (Fetching::BatchSet { seq, number, asked }, Ok(AnyResponse::BatchSet(Ok(info)))) => {
                 let copy = keep.then(|| info.clone());
@@ -991,8 +1076,8 @@ impl HistoryMachine {
                 HistoryOutcome::Recalled(downloads) => {
                     for d in downloads {
                         match d {
-                            Download::BatchSet { asked, info, .. } => {
-                                self.recalled.batch_sets.insert(asked, info);
+                            Download::BatchSet { number, asked, info } => {
+                                self.recalled.batch_sets.insert(asked, (number, info));
                             }
                             Download::Chunk { number, block, index, chunk } => {
                                 self.recalled.chunks.insert((number, index), (block, chunk));
@@ -1000,7 +1085,12 @@ impl HistoryMachine {
                         }
                     }
                 }
-                HistoryOutcome::Store(_) => self.end_round(view, Some(MacroSyncReturn::Outdated)),
+                // The kept downloads are a cache: if they cannot be written or read, sync on
+                // without them.
+                HistoryOutcome::Store(_) => {
+                    self.keep_off = true;
+                    self.to_keep.clear();
+                }
                 _ => {}
             }
             return;
@@ -1010,12 +1100,15 @@ impl HistoryMachine {
         match outcome {
             HistoryOutcome::Applied { extended } => self.stats.applied += extended,
             HistoryOutcome::BadBatchSet(_) | HistoryOutcome::Invalid(_) => {
+                // The job dropped every kept download; what waits to be kept may hold the bad data.
+                self.to_keep.clear();
                 if sender != KEPT {
                     self.ban(sender, PenaltyReason::InvalidBlock);
                 }
                 self.end_round(view, None);
             }
             HistoryOutcome::BadChunk(k, _) => {
+                self.to_keep.clear();
                 if let Some(&culprit) = chunk_senders.get(k).filter(|p| **p != KEPT) {
                     self.ban(culprit, PenaltyReason::InvalidBlock);
                 }
@@ -1032,6 +1125,7 @@ impl HistoryMachine {
                 self.book.answered(*id);
             }
         }
+        self.recalled.drop_through(view.macro_number);
         let peers: Vec<_> = self
             .book
             .peers
@@ -1052,16 +1146,24 @@ impl HistoryMachine {
     /// job when a batch set and its chunks are in, and ends the round when it is done or cannot
     /// finish.
     fn pump(&mut self, now: Time, view: &HistoryView) {
+        self.decide_extension(view);
         // Keep what arrived, one write at a time (the next one takes what arrives meanwhile).
         if self.keeping.is_none() && !self.to_keep.is_empty() {
-            let downloads = std::mem::take(&mut self.to_keep);
-            self.keeping = Some(self.book.apply(HistoryJob::Keep(downloads)));
+            let mut downloads = std::mem::take(&mut self.to_keep);
+            // Already applied: nothing to keep.
+            downloads.retain(|d| d.key().0 > view.macro_number);
+            if !downloads.is_empty() {
+                self.keeping = Some(self.book.apply(HistoryJob::Keep(downloads)));
+            }
         }
         let Some(round) = &mut self.round else { return };
+        if !round.listed.is_empty() {
+            round.trim();
+        }
         // Answers a previous run kept stand in for fetches.
         if !self.recalled.batch_sets.is_empty() {
             let kept = &mut self.recalled.batch_sets;
-            round.batch_sets.fill_with(|(hash, _, _)| kept.remove(hash).map(|info| (info, KEPT)));
+            round.batch_sets.fill_with(|(hash, _, _)| kept.remove(hash).map(|(_, info)| (info, KEPT)));
         }
         let last = match round.checkpoint {
             Some((number, _)) => number,
@@ -1070,6 +1172,12 @@ impl HistoryMachine {
         self.target = self.target.max(Some(last));
         // Batch sets in order: plan their chunks (against the answer's last block).
         let size = u64::from(view.policy.history_chunk_size).max(1);
+        // Most history items an epoch can hold: a larger announced size is a lie, refused before
+        // chunks are planned for it (the answer is verified in full only by its job).
+        let policy = view.policy;
+        let max_leaves = u64::from(policy.blocks_per_epoch()) * u64::from(policy.max_transactions_per_block)
+            + u64::from(policy.batches_per_epoch) * u64::from(policy.slots);
+        let mut liar = None;
         while round.pending.len() < self.config.max_pending.max(1)
             && let Some(r) = round.batch_sets.pop_ready()
         {
@@ -1078,6 +1186,10 @@ impl HistoryMachine {
                 Some((block, proof)) => (block.block_number(), proof.leaves),
                 None => (r.id.1, 0),
             };
+            if leaves > max_leaves {
+                liar = Some(r.peer);
+                break;
+            }
             let epoch = view.policy.epoch_at(number);
             // Only the current epoch can be partly ours, and only the first batch set of a round
             // can be in it (the others are later epochs).
@@ -1107,6 +1219,16 @@ impl HistoryMachine {
                 chunks: Vec::with_capacity(needed as usize),
             });
         }
+        if let Some(peer) = liar {
+            if peer == KEPT {
+                // Our own kept data is wrong: forget all of it.
+                self.recalled = Recalled::default();
+                self.book.apply(HistoryJob::Forget);
+            } else {
+                self.ban(peer, PenaltyReason::InvalidBlock);
+            }
+            return self.end_round(view, None);
+        }
         // Chunks in order, to the first batch set still missing some. Those of later batch sets
         // than the next job's are held only up to a bound: the queue's window then fills and
         // fetching waits for apply (memory stays bounded however far download runs ahead).
@@ -1133,7 +1255,7 @@ impl HistoryMachine {
             askers.sort();
             for peer in askers {
                 let id = self.book.request(peer, RequestMacroChain { locators: vec![last], max_epochs });
-                round.extending.insert(id, (peer, from));
+                round.extending.insert(id, (peer, from, last));
             }
             self.stats.extensions += 1;
         }
@@ -1189,6 +1311,8 @@ impl HistoryMachine {
             && round.extending.is_empty()
         {
             // Done: ask everyone again (the peers may have more, or report nothing new: Good).
+            // Kept answers this round did not use are for another branch.
+            self.recalled = Recalled::default();
             return self.end_round(view, None);
         }
         let item_failed = |e: &QueueError<_>| matches!(e, QueueError::ItemFailed { .. });

@@ -703,4 +703,49 @@ mod adversarial {
         assert!(run.penalties(a).is_empty(), "the peer did not send the bad chunk");
         assert!(run.asked(RequestHistoryChunk::TYPE_ID) > 0, "fetched again");
     }
+
+    /// The round's peers are asked what follows it; the branch most of them list is taken, however
+    /// fast a lone peer answers with another one, and nothing of the lone branch is fetched.
+    #[test]
+    fn the_branch_most_peers_list_decides_how_the_round_grows() {
+        let config = HistoryConfig { max_epochs: 1, ..HistoryConfig::default() };
+        let mut run = Run::new(server(), config);
+        // The round asks its peers in id order: the liar is the first asked and the first to answer.
+        let mut ids = [PeerId::from_index(1), PeerId::from_index(2), PeerId::from_index(3)];
+        ids.sort();
+        let [liar, a, b] = ids;
+        let made_up = Blake2bHash([0xee; 32]);
+        let epoch_1 = run.server.blocks[8 - 1].hash();
+        // The liar answers "what follows epoch 1" with a made-up epoch, the others honestly.
+        let mut lie = |peer: PeerId, request: &AnyRequest, truth: &AnyResponse| match (request, truth) {
+            (AnyRequest::MacroChain(m), AnyResponse::MacroChain(Ok(honest)))
+                if peer == liar && m.locators == [epoch_1] && !honest.epochs.is_empty() =>
+            {
+                let mut bad = honest.clone();
+                bad.epochs = vec![made_up];
+                bad.checkpoint = None;
+                Some(Some(Ok(AnyResponse::MacroChain(Ok(bad)))))
+            }
+            // And it keeps its story: nothing follows its made-up epoch.
+            (AnyRequest::MacroChain(m), _) if peer == liar && m.locators == [made_up] => {
+                Some(Some(Ok(AnyResponse::MacroChain(Ok(MacroChain { epochs: vec![], checkpoint: None })))))
+            }
+            _ => None,
+        };
+        let mut first = Vec::new();
+        for peer in [liar, a, b] {
+            first.extend(run.input(Input::PeerJoined { peer, services: Some(Services::HISTORY_NODE) }));
+        }
+        run.drive(first, &mut lie);
+        assert!(run.synced(), "{:?}", run.verdicts());
+        assert!(run.h.machine.stats().extensions >= 1);
+        let fetched_made_up = run
+            .seen
+            .iter()
+            .any(|x| matches!(x, Action::Request { request: AnyRequest::BatchSet(r), .. } if r.hash == made_up));
+        assert!(!fetched_made_up, "the lone branch was not fetched");
+        let lied = run.seen.iter().any(|x| matches!(x, Action::Request { peer, request: AnyRequest::MacroChain(m), .. } if *peer == liar && m.locators == [epoch_1]));
+        assert!(lied, "the liar was asked what follows epoch 1");
+        assert!(run.penalties(a).is_empty() && run.penalties(b).is_empty());
+    }
 }
