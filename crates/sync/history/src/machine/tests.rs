@@ -514,6 +514,12 @@ mod adversarial {
                 |r, _| info(r).batch_sets.last_mut().unwrap().1.leaves += 1,
                 ban,
             ),
+            (
+                "history larger than an epoch can hold (refused before any chunk is planned)",
+                RequestBatchSet::TYPE_ID,
+                |r, _| info(r).batch_sets.last_mut().unwrap().1.leaves = u64::MAX,
+                ban,
+            ),
             ("chunk with a wrong proof", RequestHistoryChunk::TYPE_ID, |r, _| chunk(r).items.swap(0, 1), ban),
             (
                 "short chunk",
