@@ -261,11 +261,11 @@ fn bytes_received(event: &Value) -> u64 {
 fn a_history_node_killed_many_times_resumes_from_its_last_commit() {
     use rand::{Rng, SeedableRng};
 
-    // 32 epochs of 128 blocks x 50 transfers (29 MB of answers, about 200 history chunks of 145 KB):
+    // 40 epochs of 128 blocks x 50 transfers (37 MB of answers, about 250 history chunks of 145 KB):
     // a kill loses what was in transit and not yet kept, one to three answers, so the chain must
     // hold many answers for the bound below to mean something.
     let dir = tempfile::tempdir().unwrap();
-    let (served, server) = serve_devnet_chain(dir.path(), "32", "50");
+    let (served, server) = serve_devnet_chain(dir.path(), "40", "50");
     let syncer = |data: &Path, extra: &[&str]| sync_from(&server, &served, data, "history", extra);
 
     // One clean sync: the reference byte count.
@@ -277,14 +277,14 @@ fn a_history_node_killed_many_times_resumes_from_its_last_commit() {
     // chunk and batch-set windows, 12 + 4 answers); what was kept is taken back, not fetched.
     let window = 16 * mean_answer;
 
-    // Abort the syncing process again and again at seeded points (a byte count between 6 % and
-    // 10 % of a clean sync per run, so runs die mid-download and mid-apply alike).
+    // Abort the syncing process again and again at seeded points (a byte count between 5 % and
+    // 8 % of a clean sync per run, so runs die mid-download and mid-apply alike).
     let data = dir.path().join("killed");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let (mut total, mut kills, mut last_head) = (0u64, 0u32, 0u64);
     let mut finished = None;
     while kills < 6 {
-        let limit = rng.gen_range(clean_bytes * 6 / 100..clean_bytes / 10).to_string();
+        let limit = rng.gen_range(clean_bytes * 5 / 100..clean_bytes * 8 / 100).to_string();
         let node = syncer(&data, &["--crash-after-bytes", &limit]);
         let deadline = Instant::now() + Duration::from_secs(300);
         let event = loop {
