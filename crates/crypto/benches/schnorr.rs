@@ -5,7 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use petrel_crypto::{FieldElement, SchnorrSecretKey, poseidon_hash, verify_batch};
+use petrel_crypto::{
+    FieldElement, SchnorrSecretKey, aggregate_public_keys, poseidon_hash, sign_aggregate, verify_batch,
+};
 
 fn seed(i: u8) -> [u8; 32] {
     [i; 32]
@@ -31,6 +33,19 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     c.bench_function("schnorr/verify_batch_11", |b| b.iter(|| verify_batch(black_box(&items)).unwrap()));
+    // The same 11 signers as one aggregated signature: sum the keys, verify once.
+    let signers: Vec<_> = (0..11u8).map(|i| SchnorrSecretKey::from_seed(&seed(i))).collect();
+    let refs: Vec<_> = signers.iter().collect();
+    let aggregate = sign_aggregate(&refs, &msg).unwrap();
+    let publics: Vec<_> = signers.iter().map(SchnorrSecretKey::public_key).collect();
+    c.bench_function("schnorr/verify_aggregate_11", |b| {
+        b.iter(|| aggregate_public_keys(black_box(&publics)).unwrap().verify(black_box(&msg), &aggregate).unwrap())
+    });
+    c.bench_function("schnorr/sign_aggregate_11", |b| b.iter(|| sign_aggregate(black_box(&refs), &msg).unwrap()));
+    c.bench_function("schnorr/verify_possession", |b| {
+        let proof = sk.prove_possession();
+        b.iter(|| black_box(&pk).verify_possession(black_box(&proof)).unwrap())
+    });
     let inputs: Vec<_> = (1..=5u64).map(FieldElement::from_u64).collect();
     c.bench_function("poseidon/hash_5", |b| b.iter(|| poseidon_hash(black_box(&inputs))));
 }

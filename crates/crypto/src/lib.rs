@@ -9,7 +9,9 @@
 //! * Module [`poseidon`]: [`FieldElement`] and [`poseidon_hash`], a fixed, documented Poseidon sponge
 //!   that circuits reproduce.
 //! * Module [`schnorr`]: [`SchnorrSecretKey`], [`SchnorrPublicKey`], [`SchnorrSignature`] with a
-//!   Poseidon challenge, deterministic nonces and strict (non-malleable) verification.
+//!   Poseidon challenge, deterministic nonces and strict (non-malleable) verification; aggregated
+//!   signatures under a sum of keys ([`aggregate_public_keys`], [`sign_aggregate`]) and proofs of
+//!   possession against rogue keys.
 //! * Module [`error`]: [`CryptoError`].
 
 pub mod error;
@@ -21,4 +23,7 @@ mod serde_bytes;
 pub use error::CryptoError;
 pub use hash::{Blake2bHash, Hasher};
 pub use poseidon::{FieldElement, poseidon_config, poseidon_hash};
-pub use schnorr::{SchnorrPublicKey, SchnorrSecretKey, SchnorrSignature, clear_key_cache, verify_batch};
+pub use schnorr::{
+    SchnorrPublicKey, SchnorrSecretKey, SchnorrSignature, aggregate_public_keys, clear_key_cache, sign_aggregate,
+    verify_batch,
+};

@@ -46,6 +46,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::CryptoError;
 use crate::poseidon::{FieldElement, bigint_to_bytes, bytes_to_bigint, poseidon_hash};
 
+mod aggregate;
+pub use aggregate::{TAG_POSSESSION, aggregate_public_keys, possession_message, sign_aggregate};
+
 /// Domain tag of secret-key derivation from a seed.
 const SECRET_KEY_DOMAIN: &[u8] = b"petrel/schnorr/secret-key/v1";
 /// Domain tag of the deterministic nonce.
