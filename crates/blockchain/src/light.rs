@@ -402,6 +402,11 @@ impl LightBlockchain {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
+        // The rename lives in the directory: sync it too, or a crash may bring the old file back.
+        #[cfg(unix)]
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         Ok(())
     }
 }

@@ -107,6 +107,7 @@ pub(crate) struct NodeHandle {
     /// Pauses (true) or resumes block production.
     pub(crate) production: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    _lock: DataDirLock,
 }
 
 impl NodeHandle {
@@ -147,7 +148,39 @@ fn node_key(data_dir: &Path) -> Result<[u8; 32]> {
     let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
     std::io::Write::write_all(&mut file, &key).with_context(|| format!("cannot write {}", path.display()))?;
     file.sync_all()?;
+    // The new file's entry lives in the directory: sync it too, or a crash may lose the key (and
+    // the node's peer id with it).
+    #[cfg(unix)]
+    std::fs::File::open(data_dir)?.sync_all()?;
     Ok(key)
+}
+
+/// `DATA_DIR/LOCK`, held (an advisory lock) for the life of a node: a second process on the same
+/// directory is refused at start instead of sharing the node key and the light chain's file.
+pub(crate) struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the lock of `data_dir`, or says who holds it.
+    pub(crate) fn acquire(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join("LOCK");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another petrel process is using {} (it holds {}); stop it or use another --data-dir",
+                data_dir.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        }
+    }
 }
 
 /// Epochs of history a full node keeps before its head's epoch unless told otherwise (the
@@ -186,6 +219,7 @@ async fn prune_as_it_goes(chain: Arc<RwLock<Blockchain>>, keep: u32) {
 pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let lock = DataDirLock::acquire(&config.data_dir)?;
     let genesis_hash = config.genesis.genesis_hash()?;
     let mut net_config = Libp2pConfig::with_seed(node_key(&config.data_dir)?);
     net_config.listen = config.listen.clone();
@@ -264,7 +298,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             }
         }
     }
-    Ok(NodeHandle { mode: config.mode, peer_id, listen_addrs, status, production, tasks })
+    Ok(NodeHandle { mode: config.mode, peer_id, listen_addrs, status, production, tasks, _lock: lock })
 }
 
 /// Fetches the configured checkpoint election block from the first peer that has it.
@@ -377,5 +411,20 @@ async fn produce<N: Network>(
         // Nobody subscribed yet is not an error for a producer.
         let _ = net.publish::<FullBlocks>(&block).await;
         let _ = net.publish::<BlockHeaders>(&block.without_body()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_is_held_by_one_node_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).expect("free");
+        let err = DataDirLock::acquire(dir.path()).err().expect("held").to_string();
+        assert!(err.contains("another petrel process is using"), "{err}");
+        drop(first);
+        DataDirLock::acquire(dir.path()).expect("free again once the first is gone");
     }
 }

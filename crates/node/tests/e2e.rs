@@ -394,3 +394,26 @@ fn a_history_node_follows_full_nodes_live_but_takes_history_from_history_nodes()
     drop(full);
     drop(server);
 }
+
+/// Two nodes on one data directory would share its key and files: the second is refused at
+/// start with a clear error, and the first keeps running.
+#[test]
+fn a_second_node_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let genesis_dir = dir.path().join("chain");
+    generate(&genesis_dir, "1");
+    let genesis = genesis_dir.join("genesis.toml");
+    let args = ["--mode", "light", "--min-peers", "0", "--genesis", genesis.to_str().unwrap(), "--data-dir"];
+    let first = Node::start(&[&args[..], &[data.to_str().unwrap()]].concat());
+    let second = petrel()
+        .args(["node", "--json", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(args)
+        .arg(&data)
+        .output()
+        .expect("run petrel node");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another petrel process is using"), "{stderr}");
+    drop(first);
+}
