@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Most validators per epoch the tools accept: the devnet policy's slots (each needs one).
+pub(crate) const MAX_VALIDATORS: i64 = 512;
 use petrel_primitives::Policy;
 
 /// Petrel: an Albatross-style proof-of-stake chain node.
@@ -62,8 +65,8 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "S")]
     pub(crate) seed: Option<u64>,
     /// Validators per epoch of the producer (as given to `chain generate`) [default: 16].
-    #[arg(long, value_name = "V")]
-    pub(crate) validators: Option<usize>,
+    #[arg(long, value_name = "V", value_parser = clap::value_parser!(u16).range(1..=MAX_VALIDATORS))]
+    pub(crate) validators: Option<u16>,
     /// Live-sync peers needed to be established [default: 3].
     #[arg(long, value_name = "N")]
     pub(crate) min_peers: Option<usize>,
@@ -96,8 +99,8 @@ pub(crate) struct QueryArgs {
     /// Genesis TOML of the node's network.
     #[arg(long, value_name = "FILE")]
     pub(crate) genesis: PathBuf,
-    /// Seconds to wait for the connection and the answer.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds to wait for the connection and the answer (at most an hour).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) timeout_secs: u64,
     /// The question.
     #[command(subcommand)]
@@ -143,8 +146,8 @@ pub(crate) struct DevnetArgs {
     #[arg(long)]
     pub(crate) exit_when_synced: bool,
     /// With --exit-when-synced: give up (exit 1) if the syncing nodes are not synced within this
-    /// many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    /// many seconds (at most a day).
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) timeout_secs: u64,
     /// Print the summary as JSON on stdout (no progress bars).
     #[arg(long)]
@@ -194,8 +197,8 @@ pub(crate) struct GenerateArgs {
     /// Seed of every key and random choice.
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub(crate) seed: u64,
-    /// Validators per epoch.
-    #[arg(long, value_name = "V", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Validators per epoch (at most the devnet policy's 512 slots: each validator needs one).
+    #[arg(long, value_name = "V", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=MAX_VALIDATORS))]
     pub(crate) validators: u16,
     /// Funded accounts that send transfers.
     #[arg(long, value_name = "A", default_value_t = 256)]
@@ -281,5 +284,15 @@ mod tests {
         assert!(r.is_err());
         let r = Cli::try_parse_from(["petrel", "chain", "generate", "--data-dir", "d", "--validators", "0"]);
         assert!(r.is_err());
+        // Values that would overflow or make no sense are refused with a clear message.
+        for argv in [
+            &["petrel", "chain", "generate", "--data-dir", "d", "--validators", "513"][..],
+            &["petrel", "node", "--data-dir", "d", "--validators", "100000"],
+            &["petrel", "devnet", "--timeout-secs", "18446744073709551615"],
+            &["petrel", "query", "--peer", "p", "--genesis", "g", "--timeout-secs", "0", "head"],
+        ] {
+            let err = Cli::try_parse_from(argv).err().unwrap_or_else(|| panic!("{argv:?} accepted")).to_string();
+            assert!(err.contains("not in"), "{argv:?}: {err}");
+        }
     }
 }

@@ -125,6 +125,33 @@ impl NodeHandle {
     pub(crate) fn dial_addrs(&self) -> Vec<String> {
         self.listen_addrs.iter().map(|a| format!("{a}/p2p/{}", self.peer_id)).collect()
     }
+    /// Resolves when one of the node's tasks ends, which none does while the node runs: a panic or
+    /// a task that gave up. The caller ends the process with this error instead of running on
+    /// without the task (or exiting 0).
+    pub(crate) async fn task_ended(&mut self) -> String {
+        first_task_end(&mut self.tasks).await
+    }
+}
+
+/// Waits for the first of `tasks` to end and says how it ended (pending forever if there are none).
+async fn first_task_end(tasks: &mut [tokio::task::JoinHandle<()>]) -> String {
+    if tasks.is_empty() {
+        return std::future::pending().await;
+    }
+    let (ended, index, _) = futures::future::select_all(tasks.iter_mut()).await;
+    match ended {
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            format!("node task {index} panicked: {message}")
+        }
+        Err(_) => format!("node task {index} was cancelled"),
+        Ok(()) => format!("node task {index} ended unexpectedly"),
+    }
 }
 
 /// Reads the node key from `data_dir/node.key`, creating it from the operating system's random
@@ -417,6 +444,14 @@ async fn produce<N: Network>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_is_reported_not_swallowed() {
+        let mut tasks = vec![tokio::spawn(std::future::pending::<()>()), tokio::spawn(async { panic!("boom") })];
+        let ended = first_task_end(&mut tasks).await;
+        assert_eq!(ended, "node task 1 panicked: boom");
+        tasks[0].abort();
+    }
 
     #[test]
     fn a_data_dir_is_held_by_one_node_at_a_time() {

@@ -25,7 +25,7 @@ struct FileConfig {
     produce: Option<bool>,
     block_interval_ms: Option<u64>,
     seed: Option<u64>,
-    validators: Option<usize>,
+    validators: Option<u16>,
     min_peers: Option<usize>,
     checkpoint: Option<String>,
     max_epochs_stored: Option<u32>,
@@ -74,9 +74,13 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
     };
     let block_interval =
         Duration::from_millis(args.block_interval_ms.or(file.block_interval_ms).unwrap_or(1000).max(10));
+    let validators = args.validators.or(file.validators).unwrap_or(16);
+    if validators == 0 || i64::from(validators) > crate::cli::MAX_VALIDATORS {
+        bail!("validators must be in 1..={} (one slot each), got {validators}", crate::cli::MAX_VALIDATORS);
+    }
     let producer = ProducerConfig {
         seed: args.seed.or(file.seed).unwrap_or(1),
-        validators: args.validators.or(file.validators).unwrap_or(16),
+        validators: usize::from(validators),
         transactions_per_block: 10,
         ..ProducerConfig::default()
     };
@@ -102,7 +106,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let node = start(config).await?;
+        let mut node = start(config).await?;
         if args.json {
             println!(
                 "{}",
@@ -132,6 +136,10 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
                     }
                 }
                 _ = tokio::signal::ctrl_c() => break,
+                ended = node.task_ended() => {
+                    node.stop();
+                    bail!("{ended}; the node stops");
+                }
                 changed = status.changed() => {
                     if changed.is_err() { break; }
                     let s = status.borrow().clone();
