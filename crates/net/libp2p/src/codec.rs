@@ -1,7 +1,9 @@
 //! The wire codec of Petrel's one request-response protocol, [`PROTOCOL_NAME`].
 //!
 //! Every message is length-delimited: a `u32` big-endian length, then that many bytes. The length
-//! is checked against a limit before anything is allocated.
+//! is checked against a limit before anything is allocated, and the buffer then grows as bytes
+//! arrive (at most 64 KiB up front), so a peer that announces a large frame and sends little
+//! costs only what it sent.
 //!
 //! - Request: length, then `type_id: u16` big-endian, then the payload. At most
 //!   [`MAX_REQUEST_FRAME`] bytes after the length; the request type's own limit is enforced by the
@@ -12,8 +14,9 @@
 //!
 //! A response frame (status byte and payload) is one buffer from the handler that builds it to
 //! the requester that decodes it: the writer sends the handler's buffer as is and the reader
-//! reads the frame into one buffer of the announced (checked) length, so the payload is never
-//! copied or moved by Petrel on its way (only by the transport's own buffers).
+//! reads the frame into one buffer that grows to the announced (checked) length as bytes arrive,
+//! so the payload is not copied by Petrel on its way apart from the buffer's growth past 64 KiB
+//! (about once its size in all).
 //!
 //! The request-response handler uses one codec value per stream: it writes the request and then
 //! reads the response with the same value, which is how the per-request response limit reaches
@@ -85,6 +88,21 @@ async fn read_len<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<usize> 
     Ok(u32::from_be_bytes(len) as usize)
 }
 
+/// What a frame's buffer starts with: a peer that announces a large frame and sends little costs
+/// only what it sent (the buffer grows as bytes arrive, up to the checked length).
+const INITIAL_READ: usize = 64 * 1024;
+
+/// Reads exactly `len` bytes into a buffer that grows as they arrive; `UnexpectedEof` if the
+/// stream ends first.
+async fn read_growing<T: AsyncRead + Unpin + Send>(io: &mut T, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len.min(INITIAL_READ));
+    (&mut *io).take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the frame ends before its announced length"));
+    }
+    Ok(buf)
+}
+
 fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
@@ -135,8 +153,7 @@ impl Codec for WireCodec {
         }
         let mut type_id = [0u8; 2];
         io.read_exact(&mut type_id).await?;
-        let mut payload = vec![0u8; len - 2];
-        io.read_exact(&mut payload).await?;
+        let payload = read_growing(io, len - 2).await?;
         Ok(WireRequest { type_id: u16::from_be_bytes(type_id), payload, max_response: 0 })
     }
 
@@ -153,9 +170,7 @@ impl Codec for WireCodec {
             return Err(too_large(len - 1, limit));
         }
         // Status byte and payload in one buffer: the payload stays where it was read.
-        let mut frame = vec![0u8; len];
-        io.read_exact(&mut frame).await?;
-        Ok(WireResponse(frame))
+        Ok(WireResponse(read_growing(io, len).await?))
     }
 
     async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: WireRequest) -> io::Result<()>
@@ -290,6 +305,31 @@ mod tests {
             assert!(WireCodec::default().read_request(&protocol(), &mut truncated).await.is_err());
             let mut empty = Cursor::new(vec![0, 0, 0, 0]);
             assert!(WireCodec { max_response: 10 }.read_response(&protocol(), &mut empty).await.is_err());
+        });
+    }
+
+    #[test]
+    fn a_frame_that_ends_before_its_announced_length_is_refused_without_its_length_allocated() {
+        block_on(async {
+            // 8 MiB announced (within a response limit of 10 MiB), 3 bytes sent.
+            let announced = 8u32 << 20;
+            let mut bytes = announced.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&[0, 1, 2]);
+            let err = WireCodec { max_response: 10 << 20 }
+                .read_response(&protocol(), &mut Cursor::new(bytes))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+            // The reader's buffer started at 64 KiB and held what arrived.
+            let partial = read_growing(&mut Cursor::new(vec![7u8; 100]), 1 << 20).await.unwrap_err();
+            assert_eq!(partial.kind(), io::ErrorKind::UnexpectedEof);
+            let exact = read_growing(&mut Cursor::new(vec![7u8; 100_000]), 100_000).await.unwrap();
+            assert_eq!(exact.len(), 100_000);
+            assert_eq!(
+                read_growing(&mut Cursor::new(vec![7u8; 10]), 4).await.unwrap(),
+                vec![7u8; 4],
+                "no more than asked"
+            );
         });
     }
 }
