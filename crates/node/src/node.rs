@@ -210,6 +210,28 @@ impl DataDirLock {
     }
 }
 
+/// Opens the light chain of a light or pico node. A light node does not trust what a pico node
+/// adopted on trust in the same directory: an optimistic election block is dropped (back to the
+/// anchor, from where Light Macro Sync verifies every step).
+fn open_light_chain(
+    mode: Mode,
+    genesis: &petrel_primitives::GenesisConfig,
+    anchor: Option<MacroBlock>,
+    path: &Path,
+) -> Result<LightBlockchain> {
+    let mut light = LightBlockchain::new(genesis, anchor, Some(path)).context("cannot open the light chain")?;
+    if mode == Mode::Light && light.is_optimistic() {
+        tracing::warn!(
+            target: "petrel",
+            head = light.head().block_number,
+            "{} holds an election block a pico node adopted on trust; light sync verifies from the anchor again",
+            path.display()
+        );
+        light.reset().context("cannot reset the light chain")?;
+    }
+    Ok(light)
+}
+
 /// Epochs of history a full node keeps before its head's epoch unless told otherwise (the
 /// reference's `MIN_EPOCHS_STORED`).
 pub(crate) const DEFAULT_EPOCHS_STORED: u32 = 1;
@@ -308,8 +330,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
                 Some((number, hash)) => Some(fetch_anchor(&net, number, hash).await?),
                 None => None,
             };
-            let light = LightBlockchain::new(&config.genesis, anchor, Some(&config.data_dir.join("light.bin")))
-                .context("cannot open the light chain")?;
+            let light = open_light_chain(config.mode, &config.genesis, anchor, &config.data_dir.join("light.bin"))?;
             let chain = Arc::new(Mutex::new(light));
             tasks.push(tokio::spawn(petrel_consensus::handlers::serve_light_chain(net.clone(), chain.clone())));
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
@@ -451,6 +472,52 @@ mod tests {
         let ended = first_task_end(&mut tasks).await;
         assert_eq!(ended, "node task 1 panicked: boom");
         tasks[0].abort();
+    }
+
+    /// What a pico node adopted on trust is not trusted by a light node on the same directory;
+    /// a pico node keeps it.
+    #[test]
+    fn light_mode_drops_an_election_block_pico_adopted_on_trust() {
+        let producer = petrel_producer::Producer::new(petrel_producer::ProducerConfig {
+            validators: 4,
+            accounts: 8,
+            ..Default::default()
+        });
+        let genesis = producer.genesis(9, 1_700_000_000_000, petrel_primitives::Policy::TEST);
+        let mut state = Blockchain::open(
+            &tempfile::tempdir().unwrap().path().join("c.redb"),
+            &genesis,
+            ChainOptions { durable: false, ..Default::default() },
+        )
+        .unwrap()
+        .state()
+        .clone();
+        let mut election = None;
+        while election.is_none() {
+            let block = producer.produce(&mut state.clone()).unwrap();
+            state.apply_block(block.clone()).unwrap();
+            if let petrel_primitives::Block::Macro(m) = block
+                && m.is_election()
+            {
+                election = Some(m);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("light.bin");
+        {
+            let mut pico = open_light_chain(Mode::Pico, &genesis, None, &path).unwrap();
+            pico.push_election_pico(election.clone().unwrap()).unwrap();
+            assert!(pico.is_optimistic());
+        }
+        let pico = open_light_chain(Mode::Pico, &genesis, None, &path).unwrap();
+        assert!(pico.is_optimistic(), "a pico node keeps its own trust");
+        drop(pico);
+        let light = open_light_chain(Mode::Light, &genesis, None, &path).unwrap();
+        assert!(!light.is_optimistic());
+        assert_eq!(light.head().block_number, 0, "back to the anchor");
+        drop(light);
+        let again = open_light_chain(Mode::Light, &genesis, None, &path).unwrap();
+        assert_eq!(again.head().block_number, 0, "and saved so");
     }
 
     #[test]
