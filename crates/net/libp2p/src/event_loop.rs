@@ -593,7 +593,8 @@ impl EventLoop {
                 if num_established == 0 {
                     self.leave(&peer_id);
                     self.connected.remove(&peer_id);
-                    self.rate_limits.remove_peer(&peer_id);
+                    // Its windows stay until they end: reconnecting does not reset its counts.
+                    self.rate_limits.expire(Instant::now());
                     // Keep the id of a peer we remember (scored or banned), so that later calls
                     // about it (penalties, `standing`) still find it.
                     if !self.reputation.contains(&peer_id) && !self.bans.contains(&peer_id) {

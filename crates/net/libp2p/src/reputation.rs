@@ -96,11 +96,15 @@ impl<K: Hash + Eq + Copy> Reputation<K> {
 #[derive(Clone, Copy, Debug)]
 struct Window {
     start: Instant,
+    /// When it ends (`start` + the type's time window).
+    end: Instant,
     count: u32,
 }
 
-/// Fixed-window rate limits per (peer, request type). Entries of a peer are dropped when it
-/// disconnects, so the map is bounded by connections × registered types.
+/// Fixed-window rate limits per (peer, request type). A window outlives its peer's connection
+/// until it ends, so reconnecting does not reset a peer's count; ended windows are dropped when a
+/// peer disconnects ([`RateLimiter::expire`]), so the map is bounded by the peers seen within one
+/// time window × registered types.
 #[derive(Debug)]
 pub(crate) struct RateLimiter<K> {
     windows: HashMap<(K, u16), Window>,
@@ -114,17 +118,18 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
 
     /// Counts one request; `false` when it is over `max` within `window`.
     pub(crate) fn allow(&mut self, peer: K, type_id: u16, max: u32, window: Duration, now: Instant) -> bool {
-        let w = self.windows.entry((peer, type_id)).or_insert(Window { start: now, count: 0 });
+        let fresh = Window { start: now, end: now + window, count: 0 };
+        let w = self.windows.entry((peer, type_id)).or_insert(fresh);
         if now.saturating_duration_since(w.start) >= window {
-            *w = Window { start: now, count: 0 };
+            *w = fresh;
         }
         w.count = w.count.saturating_add(1);
         w.count <= max
     }
 
-    /// Drops every window of a peer.
-    pub(crate) fn remove_peer(&mut self, peer: &K) {
-        self.windows.retain(|(p, _), _| p != peer);
+    /// Drops the windows that ended by `now` (of any peer).
+    pub(crate) fn expire(&mut self, now: Instant) {
+        self.windows.retain(|_, w| w.end > now);
     }
 }
 
@@ -203,8 +208,24 @@ mod tests {
         assert!(l.allow(1u8, 8, 2, w, t0), "types are counted separately");
         assert!(l.allow(2u8, 7, 2, w, t0), "peers are counted separately");
         assert!(l.allow(1u8, 7, 2, w, t0 + w), "a new window starts");
-        l.remove_peer(&1);
-        assert!(l.windows.keys().all(|(p, _)| *p != 1));
+    }
+
+    /// A peer that reconnects within its window finds its count where it left it; windows that
+    /// ended are dropped.
+    #[test]
+    fn a_reconnect_does_not_reset_the_rate_limit() {
+        let t0 = Instant::now();
+        let mut l = RateLimiter::new();
+        let w = Duration::from_secs(10);
+        assert!(l.allow(1u8, 7, 2, w, t0));
+        assert!(l.allow(1u8, 7, 2, w, t0));
+        // Disconnect and come back a second later: still over the limit.
+        l.expire(t0 + Duration::from_secs(1));
+        assert!(!l.allow(1u8, 7, 2, w, t0 + Duration::from_secs(1)));
+        // Once the window ended, it is dropped on the next expiry.
+        l.expire(t0 + w);
+        assert!(l.windows.is_empty());
+        assert!(l.allow(1u8, 7, 2, w, t0 + w));
     }
 
     #[test]
