@@ -88,6 +88,22 @@ impl Downloads {
         Ok(out)
     }
 
+    /// How many downloads are kept and their bytes in all (read without copying them).
+    pub fn summary(&self) -> Result<(usize, usize), ChainError> {
+        let rtx = self.db().begin_read()?;
+        let table = match rtx.open_table(DOWNLOADS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+            Err(e) => return Err(e.into()),
+        };
+        let (mut count, mut bytes) = (0, 0);
+        for row in table.iter()? {
+            count += 1;
+            bytes += row?.1.value().len();
+        }
+        Ok((count, bytes))
+    }
+
     /// Deletes the downloads for blocks at or below `number`.
     pub fn clear_through(&self, number: u32) -> Result<(), ChainError> {
         self.retain(|key| key.0 > number)

@@ -15,6 +15,7 @@ fn downloads_survive_a_reopen_and_go_as_the_chain_passes_them() {
     }
     let chain = common::open(&dir, &g).downloads();
     let all = chain.above(0, usize::MAX).unwrap();
+    assert_eq!(chain.summary().unwrap(), (3, 25));
     assert_eq!(all, vec![((8, 0), vec![4; 5]), ((8, u64::MAX), vec![1; 10]), ((16, 3), vec![3; 10])]);
     assert_eq!(chain.above(8, usize::MAX).unwrap(), vec![((16, 3), vec![3; 10])]);
     assert_eq!(chain.above(0, 15).unwrap().len(), 2, "at most max_bytes");

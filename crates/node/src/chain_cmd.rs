@@ -358,8 +358,7 @@ fn info(args: &StoreArgs) -> Result<()> {
     let macro_number = state.macro_head.block_number();
     let election_number = state.election_head.block_number();
     // History Macro Sync's answers kept until applied (a sync that died keeps them for the next).
-    let kept = chain.downloads().above(0, usize::MAX).context("cannot read the kept downloads")?;
-    let kept_bytes: usize = kept.iter().map(|(_, b)| b.len()).sum();
+    let (kept, kept_bytes) = chain.downloads().summary().context("cannot read the kept downloads")?;
     if args.json {
         return print_json(&json!({
             "database": path.display().to_string(),
@@ -376,7 +375,7 @@ fn info(args: &StoreArgs) -> Result<()> {
             "history_items_in_epoch": state.history.len(),
             "history_pruned_before": chain.history_pruned_before(),
             "db_size_bytes": db_size,
-            "kept_downloads": { "count": kept.len(), "bytes": kept_bytes },
+            "kept_downloads": { "count": kept, "bytes": kept_bytes },
         }));
     }
     println!("database:       {} ({db_size} bytes)", path.display());
@@ -401,7 +400,7 @@ fn info(args: &StoreArgs) -> Result<()> {
         state.history_epoch,
         chain.history_pruned_before()
     );
-    println!("kept downloads: {} answers, {kept_bytes} bytes (History Macro Sync, not applied yet)", kept.len());
+    println!("kept downloads: {kept} answers, {kept_bytes} bytes (History Macro Sync, not applied yet)");
     Ok(())
 }
 

@@ -283,6 +283,14 @@ impl<S, W, E> PeerBook<S, W, E> {
         self.actions.push_back(Action::Penalize { peer, penalty: Penalty::new(severity, reason) });
     }
 
+    /// The peers whose state satisfies `pred`, in id order (so that what a machine does to each
+    /// does not depend on the map's iteration order).
+    pub fn peers_in(&self, pred: impl Fn(&S) -> bool) -> Vec<PeerId> {
+        let mut peers: Vec<_> = self.peers.iter().filter(|(_, s)| pred(s)).map(|(p, _)| *p).collect();
+        peers.sort();
+        peers
+    }
+
     /// Forgets a peer and its outstanding requests.
     pub fn remove(&mut self, peer: &PeerId) {
         self.peers.remove(peer);

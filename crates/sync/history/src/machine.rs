@@ -569,18 +569,24 @@ impl Round {
         Fit::Listed(listed)
     }
 
-    /// Drops every item from position `at` on.
+    /// Cuts the round at position `at`, where its peers disagree (once per position).
     fn cut(&mut self, at: usize) {
-        self.batch_sets.truncate(at as u64);
-        self.epochs.truncate(at);
-        self.checkpoint = None;
+        self.drop_from(at);
         for listed in self.listed.values_mut() {
             *listed = (*listed).min(at);
         }
+        self.cuts.push(at);
+    }
+
+    /// Drops every item from position `at` on, with the fetches and questions about them; what
+    /// follows is to be asked again.
+    fn drop_from(&mut self, at: usize) {
+        self.batch_sets.truncate(at as u64);
+        self.epochs.truncate(at);
+        self.checkpoint = None;
         self.requests.retain(|_, (_, f)| !matches!(f, Fetching::BatchSet { seq, .. } if *seq >= at as u64));
         self.extending.retain(|_, (_, from, _)| *from <= at);
         self.answers.retain(|a| a.from <= at);
-        self.cuts.push(at);
         self.more = true;
         self.extended_at = None;
     }
@@ -591,14 +597,7 @@ impl Round {
     fn trim(&mut self) {
         let listed = self.listed.values().copied().max().unwrap_or(0);
         if listed < self.items() && listed as u64 >= self.batch_sets.released() {
-            self.batch_sets.truncate(listed as u64);
-            self.epochs.truncate(listed);
-            self.checkpoint = None;
-            self.requests.retain(|_, (_, f)| !matches!(f, Fetching::BatchSet { seq, .. } if *seq >= listed as u64));
-            self.extending.retain(|_, (_, from, _)| *from <= listed);
-            self.answers.retain(|a| a.from <= listed);
-            self.more = true;
-            self.extended_at = None;
+            self.drop_from(listed);
         }
     }
 
@@ -895,6 +894,7 @@ impl HistoryMachine {
         full: bool,
         view: &HistoryView,
     ) {
+        let max_epochs = self.max_epochs();
         let Some(round) = &mut self.round else { return };
         let listed = match round.fit(from, epochs, checkpoint, full, &view.policy) {
             Fit::Listed(n) if n >= round.epochs.len() => n,
@@ -913,7 +913,6 @@ impl HistoryMachine {
             && !round.extending.values().any(|(p, ..)| *p == peer)
             && !round.answers.iter().any(|a| a.peer == peer)
         {
-            let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
             let id = self.book.request(peer, RequestMacroChain { locators: vec![base], max_epochs });
             round.extending.insert(id, (peer, from, base));
         }
@@ -1126,14 +1125,7 @@ impl HistoryMachine {
             }
         }
         self.recalled.drop_through(view.macro_number);
-        let peers: Vec<_> = self
-            .book
-            .peers
-            .iter()
-            .filter(|(_, s)| matches!(s, PeerState::Fetching | PeerState::Waiting))
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in peers {
+        for peer in self.book.peers_in(|s| matches!(s, PeerState::Fetching | PeerState::Waiting)) {
             match verdict {
                 Some(v) => self.book.finish(peer, v(peer)),
                 None => self.discover(peer, view),
@@ -1147,6 +1139,7 @@ impl HistoryMachine {
     /// finish.
     fn pump(&mut self, now: Time, view: &HistoryView) {
         self.decide_extension(view);
+        let max_epochs = self.max_epochs();
         // Keep what arrived, one write at a time (the next one takes what arrives meanwhile).
         if self.keeping.is_none() && !self.to_keep.is_empty() {
             let mut downloads = std::mem::take(&mut self.to_keep);
@@ -1250,7 +1243,6 @@ impl HistoryMachine {
         {
             let from = round.epochs.len();
             round.extended_at = Some(from);
-            let max_epochs = self.config.max_epochs.clamp(1, MAX_EPOCHS);
             let mut askers: Vec<_> = round.listed.iter().filter(|(_, l)| **l >= from).map(|(p, _)| *p).collect();
             askers.sort();
             for peer in askers {

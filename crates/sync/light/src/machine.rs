@@ -489,9 +489,7 @@ impl LightMachine {
             LightOutcome::Reset(_) => {
                 if self.reset_job == Some(job) {
                     self.reset_job = None;
-                    let pending: Vec<_> =
-                        self.book.peers.iter().filter(|(_, s)| **s == PeerState::Pending).map(|(p, _)| *p).collect();
-                    for peer in pending {
+                    for peer in self.book.peers_in(|s| *s == PeerState::Pending) {
                         self.discover(peer, view);
                     }
                 }
@@ -532,14 +530,7 @@ impl LightMachine {
                 self.book.answered(*id);
             }
         }
-        let peers: Vec<_> = self
-            .book
-            .peers
-            .iter()
-            .filter(|(_, s)| matches!(s, PeerState::Fetching | PeerState::Waiting))
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in peers {
+        for peer in self.book.peers_in(|s| matches!(s, PeerState::Fetching | PeerState::Waiting)) {
             match verdict {
                 Some(v) => self.book.finish(peer, v(peer)),
                 None => self.discover(peer, view),
