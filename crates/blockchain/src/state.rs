@@ -120,6 +120,7 @@ impl ChainState {
             }
             Block::Macro(mac) => {
                 mac.verify_justification(&self.validators, &self.policy).map_err(err)?;
+                mac.verify_entering_keys(&self.validators).map_err(err)?;
                 let body = mac.body.as_ref().ok_or_else(|| err(BlockError::MissingBody))?;
                 if *body != MacroBody::expected(&self.validators, &self.policy) {
                     return Err(err(BlockError::WrongMacroBody));
@@ -159,6 +160,7 @@ impl ChainState {
         let Block::Macro(block) = as_block else { return Err(err(BlockError::WrongBlockType { number })) };
         block.verify_macro_successor(&self.macro_head, &self.policy).map_err(err)?;
         block.verify_justification(&self.validators, &self.policy).map_err(err)?;
+        block.verify_entering_keys(&self.validators).map_err(err)?;
         let expected_rewards = MacroBody::expected(&self.validators, &self.policy);
         if block.body.as_ref() != Some(&expected_rewards) {
             return Err(err(BlockError::WrongMacroBody));

@@ -1,4 +1,4 @@
-//! Criterion benches of the chain model: justification verification, history-tree append and
+//! Criterion benches of the chain model: justification verification (one aggregated signature), history-tree append and
 //! chunk proofs.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -16,6 +16,7 @@ fn validators(n: usize, policy: &Policy) -> (Vec<SchnorrSecretKey>, Validators) 
                 public_key: k.public_key(),
                 reward_address: Address([i as u8; 32]),
                 slots: (per + usize::from(i < policy.slots as usize % n)) as u16,
+                proof_of_possession: k.prove_possession(),
             })
             .collect(),
     );
@@ -27,13 +28,13 @@ fn justification(c: &mut Criterion) {
     let (keys, set) = validators(16, &policy);
     let message = macro_signing_message(&Blake2bHash::digest(b"block"), 128, 0, None);
     let signers: Vec<_> = keys.iter().enumerate().take(11).collect();
-    let j = MacroJustification::sign(&set, &policy, &message, &signers);
+    let j = MacroJustification::sign(&set, &policy, &message, &signers).unwrap();
     j.verify(&set, &policy, &message).unwrap();
     c.bench_function("justification_verify_16_validators_11_signers", |b| {
         b.iter(|| j.verify(&set, &policy, &message).unwrap())
     });
     c.bench_function("macro_signing_message_election", |b| {
-        b.iter(|| macro_signing_message(&Blake2bHash::digest(b"block"), 128, 0, Some(&set)))
+        b.iter(|| macro_signing_message(&Blake2bHash::digest(b"block"), 128, 0, Some((&set, 16))))
     });
 }
 

@@ -300,13 +300,14 @@ impl MacroBlock {
     pub fn block_number(&self) -> u32 {
         self.header.block_number
     }
-    /// The message its validators sign.
-    pub fn signing_message(&self) -> petrel_crypto::FieldElement {
+    /// The message its validators sign (the next set's commitment padded to the policy's
+    /// `max_validators`).
+    pub fn signing_message(&self, policy: &Policy) -> petrel_crypto::FieldElement {
         macro_signing_message(
             &self.hash(),
             self.header.block_number,
             self.header.round,
-            self.header.validators.as_ref(),
+            self.header.validators.as_ref().map(|v| (v, policy.max_validators)),
         )
     }
 
@@ -319,7 +320,19 @@ impl MacroBlock {
     /// Checks the justification against the validators of the current epoch.
     pub fn verify_justification(&self, validators: &Validators, policy: &Policy) -> Result<(), BlockError> {
         let j = self.justification.as_ref().ok_or(JustificationError::Missing)?;
-        j.verify(validators, policy, &self.signing_message())?;
+        j.verify(validators, policy, &self.signing_message(policy))?;
+        Ok(())
+    }
+
+    /// For an election block, checks the proof of possession of every key of the next set that is
+    /// not in `current` (the keys entering the validator set; members of `current` were checked
+    /// when they entered). Nodes that verify full election blocks call this; light nodes rely on
+    /// the 2f+1 signers having done so (see `docs/adr/0014-aggregated-justification.md`).
+    pub fn verify_entering_keys(&self, current: &Validators) -> Result<(), BlockError> {
+        if let Some(next) = &self.header.validators {
+            let known: std::collections::HashSet<_> = current.0.iter().map(|v| v.public_key).collect();
+            next.verify_possession(|k| known.contains(k))?;
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! blocks_per_batch = 32
 //! batches_per_epoch = 4
 //! slots = 512
+//! proof_of_possession = "<128 hex chars: the key's signature on its possession message>"
 //! history_chunk_size = 1024
 //! max_transactions_per_block = 1000
 //! batch_reward = 1000
@@ -27,7 +28,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use petrel_crypto::SchnorrPublicKey;
+use petrel_crypto::{SchnorrPublicKey, SchnorrSignature};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{BLOCK_VERSION, MacroBody, MacroHeader};
@@ -49,6 +50,8 @@ pub struct GenesisValidator {
     pub reward_address: String,
     /// Slots owned.
     pub slots: u16,
+    /// Hex of the key's proof of possession (64 bytes).
+    pub proof_of_possession: String,
 }
 
 /// An initial account.
@@ -136,7 +139,9 @@ impl GenesisConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), GenesisError> {
         self.policy.validate()?;
-        self.validator_set()?.validate(&self.policy)?;
+        let validators = self.validator_set()?;
+        validators.validate(&self.policy)?;
+        validators.verify_possession(|_| false)?;
         self.accounts_tree()?;
         Ok(())
     }
@@ -150,7 +155,11 @@ impl GenesisConfig {
             hex::decode_to_slice(&v.public_key, &mut pk).map_err(|e| bad(e.to_string()))?;
             let public_key = SchnorrPublicKey::from_bytes(&pk).map_err(|e| bad(e.to_string()))?;
             let reward_address = Address::from_hex(&v.reward_address).map_err(|e| bad(e.to_string()))?;
-            out.push(Validator { public_key, reward_address, slots: v.slots });
+            let mut pop = [0u8; 64];
+            hex::decode_to_slice(&v.proof_of_possession, &mut pop)
+                .map_err(|e| bad(format!("proof of possession: {e}")))?;
+            let proof_of_possession = SchnorrSignature::from_bytes(&pop);
+            out.push(Validator { public_key, reward_address, slots: v.slots, proof_of_possession });
         }
         Ok(Validators(out))
     }
@@ -216,6 +225,7 @@ mod tests {
                 public_key: key.public_key().to_hex(),
                 reward_address: hex::encode([9u8; 32]),
                 slots: Policy::TEST.slots,
+                proof_of_possession: key.prove_possession().to_hex(),
             }],
             accounts: vec![GenesisAccount { address: hex::encode([1u8; 32]), balance: 100 }],
         }
@@ -247,6 +257,13 @@ mod tests {
         assert!(matches!(c.validate(), Err(GenesisError::Validators(ValidatorsError::SlotCountMismatch { .. }))));
         let mut c = config();
         c.validators[0].public_key = "ff".repeat(32);
+        assert!(matches!(c.validate(), Err(GenesisError::BadKey { what: "validator", .. })));
+        // A proof of possession by another key, or not hex: refused.
+        let mut c = config();
+        c.validators[0].proof_of_possession = SchnorrSecretKey::from_seed(&[4; 32]).prove_possession().to_hex();
+        assert!(matches!(c.validate(), Err(GenesisError::Validators(ValidatorsError::BadProofOfPossession(0)))));
+        let mut c = config();
+        c.validators[0].proof_of_possession = "zz".into();
         assert!(matches!(c.validate(), Err(GenesisError::BadKey { what: "validator", .. })));
         let mut c = config();
         c.accounts.push(c.accounts[0].clone());

@@ -20,8 +20,12 @@ pub struct Policy {
     pub blocks_per_batch: u32,
     /// Batches per epoch.
     pub batches_per_epoch: u32,
-    /// Validator slots per epoch.
+    /// Validator slots per epoch (at most [`MAX_SLOTS`]).
     pub slots: u16,
+    /// Most validators in one set (at most [`crate::validators::MAX_VALIDATORS`]). It fixes the
+    /// shape of the validator-set commitment: sets are padded to this size (see
+    /// [`crate::Validators::commitment`]), so a circuit over the commitment depends on it.
+    pub max_validators: u16,
     /// Historic items per history chunk.
     pub history_chunk_size: u32,
     /// Most transactions in one micro block.
@@ -42,9 +46,12 @@ pub enum PolicyError {
     /// An epoch of more than 2^31 blocks is not supported.
     #[error("blocks per epoch overflow")]
     EpochTooLarge,
-    /// At least one slot is needed.
-    #[error("slots must be at least 1")]
+    /// At least one slot is needed, and at most [`MAX_SLOTS`].
+    #[error("slots must be in 1..={MAX_SLOTS}")]
     NoSlots,
+    /// The validator-set size must be in `1..=MAX_VALIDATORS`.
+    #[error("max_validators must be in 1..={}", crate::validators::MAX_VALIDATORS)]
+    BadMaxValidators,
     /// History chunks must hold at least one item and at most 65 536.
     #[error("history_chunk_size must be in 1..=65536")]
     BadChunkSize,
@@ -53,28 +60,36 @@ pub enum PolicyError {
     TooManyTransactions,
 }
 
+/// Most slots of a policy: a validator's slot count is packed in 15 bits of the validator-set
+/// commitment.
+pub const MAX_SLOTS: u16 = (1 << 15) - 1;
+
 /// Upper bound of `max_transactions_per_block`, so that a full block (about 200 bytes per
 /// transfer) stays under the 2 MiB block limit of the protocol.
 pub const MAX_TRANSACTIONS_PER_BLOCK: u32 = 8_000;
 
 impl Policy {
-    /// The devnet defaults: 32 blocks per batch, 4 batches per epoch, 512 slots.
+    /// The devnet defaults: 32 blocks per batch, 4 batches per epoch, 512 slots, at most 16
+    /// validators.
     pub const DEVNET: Policy = Policy {
         genesis_block_number: 0,
         blocks_per_batch: 32,
         batches_per_epoch: 4,
         slots: 512,
+        max_validators: 16,
         history_chunk_size: 1024,
         max_transactions_per_block: 1000,
         batch_reward: 1_000,
     };
 
-    /// A small policy for unit tests: 4 blocks per batch, 2 batches per epoch, 16 slots.
+    /// A small policy for unit tests: 4 blocks per batch, 2 batches per epoch, 16 slots, at most
+    /// 16 validators.
     pub const TEST: Policy = Policy {
         genesis_block_number: 0,
         blocks_per_batch: 4,
         batches_per_epoch: 2,
         slots: 16,
+        max_validators: 16,
         history_chunk_size: 8,
         max_transactions_per_block: 100,
         batch_reward: 10,
@@ -91,8 +106,11 @@ impl Policy {
         if u64::from(self.blocks_per_batch) * u64::from(self.batches_per_epoch) > (1 << 31) {
             return Err(PolicyError::EpochTooLarge);
         }
-        if self.slots == 0 {
+        if self.slots == 0 || self.slots > MAX_SLOTS {
             return Err(PolicyError::NoSlots);
+        }
+        if self.max_validators == 0 || usize::from(self.max_validators) > crate::validators::MAX_VALIDATORS {
+            return Err(PolicyError::BadMaxValidators);
         }
         if self.history_chunk_size == 0 || self.history_chunk_size > 65_536 {
             return Err(PolicyError::BadChunkSize);
@@ -282,6 +300,9 @@ mod tests {
         assert_eq!(Policy { blocks_per_batch: 1, ..Policy::TEST }.validate(), Err(PolicyError::BatchTooSmall));
         assert_eq!(Policy { batches_per_epoch: 0, ..Policy::TEST }.validate(), Err(PolicyError::NoBatches));
         assert_eq!(Policy { slots: 0, ..Policy::TEST }.validate(), Err(PolicyError::NoSlots));
+        assert_eq!(Policy { slots: MAX_SLOTS + 1, ..Policy::TEST }.validate(), Err(PolicyError::NoSlots));
+        assert_eq!(Policy { max_validators: 0, ..Policy::TEST }.validate(), Err(PolicyError::BadMaxValidators));
+        assert_eq!(Policy { max_validators: 1025, ..Policy::TEST }.validate(), Err(PolicyError::BadMaxValidators));
         assert_eq!(Policy { history_chunk_size: 0, ..Policy::TEST }.validate(), Err(PolicyError::BadChunkSize));
         assert!(Policy::DEVNET.validate().is_ok() && Policy::TEST.validate().is_ok());
     }

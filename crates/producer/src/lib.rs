@@ -16,8 +16,8 @@ use petrel_primitives::state::Overlay;
 use petrel_primitives::validators::micro_signing_message;
 use petrel_primitives::{
     AccountKey, Address, Blake2bHash, Block, GenesisConfig, Hasher, MacroBlock, MacroBody, MacroHeader,
-    MacroJustification, MicroBlock, MicroBody, MicroHeader, Policy, SchnorrSecretKey, Transaction, Validator,
-    Validators,
+    MacroJustification, MicroBlock, MicroBody, MicroHeader, Policy, SchnorrSecretKey, SchnorrSignature, Transaction,
+    Validator, Validators,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -105,6 +105,8 @@ pub struct Producer {
     config: ProducerConfig,
     keys: DevnetKeys,
     by_public_key: HashMap<[u8; 32], usize>,
+    /// Each pool key's proof of possession.
+    possession: Vec<SchnorrSignature>,
 }
 
 impl Producer {
@@ -112,7 +114,8 @@ impl Producer {
     pub fn new(config: ProducerConfig) -> Self {
         let keys = DevnetKeys::derive(config.seed, config.validators + config.spare_validators, config.accounts);
         let by_public_key = keys.validators.iter().enumerate().map(|(i, k)| (k.public_key().to_bytes(), i)).collect();
-        Self { config, keys, by_public_key }
+        let possession = keys.validators.iter().map(SchnorrSecretKey::prove_possession).collect();
+        Self { config, keys, by_public_key, possession }
     }
 
     /// The keys.
@@ -140,14 +143,18 @@ impl Producer {
                         public_key: self.keys.validators[i].public_key(),
                         reward_address: self.keys.reward_address(i),
                         slots: (per + usize::from(j < extra)) as u16,
+                        proof_of_possession: self.possession[i],
                     }
                 })
                 .collect(),
         )
     }
 
-    /// A genesis config for this producer's keys.
-    pub fn genesis(&self, network_id: u8, timestamp: u64, policy: Policy) -> GenesisConfig {
+    /// A genesis config for this producer's keys. The policy's `max_validators` is raised to the
+    /// producer's set size if that is larger.
+    pub fn genesis(&self, network_id: u8, timestamp: u64, mut policy: Policy) -> GenesisConfig {
+        let size = u16::try_from(self.config.validators.max(1)).unwrap_or(u16::MAX);
+        policy.max_validators = policy.max_validators.max(size);
         GenesisConfig {
             network_id,
             timestamp,
@@ -160,6 +167,7 @@ impl Producer {
                     public_key: v.public_key.to_hex(),
                     reward_address: v.reward_address.to_string(),
                     slots: v.slots,
+                    proof_of_possession: v.proof_of_possession.to_hex(),
                 })
                 .collect(),
             accounts: self
@@ -214,8 +222,11 @@ impl Producer {
             signers.push((i, self.secret_of(validators, i)?));
             slots += u32::from(validators.0[i].slots);
         }
-        let message = block.signing_message();
-        block.justification = Some(MacroJustification::sign(validators, policy, &message, &signers));
+        let message = block.signing_message(policy);
+        block.justification = Some(
+            MacroJustification::sign(validators, policy, &message, &signers)
+                .ok_or(ProduceError::UnknownValidator(0))?,
+        );
         Ok(())
     }
 
