@@ -295,6 +295,11 @@ impl SchnorrPublicKey {
         hex::encode(self.bytes)
     }
 
+    /// The key as an arkworks affine point (for circuit witnesses, `petrel-zkp`).
+    pub fn to_affine(&self) -> EdwardsAffine {
+        self.point
+    }
+
     /// The affine coordinates `[x, y]`, e.g. for Poseidon commitments to a validator set.
     pub fn to_field_elements(&self) -> [FieldElement; 2] {
         [FieldElement(self.point.x), FieldElement(self.point.y)]
@@ -386,6 +391,13 @@ impl SchnorrSignature {
         out[..32].copy_from_slice(&self.r);
         out[32..].copy_from_slice(&self.s);
         out
+    }
+
+    /// The nonce point `R` and the scalar `s` as arkworks values (for circuit witnesses,
+    /// `petrel-zkp`): errors as [`SchnorrPublicKey::verify`] for a non-canonical `s` or an `R`
+    /// that does not decode.
+    pub fn to_parts(&self) -> Result<(EdwardsAffine, Scalar), CryptoError> {
+        Ok((decode_point(&self.r)?, scalar_from_canonical_bytes(&self.s)?))
     }
 
     /// Splits `r ‖ s` (no validation).
