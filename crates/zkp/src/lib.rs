@@ -11,4 +11,5 @@
 
 pub mod circuit;
 pub mod gadgets;
+pub mod proof;
 pub mod testing;
