@@ -230,6 +230,11 @@ impl Verifier {
         self.hash
     }
 
+    /// `IC_0 + Σ x_j·IC_j` for the segment's inputs (the pairing input of the public inputs).
+    pub fn prepare_inputs(&self, segment: &Segment) -> G1Projective {
+        Groth16::<Bls12_377>::prepare_inputs(&self.pvk, &segment.public_inputs()).unwrap_or_default()
+    }
+
     /// Verifies one proof of `segment`.
     pub fn verify(&self, segment: &Segment, proof: &SegmentProof) -> Result<(), ZkpError> {
         let proof = proof.decode()?;
