@@ -30,6 +30,9 @@ pub(crate) const BATCH_SET_ENDS: TableDefinition<'_, (u32, u32), ()> = TableDefi
 /// (block number, slot) → a kept download of History Macro Sync (see `Downloads`).
 pub(crate) const DOWNLOADS: TableDefinition<'_, (u32, u64), &[u8]> = TableDefinition::new("downloads");
 
+/// Start epoch → encoded `ZkpSegment` (see `Proofs`).
+pub(crate) const ZKP_SEGMENTS: TableDefinition<'_, u32, &[u8]> = TableDefinition::new("zkp_segments");
+
 /// Key of the chain info record.
 pub(crate) const META_CHAIN_INFO: &str = "chain_info";
 /// Key of the genesis config (TOML text).

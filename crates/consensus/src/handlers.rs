@@ -115,6 +115,18 @@ impl Answer for RequestMissingBlocks {
     }
 }
 
+impl Answer for RequestZkp {
+    fn answer(&self, chain: &Blockchain) -> ZkpChain {
+        match chain.proofs().chain_from(self.from_epoch, self.max_segments.min(MAX_ZKP_SEGMENTS)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(target: "net::handlers", error = %e, "zkp chain failed");
+                ZkpChain::default()
+            }
+        }
+    }
+}
+
 /// Registers the handler for `R` now (requests arriving before the first poll are queued, not
 /// refused) and returns the loop that answers them.
 fn serve<R: Answer, N: Network>(network: N, chain: SharedChain, config: HandlerConfig) -> impl Future<Output = ()> {
@@ -173,9 +185,10 @@ pub fn serve_full_chain<N: Network>(network: N, chain: SharedChain, config: Hand
     let second = futures::future::join3(
         serve::<RequestBatchSet, N>(network.clone(), chain.clone(), config),
         serve::<RequestHistoryChunk, N>(network.clone(), chain.clone(), config),
-        serve::<RequestMissingBlocks, N>(network, chain, config),
+        serve::<RequestMissingBlocks, N>(network.clone(), chain.clone(), config),
     );
+    let third = serve::<RequestZkp, N>(network, chain, config);
     async move {
-        futures::future::join(first, second).await;
+        futures::future::join3(first, second, third).await;
     }
 }

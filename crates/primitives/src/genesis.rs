@@ -54,6 +54,47 @@ pub struct GenesisValidator {
     pub proof_of_possession: String,
 }
 
+/// The zero-knowledge light sync of a network (ADR 0015): the segment circuit's verifying key,
+/// whose Blake2b hash the genesis block carries as its `extra_data`, so that every node of the
+/// network agrees on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisZkp {
+    /// Election handoffs per segment proof (`K`, 1 to 64).
+    pub handoffs: u16,
+    /// Hex of the compressed Groth16 verifying key of the segment circuit.
+    pub verifying_key: String,
+    /// Devnet only: the seed of the deterministic setup, so that provers can make the proving
+    /// key again. A real network runs a ceremony and publishes the proving key instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_seed: Option<u64>,
+}
+
+/// Most handoffs per segment proof.
+pub const MAX_ZKP_HANDOFFS: u16 = 64;
+/// Most bytes of a verifying key in the genesis config.
+pub const MAX_ZKP_VERIFYING_KEY: usize = 1024;
+
+impl GenesisZkp {
+    /// The verifying key's bytes (checked by [`GenesisConfig::validate`]).
+    pub fn verifying_key_bytes(&self) -> Result<Vec<u8>, GenesisError> {
+        let bad = |reason: String| GenesisError::BadKey { what: "zkp verifying key", index: 0, reason };
+        let bytes = hex::decode(&self.verifying_key).map_err(|e| bad(e.to_string()))?;
+        if bytes.is_empty() || bytes.len() > MAX_ZKP_VERIFYING_KEY {
+            return Err(bad(format!("{} bytes", bytes.len())));
+        }
+        if self.handoffs == 0 || self.handoffs > MAX_ZKP_HANDOFFS {
+            return Err(bad(format!("handoffs must be in 1..={MAX_ZKP_HANDOFFS}")));
+        }
+        Ok(bytes)
+    }
+
+    /// Blake2b of the verifying key: the genesis block's `extra_data`.
+    pub fn verifying_key_hash(&self) -> Result<Blake2bHash, GenesisError> {
+        Ok(Blake2bHash::digest(&self.verifying_key_bytes()?))
+    }
+}
+
 /// An initial account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +120,9 @@ pub struct GenesisConfig {
     /// Initial accounts.
     #[serde(default)]
     pub accounts: Vec<GenesisAccount>,
+    /// Zero-knowledge light sync, if the network has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zkp: Option<GenesisZkp>,
 }
 
 /// Why a genesis config is unusable.
@@ -143,6 +187,9 @@ impl GenesisConfig {
         validators.validate(&self.policy)?;
         validators.verify_possession(|_| false)?;
         self.accounts_tree()?;
+        if let Some(zkp) = &self.zkp {
+            zkp.verifying_key_bytes()?;
+        }
         Ok(())
     }
 
@@ -195,7 +242,10 @@ impl GenesisConfig {
             timestamp: self.timestamp,
             parent_hash: Blake2bHash::ZERO,
             parent_election_hash: Blake2bHash::ZERO,
-            extra_data: Vec::new(),
+            extra_data: match &self.zkp {
+                Some(zkp) => zkp.verifying_key_hash()?.0.to_vec(),
+                None => Vec::new(),
+            },
             state_root,
             body_root: body.root(),
             history_root: empty_history_root(),
@@ -228,6 +278,7 @@ mod tests {
                 proof_of_possession: key.prove_possession().to_hex(),
             }],
             accounts: vec![GenesisAccount { address: hex::encode([1u8; 32]), balance: 100 }],
+            zkp: None,
         }
     }
 
@@ -245,6 +296,13 @@ mod tests {
         let mut other = c.clone();
         other.timestamp += 1;
         assert_ne!(other.genesis_hash().unwrap(), c.genesis_hash().unwrap());
+        // The zkp verifying key is part of the network: its hash is the genesis extra data.
+        let mut zkp = c.clone();
+        zkp.zkp = Some(GenesisZkp { handoffs: 4, verifying_key: "ab".repeat(40), setup_seed: Some(7) });
+        let back = GenesisConfig::from_toml(&zkp.to_toml()).unwrap();
+        assert_eq!(back, zkp);
+        assert_eq!(zkp.genesis_block().unwrap().header.extra_data, Blake2bHash::digest(&[0xab; 40]).0.to_vec());
+        assert_ne!(zkp.genesis_hash().unwrap(), c.genesis_hash().unwrap());
     }
 
     #[test]
@@ -265,6 +323,12 @@ mod tests {
         let mut c = config();
         c.validators[0].proof_of_possession = "zz".into();
         assert!(matches!(c.validate(), Err(GenesisError::BadKey { what: "validator", .. })));
+        // A verifying key that is not hex, empty or too large, or K out of range.
+        for (key, handoffs) in [("zz", 4), ("", 4), (&*"00".repeat(2000), 4), ("00", 0), ("00", 65)] {
+            let mut c = config();
+            c.zkp = Some(GenesisZkp { handoffs, verifying_key: key.into(), setup_seed: None });
+            assert!(matches!(c.validate(), Err(GenesisError::BadKey { what: "zkp verifying key", .. })), "{handoffs}");
+        }
         let mut c = config();
         c.accounts.push(c.accounts[0].clone());
         assert!(matches!(c.validate(), Err(GenesisError::DuplicateAccount(1))));

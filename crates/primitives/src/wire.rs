@@ -55,3 +55,35 @@ pub struct HistoryChunk {
     /// Proof against the verifier block's history root.
     pub proof: RangeProof,
 }
+
+/// Most segment proofs one `RequestZkp` answer carries.
+pub const MAX_ZKP_SEGMENTS: u16 = 64;
+/// Bytes of a Groth16 segment proof (compressed `A`, `B`, `C` on BLS12-377).
+pub const ZKP_PROOF_BYTES: usize = 192;
+
+/// A proof that election blocks `start_epoch + 1 ..= end_epoch` hand the validator set on from
+/// `start_commitment` to `end_commitment`, each signed by 2f+1 slots of the set before it, the
+/// last one with hash `end_hash` (protocol.md §12; verified by `petrel-zkp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZkpSegment {
+    /// Epoch of the election block the segment starts from.
+    pub start_epoch: u32,
+    /// Commitment of the set that block names.
+    pub start_commitment: crate::FieldElement,
+    /// Epoch of the last election block.
+    pub end_epoch: u32,
+    /// Commitment of the set the last block names.
+    pub end_commitment: crate::FieldElement,
+    /// Hash of the last block.
+    pub end_hash: Blake2bHash,
+    /// The Groth16 proof.
+    #[serde(with = "crate::serde_bytes")]
+    pub proof: [u8; ZKP_PROOF_BYTES],
+}
+
+/// The chain of segment proofs from an epoch: the answer to `RequestZkp`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ZkpChain {
+    /// Consecutive segments (each starts where the one before ends), oldest first.
+    pub segments: Vec<ZkpSegment>,
+}

@@ -176,6 +176,7 @@ impl Producer {
                 .iter()
                 .map(|k| GenesisAccount { address: k.address().to_string(), balance: GENESIS_BALANCE })
                 .collect(),
+            zkp: None,
         }
     }
 

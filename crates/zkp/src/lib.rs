@@ -9,6 +9,7 @@
 //! Like `petrel-crypto`, this crate instantiates arkworks' generic curve and constraint code and
 //! is compiled with optimisations in dev and test builds (`[profile.dev.package.petrel-zkp]`).
 
+pub mod chain;
 pub mod circuit;
 pub mod gadgets;
 pub mod proof;

@@ -50,6 +50,8 @@ impl Services {
     pub const MACRO_CHAIN: Self = Self(1 << 2);
     /// Serves recent history (a full node's last epochs).
     pub const RECENT_HISTORY: Self = Self(1 << 3);
+    /// Serves segment proofs of the election chain (`RequestZkp`; zero-knowledge light sync).
+    pub const ZKP_PROOFS: Self = Self(1 << 4);
 
     /// What a history node provides.
     pub const HISTORY_NODE: Self =
@@ -74,6 +76,7 @@ impl fmt::Debug for Services {
             (Self::HISTORY, "HISTORY"),
             (Self::MACRO_CHAIN, "MACRO_CHAIN"),
             (Self::RECENT_HISTORY, "RECENT_HISTORY"),
+            (Self::ZKP_PROOFS, "ZKP_PROOFS"),
         ];
         let set: Vec<_> = names.iter().filter(|(s, _)| self.contains(*s)).map(|(_, n)| *n).collect();
         write!(f, "Services({})", if set.is_empty() { "NONE".to_string() } else { set.join("|") })

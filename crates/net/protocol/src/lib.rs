@@ -96,4 +96,5 @@ requests! {
     Block(RequestBlock),
     MissingBlocks(RequestMissingBlocks),
     Head(RequestHead),
+    Zkp(RequestZkp),
 }

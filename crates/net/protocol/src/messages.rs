@@ -1,7 +1,10 @@
 //! Request and response messages.
 
 use petrel_network_api::Request;
-pub use petrel_primitives::wire::{BatchSetInfo, HistoryChunk, MAX_EPOCHS, MAX_LOCATORS, MacroChain};
+pub use petrel_primitives::wire::{
+    BatchSetInfo, HistoryChunk, MAX_EPOCHS, MAX_LOCATORS, MAX_ZKP_SEGMENTS, MacroChain, ZKP_PROOF_BYTES, ZkpChain,
+    ZkpSegment,
+};
 use petrel_primitives::{Blake2bHash, Block};
 use serde::{Deserialize, Serialize};
 
@@ -98,3 +101,16 @@ pub struct RequestHead;
 pub type ResponseHead = petrel_primitives::wire::HeadInfo;
 
 request!(RequestHead, 210, ResponseHead, 16, 256, 50);
+
+/// The chain of segment proofs that covers an epoch (zero-knowledge light sync, protocol.md §12).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestZkp {
+    /// The epoch of the requester's election head: the answer starts with the stored segment that
+    /// covers it (greatest start at or below it, ending above it).
+    pub from_epoch: u32,
+    /// Most segments wanted (the server clamps to [`MAX_ZKP_SEGMENTS`]).
+    pub max_segments: u16,
+}
+
+// A segment is 304 bytes encoded; 64 of them fit in 20 KiB.
+request!(RequestZkp, 212, ZkpChain, 16, 32 * 1024, 20);
