@@ -31,6 +31,9 @@ pub enum LightError {
     /// Pico adoption needs an election block.
     #[error("block {0} is not an election block")]
     NotElection(u32),
+    /// The block is not the one a proof chain proved (hash or named set).
+    #[error("block {0} is not the proven election block")]
+    NotProven(u32),
     /// The persisted file belongs to another anchor or network.
     #[error("light chain file belongs to another anchor ({0})")]
     AnchorMismatch(Blake2bHash),
@@ -41,7 +44,7 @@ impl LightError {
     pub fn is_peer_fault(&self) -> bool {
         match self {
             LightError::Chain(e) => e.is_peer_fault(),
-            LightError::NotElection(_) => true,
+            LightError::NotElection(_) | LightError::NotProven(_) => true,
             LightError::NotAtAnchor | LightError::AnchorMismatch(_) => false,
         }
     }
@@ -51,6 +54,7 @@ impl LightError {
 struct Persisted {
     anchor_hash: Blake2bHash,
     optimistic: bool,
+    proven_epoch: Option<u32>,
     election_head: MacroBlock,
     macro_head: MacroBlock,
     head: Block,
@@ -109,6 +113,8 @@ pub struct LightBlockchain {
     batch: VecDeque<Block>,
     /// Whether an election block was adopted on trust since the anchor (pico).
     optimistic: bool,
+    /// The epoch up to which a proof chain proved the election chain (zero-knowledge light sync).
+    proven_epoch: Option<u32>,
     /// How many times the chain was reset (in memory; lets work prepared before a reset be
     /// recognised as stale).
     generation: u64,
@@ -147,6 +153,7 @@ impl LightBlockchain {
             anchor,
             batch: VecDeque::new(),
             optimistic: false,
+            proven_epoch: None,
             generation: 0,
             path: path.map(Path::to_path_buf),
             events: broadcast::channel(EVENT_CAPACITY).0,
@@ -168,6 +175,7 @@ impl LightBlockchain {
                 return Err(ChainError::corrupted("light chain file", "election head without validators").into());
             }
             chain.optimistic = stored.optimistic;
+            chain.proven_epoch = stored.proven_epoch;
             chain.election_head = stored.election_head;
             chain.macro_head = stored.macro_head;
             chain.head = stored.head;
@@ -265,6 +273,54 @@ impl LightBlockchain {
             return Err(e.into());
         }
         Ok(PushResult::Extended)
+    }
+
+    /// Zero-knowledge light sync: adopts the election block of `epoch` that a verified proof chain
+    /// (starting at this chain's election head) proved to have `hash` and to name the set with
+    /// `commitment`. The block must be exactly that (intrinsic checks, number, hash, the
+    /// commitment of its validators); the anchor does not move, and the chain records that it is
+    /// proven up to `epoch` ([`Self::proven_epoch`]; survives restarts, cleared by a reset).
+    pub fn push_election_proven(
+        &mut self,
+        block: MacroBlock,
+        epoch: u32,
+        hash: Blake2bHash,
+        commitment: petrel_primitives::FieldElement,
+    ) -> Result<PushResult, LightError> {
+        let number = block.block_number();
+        if block.hash() == self.election_head.hash() {
+            return Ok(PushResult::Known);
+        }
+        if number <= self.macro_head.block_number() {
+            return Ok(PushResult::Ignored);
+        }
+        if number != self.policy.election_block_of(epoch) || !block.is_election() {
+            return Err(LightError::NotElection(number));
+        }
+        if block.hash() != hash {
+            return Err(LightError::NotProven(number));
+        }
+        let block = header_only(&block);
+        Block::Macro(block.clone())
+            .verify_intrinsic(self.network, &self.policy, false)
+            .map_err(|e| ChainError::block(number, e))?;
+        let named = block.header.validators.as_ref().map(|v| v.commitment(self.policy.max_validators));
+        if named != Some(commitment) {
+            return Err(LightError::NotProven(number));
+        }
+        // A proof extends our election head; a head adopted on trust stays on trust.
+        let previous = self.proven_epoch;
+        self.proven_epoch = Some(epoch);
+        if let Err(e) = self.adopt_macro(block) {
+            self.proven_epoch = previous;
+            return Err(e.into());
+        }
+        Ok(PushResult::Extended)
+    }
+
+    /// The epoch up to which a proof chain proved the election chain, if any.
+    pub fn proven_epoch(&self) -> Option<u32> {
+        self.proven_epoch
     }
 
     /// Verifies a macro block by the macro-successor rule and the current validators'
@@ -382,6 +438,7 @@ impl LightBlockchain {
         self.head = Block::Macro(self.anchor.clone());
         self.batch.clear();
         self.optimistic = false;
+        self.proven_epoch = None;
         self.save()
     }
 
@@ -390,6 +447,7 @@ impl LightBlockchain {
         let persisted = Persisted {
             anchor_hash: self.anchor.hash(),
             optimistic: self.optimistic,
+            proven_epoch: self.proven_epoch,
             election_head: self.election_head.clone(),
             macro_head: self.macro_head.clone(),
             head: self.head.clone(),

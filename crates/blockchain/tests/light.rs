@@ -168,3 +168,50 @@ fn a_damaged_light_chain_file_is_an_error() {
         Err(LightError::Chain(ChainError::Corrupted { .. }))
     ));
 }
+
+/// Zero-knowledge light sync's adoption: exactly the proven block (number, hash, named set), the
+/// anchor stays, the proven epoch is recorded and survives a restart; a reset forgets it.
+#[test]
+fn a_proven_election_block_is_adopted_only_as_proven() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    let mut full = open(&dir, &g);
+    let blocks = extend(&mut full, &p, 8 * 3);
+    let path = dir.path().join("light.bin");
+    let mut light = LightBlockchain::new(&g, None, Some(&path)).unwrap();
+    let block = macro_at(&blocks, 16); // the election block of epoch 2
+    let commitment = block.header.validators.as_ref().unwrap().commitment(g.policy.max_validators);
+    let other = macro_at(&blocks, 24);
+    // Another hash, another named set, another epoch, a block that is not an election block.
+    assert!(matches!(
+        light.push_election_proven(block.clone(), 2, other.hash(), commitment),
+        Err(LightError::NotProven(16))
+    ));
+    assert!(matches!(
+        light.push_election_proven(block.clone(), 2, block.hash(), petrel_primitives::FieldElement::ONE),
+        Err(LightError::NotProven(16))
+    ));
+    assert!(matches!(
+        light.push_election_proven(block.clone(), 3, block.hash(), commitment),
+        Err(LightError::NotElection(16))
+    ));
+    let checkpoint = macro_at(&blocks, 20);
+    assert!(matches!(
+        light.push_election_proven(checkpoint.clone(), 2, checkpoint.hash(), commitment),
+        Err(LightError::NotElection(20))
+    ));
+    assert!(light.at_anchor() && light.proven_epoch().is_none());
+    // The proven block.
+    assert_eq!(light.push_election_proven(block.clone(), 2, block.hash(), commitment).unwrap(), PushResult::Extended);
+    assert_eq!(light.election_head().hash(), block.hash());
+    assert_eq!(light.proven_epoch(), Some(2));
+    assert_eq!(light.anchor().hash(), g.genesis_hash().unwrap(), "the anchor does not move");
+    // Signatures from there on.
+    assert_eq!(light.push_macro(other.clone()).unwrap(), PushResult::Extended);
+    drop(light);
+    let mut light = LightBlockchain::new(&g, None, Some(&path)).unwrap();
+    assert_eq!((light.proven_epoch(), light.election_head().hash()), (Some(2), other.hash()));
+    light.reset().unwrap();
+    assert_eq!(light.proven_epoch(), None);
+}

@@ -24,22 +24,48 @@
 //! - our own store failing ends the round with every peer Outdated (not their fault);
 //! - an item no peer could deliver after `max_attempts` ends the round with its peers Outdated.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use petrel_blockchain::{LightError, MacroVerifier, PushResult};
 use petrel_network_api::{PeerId, PenaltyReason, Request, RequestError, Services, Severity};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
 use petrel_protocol::{
-    AnyResponse, BlockRequestError, MAX_EPOCHS, MacroChain, MacroChainError, RequestBlock, RequestMacroChain,
+    AnyResponse, BlockRequestError, MAX_EPOCHS, MAX_ZKP_SEGMENTS, MacroChain, MacroChainError, RequestBlock,
+    RequestMacroChain, RequestZkp, ZkpChain, ZkpSegment,
 };
 use petrel_sync_api::MacroSyncReturn;
 use petrel_sync_api::light_chain::{LightView, SharedLightChain, lock};
 use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
 use petrel_sync_api::queue::{QueueConfig, QueueError, SyncQueue};
+use petrel_zkp::chain::{ProofChainError, Proven, verify_chain};
+use petrel_zkp::proof::Verifier;
+
+/// Zero-knowledge light sync: the verifier of the network's segment proofs (from the genesis
+/// config) and how many segments to ask for at once.
+#[derive(Clone, Debug)]
+pub struct ZkpLightConfig {
+    /// The verifier.
+    pub verifier: VerifierHandle,
+    /// Most segments per `RequestZkp` (at most [`MAX_ZKP_SEGMENTS`]).
+    pub max_segments: u16,
+}
+
+/// A shared [`Verifier`], compared by its key's hash.
+#[derive(Clone, Debug)]
+pub struct VerifierHandle(pub Arc<Verifier>);
+
+impl PartialEq for VerifierHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key_hash() == other.0.key_hash()
+    }
+}
+
+impl Eq for VerifierHandle {}
 
 /// Settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LightConfig {
     /// Services a peer must advertise.
     pub required_services: Services,
@@ -51,6 +77,8 @@ pub struct LightConfig {
     /// Reset the light chain to its anchor before syncing (the fallback from pico, which forgets
     /// what it adopted on trust).
     pub reset_first: bool,
+    /// Ask peers that serve proofs for the proof chain first (zero-knowledge light sync).
+    pub zkp: Option<ZkpLightConfig>,
 }
 
 impl Default for LightConfig {
@@ -71,6 +99,7 @@ impl Default for LightConfig {
                 rate_limit: Some((RequestBlock::MAX_REQUESTS * 9 / 10, RequestBlock::TIME_WINDOW)),
             },
             reset_first: false,
+            zkp: None,
         }
     }
 }
@@ -82,6 +111,10 @@ pub enum LightWork {
     Reset,
     /// Verify and adopt these macro blocks, in order, stopping at the first failure.
     Push(Vec<MacroBlock>),
+    /// Check a proof chain from our election head (joins, then one batch verification).
+    CheckProofs(VerifierHandle, Vec<ZkpSegment>),
+    /// Adopt the election block a checked proof chain proved.
+    AdoptProven(Box<MacroBlock>, Proven),
 }
 
 /// Why a pushed block was not adopted.
@@ -109,6 +142,24 @@ pub enum LightOutcome {
         /// The failing block's index in the batch, and why.
         failure: Option<(usize, PushFailure)>,
     },
+    /// A proof chain was checked: `Ok(None)` when it proves nothing beyond our election head.
+    ProofsChecked {
+        /// The result.
+        result: Result<Option<Proven>, ProofFault>,
+        /// Verification time in microseconds (for the statistics).
+        micros: u64,
+    },
+    /// The proven election block was (or was not) adopted.
+    Proven(Result<(), PushFailure>),
+}
+
+/// Why a proof chain was not used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProofFault {
+    /// It does not start at our election head (the peer's segments are cut elsewhere): not a fault.
+    NotOurs,
+    /// A gap, more segments than asked, or a proof that does not verify: the sender's fault.
+    Bad(String),
 }
 
 /// Most threads one batch is verified on.
@@ -150,6 +201,32 @@ fn verify_batch(first: &MacroVerifier, blocks: &[MacroBlock]) -> Vec<(MacroVerif
 /// block is then verified again under the lock).
 pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
     match work {
+        LightWork::CheckProofs(verifier, segments) => {
+            let (epoch, commitment) = {
+                let c = lock(chain);
+                let policy = *c.policy();
+                (policy.epoch_at(c.election_head().block_number()), c.validators().commitment(policy.max_validators))
+            };
+            // Statistics only (no decision depends on it), measured on the job's worker thread.
+            #[allow(clippy::disallowed_methods)]
+            let started = std::time::Instant::now();
+            let result = match verify_chain(&verifier.0, (epoch, commitment), &segments, usize::from(MAX_ZKP_SEGMENTS))
+            {
+                Ok(Some(p)) if p.epoch > epoch => Ok(Some(p)),
+                Ok(_) => Ok(None),
+                Err(ProofChainError::WrongStart(_)) => Err(ProofFault::NotOurs),
+                Err(e) => Err(ProofFault::Bad(e.to_string())),
+            };
+            LightOutcome::ProofsChecked { result, micros: started.elapsed().as_micros() as u64 }
+        }
+        LightWork::AdoptProven(block, proven) => {
+            let result = lock(chain).push_election_proven(*block, proven.epoch, proven.hash, proven.commitment);
+            LightOutcome::Proven(match result {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_peer_fault() => Err(PushFailure::Invalid(e.to_string())),
+                Err(e) => Err(PushFailure::Store(e.to_string())),
+            })
+        }
         LightWork::Reset => LightOutcome::Reset(lock(chain).reset().map_err(|e| e.to_string())),
         LightWork::Push(blocks) => {
             let first = lock(chain).macro_verifier();
@@ -206,6 +283,27 @@ enum PeerState {
     Waiting,
     /// Fetches for the current round.
     Fetching,
+    /// Asked for its proof chain, or serving the block it proved.
+    Proving,
+}
+
+/// Where zero-knowledge light sync stands (one proof chain at a time, before signature sync).
+#[derive(Debug, Default, PartialEq, Eq)]
+enum ProofPhase {
+    /// No proof chain being asked for: the next peer that serves proofs and was not asked yet is
+    /// asked (peers that do not serve proofs sync by signatures meanwhile).
+    #[default]
+    Idle,
+    /// `RequestZkp` sent to `peer`.
+    Asking { peer: PeerId, request: RequestId },
+    /// Its answer being checked.
+    Checking { peer: PeerId, job: JobId },
+    /// The proven election block asked of `peer`.
+    Fetching { peer: PeerId, request: RequestId, proven: Proven },
+    /// The proven block being adopted.
+    Adopting { peer: PeerId, job: JobId },
+    /// A proof chain was adopted: signatures from here on.
+    Done,
 }
 
 /// One download of an election chain.
@@ -247,6 +345,16 @@ pub struct LightStats {
     pub verified_blocks: u64,
     /// Rounds started.
     pub rounds: u64,
+    /// Proof-chain requests sent.
+    pub proof_requests: u64,
+    /// Segment proofs verified (in chains that verified).
+    pub proofs_verified: u64,
+    /// Bytes of the proof chains received (encoded).
+    pub proof_bytes: u64,
+    /// Microseconds spent verifying proof chains.
+    pub proof_verify_micros: u64,
+    /// The epoch proofs brought the chain to.
+    pub proven_epoch: Option<u32>,
 }
 
 /// The light machine.
@@ -257,6 +365,10 @@ pub struct LightMachine {
     round: Option<Round>,
     reset_job: Option<JobId>,
     stats: LightStats,
+    proof: ProofPhase,
+    /// Peers that serve proofs, in the order they joined, and those asked already.
+    proof_peers: Vec<PeerId>,
+    proof_tried: HashSet<PeerId>,
 }
 
 impl Machine for LightMachine {
@@ -271,8 +383,9 @@ impl Machine for LightMachine {
     type Stats = LightStats;
 
     fn new(config: LightConfig) -> Self {
+        let reset_first = config.reset_first;
         let mut m = Self { config, ..Default::default() };
-        if config.reset_first {
+        if reset_first {
             m.reset_job = Some(m.book.apply(LightWork::Reset));
         }
         m
@@ -286,7 +399,10 @@ impl Machine for LightMachine {
     fn handle(&mut self, input: Input<LightOutcome>, now: Time, view: &LightView) {
         match input {
             Input::PeerJoined { peer, services } => self.add_peer(peer, services, view),
-            Input::PeerLeft { peer } => self.remove_peer(&peer),
+            Input::PeerLeft { peer } => {
+                self.remove_peer(&peer);
+                self.release_pending(view);
+            }
             Input::Response { id, response } => self.on_response(id, response, now, view),
             Input::Applied { job, outcome } => self.on_applied(job, outcome, view),
             Input::Tick => {
@@ -343,16 +459,95 @@ impl LightMachine {
         if !services.is_some_and(|s| s.contains(self.config.required_services)) {
             return self.book.emit(MacroSyncReturn::Incompatible(peer));
         }
-        if self.reset_job.is_some() {
-            self.book.peers.insert(peer, PeerState::Pending);
-        } else {
+        if self.config.zkp.is_some() && services.is_some_and(|s| s.contains(Services::ZKP_PROOFS)) {
+            self.proof_peers.retain(|p| *p != peer);
+            self.proof_peers.push(peer);
+        }
+        self.book.peers.insert(peer, PeerState::Pending);
+        self.release_pending(view);
+    }
+
+    /// Starts what waiting peers wait for: nothing during a reset or a proof check; else the
+    /// next proof chain if one may help, else discovery for every waiting peer.
+    fn release_pending(&mut self, view: &LightView) {
+        if self.reset_job.is_some() || !matches!(self.proof, ProofPhase::Idle | ProofPhase::Done) {
+            return;
+        }
+        if self.proof == ProofPhase::Idle
+            && let Some(zkp) = &self.config.zkp
+            && let Some(peer) = self
+                .proof_peers
+                .iter()
+                .copied()
+                .find(|p| !self.proof_tried.contains(p) && self.book.peers.contains_key(p))
+        {
+            self.proof_tried.insert(peer);
+            self.stats.proof_requests += 1;
+            let from_epoch = view.policy.epoch_at(view.election_number);
+            let max_segments = zkp.max_segments.clamp(1, MAX_ZKP_SEGMENTS);
+            let request = self.book.request(peer, RequestZkp { from_epoch, max_segments });
+            self.book.peers.insert(peer, PeerState::Proving);
+            self.proof = ProofPhase::Asking { peer, request };
+            return;
+        }
+        for peer in self.book.peers_in(|s| matches!(s, PeerState::Pending | PeerState::Proving)) {
             self.discover(peer, view);
         }
+    }
+
+    /// The proof chain of `peer` is done with (used or not): the next peer with proofs is asked,
+    /// or signature sync starts (`done`: a proof chain was adopted, no more are needed).
+    fn proof_finished(&mut self, peer: PeerId, done: bool, view: &LightView) {
+        self.proof = if done { ProofPhase::Done } else { ProofPhase::Idle };
+        if let Some(state) = self.book.peers.get_mut(&peer) {
+            *state = PeerState::Pending;
+        }
+        self.release_pending(view);
+    }
+
+    fn on_zkp(&mut self, peer: PeerId, response: Result<AnyResponse, RequestError>, view: &LightView) {
+        let chain = match response {
+            Ok(AnyResponse::Zkp(chain)) => chain,
+            Err(e) => {
+                if e.is_peer_fault() {
+                    self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+                }
+                return self.proof_finished(peer, false, view);
+            }
+            Ok(_) => return self.proof_finished(peer, false, view),
+        };
+        let max = self.config.zkp.as_ref().map_or(0, |z| usize::from(z.max_segments.clamp(1, MAX_ZKP_SEGMENTS)));
+        if chain.segments.len() > max {
+            self.ban(peer, PenaltyReason::WrongAnswer);
+            return self.proof_finished(peer, false, view);
+        }
+        if chain.segments.is_empty() {
+            return self.proof_finished(peer, false, view);
+        }
+        self.stats.proof_bytes += petrel_primitives::codec::encoded_len(&chain) as u64;
+        let Some(zkp) = &self.config.zkp else { return self.proof_finished(peer, false, view) };
+        let ZkpChain { segments } = chain;
+        self.stats.proofs_verified += segments.len() as u64;
+        let job = self.book.apply(LightWork::CheckProofs(zkp.verifier.clone(), segments));
+        self.proof = ProofPhase::Checking { peer, job };
     }
 
     /// Forgets a peer everywhere (the book, the round's queue and its requests).
     fn remove_peer(&mut self, peer: &PeerId) {
         self.book.remove(peer);
+        self.proof_peers.retain(|p| p != peer);
+        let proving = match self.proof {
+            ProofPhase::Asking { peer: p, .. }
+            | ProofPhase::Checking { peer: p, .. }
+            | ProofPhase::Fetching { peer: p, .. }
+            | ProofPhase::Adopting { peer: p, .. } => p == *peer,
+            ProofPhase::Idle | ProofPhase::Done => false,
+        };
+        if proving {
+            // Its job's outcome (if any) is ignored; the next peer with proofs is asked when one
+            // joins or the waiting peers are released.
+            self.proof = ProofPhase::Idle;
+        }
         if let Some(round) = &mut self.round {
             round.queue.remove_peer(peer);
             round.requests.retain(|_, f| f.peer != *peer);
@@ -366,6 +561,13 @@ impl LightMachine {
 
     fn on_response(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, now: Time, view: &LightView) {
         let Some(peer) = self.book.answered(id) else { return };
+        match self.proof {
+            ProofPhase::Asking { request, .. } if request == id => return self.on_zkp(peer, response, view),
+            ProofPhase::Fetching { request, proven, .. } if request == id => {
+                return self.on_proven_block(peer, proven, response, view);
+            }
+            _ => {}
+        }
         if let Some(fetch) = self.round.as_mut().and_then(|r| r.requests.remove(&id)) {
             match response {
                 Ok(AnyResponse::Block(block)) => self.on_block(peer, fetch, block, now),
@@ -484,14 +686,81 @@ impl LightMachine {
         }
     }
 
+    fn on_proven_block(
+        &mut self,
+        peer: PeerId,
+        proven: Proven,
+        response: Result<AnyResponse, RequestError>,
+        view: &LightView,
+    ) {
+        match response {
+            Ok(AnyResponse::Block(Ok(Block::Macro(block)))) if block.hash() == proven.hash => {
+                let job = self.book.apply(LightWork::AdoptProven(Box::new(block), proven));
+                self.proof = ProofPhase::Adopting { peer, job };
+            }
+            // It proved a block it cannot show, or showed another.
+            Ok(AnyResponse::Block(Err(_))) => {
+                self.ban(peer, PenaltyReason::MissingAnnounced);
+                self.proof_finished(peer, false, view);
+            }
+            Ok(AnyResponse::Block(Ok(_))) => {
+                self.ban(peer, PenaltyReason::WrongAnswer);
+                self.proof_finished(peer, false, view);
+            }
+            Err(e) => {
+                if e.is_peer_fault() {
+                    self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+                }
+                self.proof_finished(peer, false, view);
+            }
+            Ok(_) => self.proof_finished(peer, false, view),
+        }
+    }
+
     fn on_applied(&mut self, job: JobId, outcome: LightOutcome, view: &LightView) {
         match outcome {
+            LightOutcome::ProofsChecked { result, micros } => {
+                let ProofPhase::Checking { peer, job: expected } = self.proof else { return };
+                if expected != job {
+                    return;
+                }
+                self.stats.proof_verify_micros += micros;
+                match result {
+                    Ok(Some(proven)) => {
+                        let request = self.book.request(peer, RequestBlock { hash: proven.hash, include_body: false });
+                        self.proof = ProofPhase::Fetching { peer, request, proven };
+                    }
+                    Ok(None) | Err(ProofFault::NotOurs) => self.proof_finished(peer, false, view),
+                    Err(ProofFault::Bad(_)) => {
+                        self.ban(peer, PenaltyReason::InvalidBlock);
+                        self.proof_finished(peer, false, view);
+                    }
+                }
+            }
+            LightOutcome::Proven(result) => {
+                let ProofPhase::Adopting { peer, job: expected } = self.proof else { return };
+                if expected != job {
+                    return;
+                }
+                match result {
+                    Ok(()) => {
+                        self.stats.proven_epoch = Some(view.policy.epoch_at(view.election_number));
+                        // A signature round below the proven block is moot: everyone is asked
+                        // again from it.
+                        self.end_round(view, None);
+                        self.proof_finished(peer, true, view);
+                    }
+                    Err(PushFailure::Store(_)) => self.proof_finished(peer, true, view),
+                    Err(_) => {
+                        self.ban(peer, PenaltyReason::InvalidBlock);
+                        self.proof_finished(peer, false, view);
+                    }
+                }
+            }
             LightOutcome::Reset(_) => {
                 if self.reset_job == Some(job) {
                     self.reset_job = None;
-                    for peer in self.book.peers_in(|s| *s == PeerState::Pending) {
-                        self.discover(peer, view);
-                    }
+                    self.release_pending(view);
                 }
             }
             LightOutcome::Pushed { extended, failure } => {

@@ -83,7 +83,7 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
         all.sort();
         all.dedup();
         tracing::info!(target: "sync::pico", peers = all.len(), "conflict: falling back to light macro sync");
-        let config = LightConfig { reset_first: true, ..*config };
+        let config = LightConfig { reset_first: true, ..config.clone() };
         let mut light = LightMacroSync::new(network.clone(), chain.clone(), config);
         for peer in all {
             light.add_peer(peer);

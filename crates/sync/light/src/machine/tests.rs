@@ -392,3 +392,171 @@ fn a_slow_block_that_blocks_verification_is_also_asked_of_another_peer() {
     assert!(matches!(a[..], [Action::Apply { .. }]), "{a:?}");
     assert!(h.respond(slow, block_answer(&chain[0])).is_empty());
 }
+
+// ---- zero-knowledge light sync ----
+
+fn zkp_config() -> LightConfig {
+    LightConfig {
+        zkp: Some(ZkpLightConfig {
+            verifier: VerifierHandle(Arc::new(petrel_zkp::testing::placeholder_verifier())),
+            max_segments: 8,
+        }),
+        ..LightConfig::default()
+    }
+}
+
+fn with_proofs() -> Services {
+    Services::HISTORY_NODE.union(Services::ZKP_PROOFS)
+}
+
+fn segment(start: u32, end: &MacroBlock) -> ZkpSegment {
+    ZkpSegment {
+        start_epoch: start,
+        start_commitment: petrel_primitives::FieldElement::ZERO,
+        end_epoch: Policy::TEST.epoch_at(end.block_number()),
+        end_commitment: petrel_primitives::FieldElement::ONE,
+        end_hash: end.hash(),
+        proof: [0; 192],
+    }
+}
+
+fn proven(end: &MacroBlock) -> Proven {
+    Proven {
+        epoch: Policy::TEST.epoch_at(end.block_number()),
+        commitment: petrel_primitives::FieldElement::ONE,
+        hash: end.hash(),
+    }
+}
+
+fn zkp_request(actions: &[Action<LightWork>]) -> Option<(RequestId, PeerId, u32)> {
+    requests(actions).into_iter().find_map(|(id, peer, r)| match r {
+        AnyRequest::Zkp(z) => Some((id, peer, z.from_epoch)),
+        _ => None,
+    })
+}
+
+fn zkp_answer(segments: Vec<ZkpSegment>) -> Result<AnyResponse, RequestError> {
+    Ok(AnyResponse::Zkp(ZkpChain { segments }))
+}
+
+fn applied_job(actions: &[Action<LightWork>]) -> (JobId, &LightWork) {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Apply { job, work } => Some((*job, work)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no job in {actions:?}"))
+}
+
+/// The whole path: proofs asked of the peer that serves them (the others wait), checked by a
+/// job, the proven block fetched and adopted, then signature sync from it with every peer.
+#[test]
+fn a_proof_chain_is_checked_and_its_block_adopted_before_signature_sync() {
+    let chain = elections(6, 1);
+    let mut h = at_genesis(zkp_config());
+    let a = h.join(p(1), with_proofs());
+    let (id, peer, from) = zkp_request(&a).expect("proofs asked");
+    assert_eq!((peer, from), (p(1), 0));
+    assert!(h.join(p(2), Services::HISTORY_NODE).is_empty(), "a peer without proofs waits for the proofs");
+    let a = h.respond(id, zkp_answer(vec![segment(0, &chain[3])]));
+    let (job, work) = applied_job(&a);
+    assert!(matches!(work, LightWork::CheckProofs(_, s) if s.len() == 1));
+    let a = h.input(Input::Applied {
+        job,
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some(proven(&chain[3]))), micros: 900 },
+    });
+    let [(id, peer, hash)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    assert_eq!((peer, hash), (p(1), chain[3].hash()));
+    let a = h.respond(id, block_answer(&chain[3]));
+    let (job, work) = applied_job(&a);
+    assert_eq!(*work, LightWork::AdoptProven(Box::new(chain[3].clone()), proven(&chain[3])));
+    h.view = light_view(&chain[3], &chain[3], false);
+    let a = h.input(Input::Applied { job, outcome: LightOutcome::Proven(Ok(())) });
+    let mut asked = macro_chain_requests(&a);
+    asked.sort();
+    assert_eq!(asked, vec![p(1), p(2)], "signatures from the proven block on");
+    let [(_, _, AnyRequest::MacroChain(r)), ..] = &requests(&a)[..] else { panic!("{a:?}") };
+    assert_eq!(r.locators, vec![chain[3].hash()]);
+    let stats = h.machine.stats();
+    assert_eq!((stats.proof_requests, stats.proofs_verified, stats.proof_verify_micros), (1, 1, 900));
+    assert_eq!(stats.proven_epoch, Some(4));
+    assert!(stats.proof_bytes > 192);
+    // A peer that serves proofs joining later is not asked again: the proofs are done.
+    assert_eq!(macro_chain_requests(&h.join(p(3), with_proofs())), vec![p(3)]);
+}
+
+#[test]
+fn a_bad_proof_chain_bans_its_sender_and_the_next_peer_with_proofs_is_asked() {
+    let chain = elections(4, 1);
+    let mut h = at_genesis(zkp_config());
+    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+    assert!(h.join(p(2), with_proofs()).is_empty());
+    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[1])]))).to_owned();
+    let a = h.input(Input::Applied {
+        job,
+        outcome: LightOutcome::ProofsChecked { result: Err(ProofFault::Bad("forged".into())), micros: 1 },
+    });
+    assert!(banned(p(1), PenaltyReason::InvalidBlock).iter().all(|b| a.contains(b)), "{a:?}");
+    let (_, peer, _) = zkp_request(&a).expect("the next peer with proofs");
+    assert_eq!(peer, p(2));
+}
+
+#[test]
+fn peers_without_proofs_or_with_proofs_from_elsewhere_lead_to_signature_sync() {
+    let chain = elections(4, 1);
+    // No proofs stored: an empty chain, no penalty, discovery.
+    let mut h = at_genesis(zkp_config());
+    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+    let a = h.respond(id, zkp_answer(vec![]));
+    assert_eq!(macro_chain_requests(&a), vec![p(1)]);
+    assert!(!a.iter().any(|x| matches!(x, Action::Penalize { .. })));
+    // A chain that does not start at our election head (not a fault), or that proves nothing new.
+    for outcome in [Err(ProofFault::NotOurs), Ok(None)] {
+        let mut h = at_genesis(zkp_config());
+        let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+        let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[1])])));
+        let a = h.input(Input::Applied { job, outcome: LightOutcome::ProofsChecked { result: outcome, micros: 1 } });
+        assert_eq!(macro_chain_requests(&a), vec![p(1)]);
+        assert!(!a.iter().any(|x| matches!(x, Action::Penalize { .. })));
+    }
+    // A peer without proofs that comes first syncs by signatures; a peer with proofs that comes
+    // later is still asked for them.
+    let mut h = at_genesis(zkp_config());
+    assert_eq!(macro_chain_requests(&h.join(p(1), Services::HISTORY_NODE)), vec![p(1)]);
+    assert_eq!(zkp_request(&h.join(p(2), with_proofs())).map(|r| r.1), Some(p(2)));
+    // Without zkp configured, a peer with proofs is never asked for them.
+    let mut h = at_genesis(LightConfig::default());
+    assert_eq!(macro_chain_requests(&h.join(p(1), with_proofs())), vec![p(1)]);
+}
+
+#[test]
+fn a_proof_that_ends_at_a_block_the_peer_cannot_show_costs_it() {
+    let chain = elections(4, 1);
+    let mut h = at_genesis(zkp_config());
+    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[2])])));
+    let a = h.input(Input::Applied {
+        job,
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some(proven(&chain[2]))), micros: 1 },
+    });
+    let [(id, _, _)] = block_requests(&a)[..] else { panic!() };
+    let a = h.respond(id, Ok(AnyResponse::Block(Err(BlockRequestError::TargetHashNotFound))));
+    assert!(banned(p(1), PenaltyReason::MissingAnnounced).iter().all(|b| a.contains(b)), "{a:?}");
+    // Another block than proven: banned too.
+    let mut h = at_genesis(zkp_config());
+    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[2])])));
+    let a = h.input(Input::Applied {
+        job,
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some(proven(&chain[2]))), micros: 1 },
+    });
+    let [(id, _, _)] = block_requests(&a)[..] else { panic!() };
+    let a = h.respond(id, block_answer(&chain[1]));
+    assert!(banned(p(1), PenaltyReason::WrongAnswer).iter().all(|b| a.contains(b)), "{a:?}");
+    // More segments than asked.
+    let mut h = at_genesis(zkp_config());
+    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+    let a = h.respond(id, zkp_answer(vec![segment(0, &chain[0]); 9]));
+    assert!(banned(p(1), PenaltyReason::WrongAnswer).iter().all(|b| a.contains(b)), "{a:?}");
+}
