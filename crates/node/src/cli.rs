@@ -77,6 +77,13 @@ pub(crate) struct NodeArgs {
     /// chain grows [default: 1].
     #[arg(long, value_name = "EPOCHS")]
     pub(crate) max_epochs_stored: Option<u32>,
+    /// History: prove the election chain and serve the proofs (the genesis needs a `[zkp]`
+    /// section with a setup seed, as `petrel devnet` writes).
+    #[arg(long)]
+    pub(crate) prove: bool,
+    /// Where proving keys are cached [default: $XDG_CACHE_HOME/petrel/zkp or ~/.cache/petrel/zkp].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) zkp_cache: Option<PathBuf>,
     /// TOML file with any of the options above.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -152,6 +159,14 @@ pub(crate) struct DevnetArgs {
     /// Print the summary as JSON on stdout (no progress bars).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Election handoffs per zero-knowledge proof of the election chain; 0 for a network without
+    /// proofs. The producer proves the built chain before the syncing nodes start, then each new
+    /// epoch; light and pico nodes verify the proofs.
+    #[arg(long, value_name = "K", default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub(crate) zkp_handoffs: u16,
+    /// Where proving keys are cached [default: $XDG_CACHE_HOME/petrel/zkp or ~/.cache/petrel/zkp].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) zkp_cache: Option<PathBuf>,
 }
 
 /// `petrel chain …`

@@ -34,6 +34,8 @@ struct Summary {
     epochs_applied: Option<u32>,
     /// History and full nodes: MB received by the end over the seconds from start to established.
     mb_per_sec: Option<f64>,
+    /// Light and pico nodes of a network with proofs: what zero-knowledge light sync did.
+    proofs: Option<crate::node::ProofStatus>,
 }
 
 fn producer_config(args: &DevnetArgs) -> ProducerConfig {
@@ -45,10 +47,28 @@ fn producer_config(args: &DevnetArgs) -> ProducerConfig {
     }
 }
 
-/// Builds the chain in `dir` (or continues one already there).
-fn build_chain(dir: &Path, args: &DevnetArgs, quiet: bool) -> Result<petrel_primitives::GenesisConfig> {
+/// Builds the chain in `dir` (or continues one already there), and with `zkp` proves its election
+/// chain into the store.
+fn build_chain(
+    dir: &Path,
+    args: &DevnetArgs,
+    quiet: bool,
+    zkp: Option<&Path>,
+) -> Result<petrel_primitives::GenesisConfig> {
     let producer = Producer::new(producer_config(args));
-    let genesis = producer.genesis(1, 1_700_000_000_000, Policy::DEVNET);
+    let mut genesis = producer.genesis(1, 1_700_000_000_000, Policy::DEVNET);
+    if let Some(cache) = zkp {
+        let started = Instant::now();
+        genesis.zkp = Some(crate::prover::devnet_zkp(&genesis.policy, args.zkp_handoffs, args.seed, cache)?);
+        if !quiet {
+            eprintln!(
+                "zkp: keys for {} handoffs per proof ready in {:.1} s (cache {})",
+                args.zkp_handoffs,
+                started.elapsed().as_secs_f64(),
+                cache.display()
+            );
+        }
+    }
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
     let mut chain =
@@ -75,6 +95,21 @@ fn build_chain(dir: &Path, args: &DevnetArgs, quiet: bool) -> Result<petrel_prim
     if !quiet {
         eprintln!("built {} epochs ({} blocks) in {:.1} s", args.epochs, target, started.elapsed().as_secs_f64());
     }
+    if let Some(cache) = zkp {
+        let started = Instant::now();
+        let (shape, pk) = crate::prover::proving_key(&genesis, cache)?;
+        let chain = std::sync::RwLock::new(chain);
+        let mut proofs = 0;
+        while let Some((end, ms)) = crate::prover::prove_next(&chain, &shape, &pk)? {
+            proofs += 1;
+            if !quiet {
+                eprintln!("zkp: proved the election chain to epoch {end} ({ms} ms)");
+            }
+        }
+        if !quiet {
+            eprintln!("zkp: {proofs} proofs in {:.1} s", started.elapsed().as_secs_f64());
+        }
+    }
     Ok(genesis)
 }
 
@@ -98,7 +133,9 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
         }
     };
     let quiet = args.json;
-    let genesis = build_chain(&root.join("producer"), args, quiet)?;
+    let zkp_cache = (args.zkp_handoffs > 0)
+        .then(|| args.zkp_cache.clone().unwrap_or_else(|| crate::prover::default_cache_dir(&root)));
+    let genesis = build_chain(&root.join("producer"), args, quiet, zkp_cache.as_deref())?;
     for name in ["serve-1", "serve-2"] {
         copy_node_dir(&root.join("producer"), &root.join(name), true)?;
     }
@@ -106,10 +143,15 @@ pub(crate) fn run(args: &DevnetArgs) -> Result<()> {
         copy_node_dir(&root.join("producer"), &root.join(name), false)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run_nodes(args, &root, genesis))
+    runtime.block_on(run_nodes(args, &root, genesis, zkp_cache))
 }
 
-async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::GenesisConfig) -> Result<()> {
+async fn run_nodes(
+    args: &DevnetArgs,
+    root: &Path,
+    genesis: petrel_primitives::GenesisConfig,
+    zkp_cache: Option<PathBuf>,
+) -> Result<()> {
     let interval = Duration::from_millis(args.block_interval_ms.max(10));
     let base = |mode, dir: &str, peers: Vec<String>| NodeConfig {
         mode,
@@ -123,9 +165,15 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
         checkpoint: None,
         crash_after_bytes: None,
         max_epochs_stored: crate::node::DEFAULT_EPOCHS_STORED,
+        prove: false,
+        zkp_cache: zkp_cache.clone().unwrap_or_else(|| root.join("zkp-keys")),
     };
-    let producer =
-        start(NodeConfig { produce: Some(producer_config(args)), ..base(Mode::History, "producer", vec![]) }).await?;
+    let producer = start(NodeConfig {
+        produce: Some(producer_config(args)),
+        prove: zkp_cache.is_some(),
+        ..base(Mode::History, "producer", vec![])
+    })
+    .await?;
     let mut servers = vec![producer.dial_addrs()];
     let mut serving = Vec::new();
     for name in ["serve-1", "serve-2"] {
@@ -245,6 +293,7 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
                 head_hash: s.head_hash.to_hex(),
                 head_matches_producer: s.head_hash == producer_head.head_hash,
                 fell_back: s.fell_back,
+                proofs: s.proofs,
             }
         })
         .collect();
@@ -256,6 +305,7 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
                 "ok": ok,
                 "epochs": args.epochs,
                 "producer_head": { "number": producer_head.head_number, "hash": producer_head.head_hash.to_hex() },
+                "prover": producer_head.prover,
                 "nodes": summaries,
             }))?
         );
@@ -277,6 +327,24 @@ async fn run_nodes(args: &DevnetArgs, root: &Path, genesis: petrel_primitives::G
                 s.epochs_applied.map_or("-".to_string(), |e| e.to_string()),
                 s.mb_per_sec.map_or("-".to_string(), |r| format!("{r:.1}")),
             );
+        }
+        if let Some(p) = producer_head.prover {
+            println!(
+                "zkp: the producer's proofs reach epoch {} ({} made while running, the last in {} ms)",
+                p.proven_epoch, p.proofs, p.last_proof_ms
+            );
+        }
+        for s in &summaries {
+            if let Some(p) = s.proofs {
+                println!(
+                    "zkp: {} node verified {} segment proofs ({} bytes) in {:.1} ms{}",
+                    s.mode,
+                    p.segments_verified,
+                    p.bytes,
+                    p.verify_ms,
+                    p.proven_epoch.map_or(", adopted none".to_string(), |e| format!(", proven to epoch {e}")),
+                );
+            }
         }
     }
     for n in syncing.iter().chain(&serving).chain(std::iter::once(&producer)) {

@@ -9,6 +9,7 @@ mod errors;
 mod node;
 mod node_cmd;
 mod progress;
+mod prover;
 mod query;
 mod sync_progress;
 

@@ -20,7 +20,7 @@ use petrel_producer::{Producer, ProducerConfig};
 use petrel_protocol::{BlockHeaders, FullBlocks, RequestBlock};
 use petrel_sync_history::driver::HistoryMacroSync;
 use petrel_sync_history::machine::HistoryConfig;
-use petrel_sync_light::{LightConfig, LightMacroSync};
+use petrel_sync_light::{LightConfig, LightMacroSync, VerifierHandle, ZkpLightConfig};
 use petrel_sync_pico::{EitherSyncer, PicoConfig, PicoMacroSync};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
@@ -75,6 +75,11 @@ pub(crate) struct NodeConfig {
     pub(crate) max_epochs_stored: u32,
     /// Testing aid (`--crash-after-bytes`): abort once the responses received pass this many bytes.
     pub(crate) crash_after_bytes: Option<u64>,
+    /// History nodes: prove the election chain (`--prove`; the genesis must have a `[zkp]`
+    /// section with a setup seed).
+    pub(crate) prove: bool,
+    /// Where proving keys are cached.
+    pub(crate) zkp_cache: PathBuf,
 }
 
 /// What a running node reports.
@@ -96,6 +101,20 @@ pub(crate) struct NodeStatus {
     pub(crate) fell_back: bool,
     /// The highest block a peer listed that macro sync works towards (history and full nodes).
     pub(crate) sync_target_number: Option<u32>,
+    /// Light and pico nodes of a network with proofs: what zero-knowledge light sync did.
+    pub(crate) proofs: Option<ProofStatus>,
+    /// Proving history nodes: what the prover did.
+    pub(crate) prover: Option<crate::prover::ProverStatus>,
+}
+
+/// What zero-knowledge light sync did (the light machine's counters).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub(crate) struct ProofStatus {
+    pub(crate) requests: u64,
+    pub(crate) segments_verified: u64,
+    pub(crate) bytes: u64,
+    pub(crate) verify_ms: f64,
+    pub(crate) proven_epoch: Option<u32>,
 }
 
 /// A started node.
@@ -253,13 +272,21 @@ async fn prune_as_it_goes(chain: Arc<RwLock<Blockchain>>, keep: u32) {
             Err(e) => tracing::warn!(target: "petrel", error = %e, "the prune task failed"),
         }
         // Wait for the next epoch (by push) or adopted macro block (by history sync).
-        loop {
-            match events.recv().await {
-                Ok(ChainEvent::EpochFinalized { .. } | ChainEvent::HistoryAdopted { .. })
-                | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
+        if !next_epoch_or_adoption(&mut events).await {
+            return;
+        }
+    }
+}
+
+/// Waits for the next election block pushed or macro block adopted by history sync (or events
+/// lost to a lagging receiver, which may have been one); `false` once the chain's events end.
+pub(crate) async fn next_epoch_or_adoption(events: &mut broadcast::Receiver<ChainEvent>) -> bool {
+    loop {
+        match events.recv().await {
+            Ok(ChainEvent::EpochFinalized { .. } | ChainEvent::HistoryAdopted { .. })
+            | Err(broadcast::error::RecvError::Lagged(_)) => return true,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Closed) => return false,
         }
     }
 }
@@ -275,6 +302,11 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
     net_config.bootstrap = config.peers.clone();
     net_config.genesis_hash = genesis_hash;
     net_config.services = config.mode.services();
+    if config.genesis.zkp.is_some() && config.mode == Mode::History {
+        // Serves whatever proofs its store holds (its own if it proves, or a copied store's).
+        net_config.services = net_config.services.union(Services::ZKP_PROOFS);
+    }
+    let light_config = light_config(&config.genesis)?;
     let (network, event_loop) = Libp2pNetwork::new(net_config).context("cannot start the network")?;
     let mut tasks = vec![tokio::spawn(event_loop.run())];
     let listen_addrs: Vec<String> = network.listen_addrs().await.iter().map(ToString::to_string).collect();
@@ -309,6 +341,16 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
                 tasks.push(tokio::spawn(prune_as_it_goes(chain.clone(), config.max_epochs_stored)));
             }
             tasks.push(tokio::spawn(serve_full_chain(net.clone(), chain.clone(), HandlerConfig::default())));
+            let mut prover_status = None;
+            if config.prove {
+                if config.mode != Mode::History {
+                    bail!("--prove needs --mode history");
+                }
+                let (shape, pk) = crate::prover::proving_key(&config.genesis, &config.zkp_cache)?;
+                let (tx, rx) = watch::channel(crate::prover::ProverStatus::default());
+                prover_status = Some(rx);
+                tasks.push(tokio::spawn(crate::prover::run(chain.clone(), shape, pk, tx)));
+            }
             if let Some(producer) = config.produce.clone() {
                 tasks.push(tokio::spawn(produce(
                     net.clone(),
@@ -323,7 +365,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             let macro_sync = HistoryMacroSync::new(net.clone(), chain.clone().into(), HistoryConfig::default());
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
             let syncer = Syncer::new(net.clone(), chain.clone(), macro_sync, live, syncer_config);
-            tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));
+            tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, prover_status)));
         }
         Mode::Light | Mode::Pico => {
             let anchor = match config.checkpoint {
@@ -336,17 +378,32 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
             if config.mode == Mode::Pico {
                 let pico = PicoMacroSync::new(net.clone(), chain.clone(), PicoConfig::default());
-                let either = EitherSyncer::new(pico, chain.clone(), net.clone(), LightConfig::default());
+                let either = EitherSyncer::new(pico, chain.clone(), net.clone(), light_config);
                 let syncer = Syncer::new(net.clone(), chain.clone(), either, live, syncer_config);
-                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));
+                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, None)));
             } else {
-                let light = LightMacroSync::new(net.clone(), chain.clone(), LightConfig::default());
+                let light = LightMacroSync::new(net.clone(), chain.clone(), light_config);
                 let syncer = Syncer::new(net.clone(), chain.clone(), light, live, syncer_config);
-                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started)));
+                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, None)));
             }
         }
     }
     Ok(NodeHandle { mode: config.mode, peer_id, listen_addrs, status, production, tasks, _lock: lock })
+}
+
+/// Light sync's settings: with the network's proof verifier when the genesis has a `[zkp]`
+/// section.
+fn light_config(genesis: &GenesisConfig) -> Result<LightConfig> {
+    let Some(zkp) = &genesis.zkp else { return Ok(LightConfig::default()) };
+    let verifier = petrel_zkp::proof::Verifier::from_bytes(&zkp.verifying_key_bytes()?)
+        .context("the genesis config's zkp verifying key does not decode")?;
+    Ok(LightConfig {
+        zkp: Some(ZkpLightConfig {
+            verifier: VerifierHandle(Arc::new(verifier)),
+            max_segments: petrel_protocol::MAX_ZKP_SEGMENTS,
+        }),
+        ..LightConfig::default()
+    })
 }
 
 /// Fetches the configured checkpoint election block from the first peer that has it.
@@ -378,6 +435,7 @@ async fn drive<N, C, M, L>(
     net: Counting<N>,
     status: watch::Sender<NodeStatus>,
     started: Instant,
+    prover: Option<watch::Receiver<crate::prover::ProverStatus>>,
 ) where
     N: Network,
     C: SyncChain,
@@ -420,6 +478,14 @@ async fn drive<N, C, M, L>(
             traffic: net.traffic(),
             fell_back,
             sync_target_number: petrel_sync_api::MacroSync::target(syncer.macro_sync()),
+            proofs: petrel_sync_api::MacroSync::proof_stats(syncer.macro_sync()).map(|p| ProofStatus {
+                requests: p.requests,
+                segments_verified: p.segments_verified,
+                bytes: p.bytes,
+                verify_ms: p.verify_micros as f64 / 1e3,
+                proven_epoch: p.proven_epoch,
+            }),
+            prover: prover.as_ref().map(|p| *p.borrow()),
         });
     }
 }

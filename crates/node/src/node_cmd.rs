@@ -29,6 +29,8 @@ struct FileConfig {
     min_peers: Option<usize>,
     checkpoint: Option<String>,
     max_epochs_stored: Option<u32>,
+    prove: Option<bool>,
+    zkp_cache: Option<PathBuf>,
 }
 
 /// Parses `NUMBER:HASH`.
@@ -84,6 +86,7 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
         transactions_per_block: 10,
         ..ProducerConfig::default()
     };
+    let data_dir_for_cache = data_dir.clone();
     Ok(NodeConfig {
         mode,
         data_dir,
@@ -96,6 +99,12 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
         checkpoint,
         crash_after_bytes: args.crash_after_bytes,
         max_epochs_stored: max_epochs_stored.unwrap_or(DEFAULT_EPOCHS_STORED),
+        prove: args.prove || file.prove.unwrap_or(false),
+        zkp_cache: args
+            .zkp_cache
+            .clone()
+            .or(file.zkp_cache)
+            .unwrap_or_else(|| crate::prover::default_cache_dir(&data_dir_for_cache)),
     })
 }
 

@@ -181,9 +181,13 @@ fn devnet_exit_when_synced_json() {
             "200",
             "--exit-when-synced",
             "--json",
+            "--zkp-handoffs",
+            "2",
         ])
-        .args(["--timeout-secs", "120", "--data-dir"])
-        .arg(dir.path())
+        .args(["--timeout-secs", "120", "--zkp-cache"])
+        .arg(dir.path().join("zkp-cache"))
+        .arg("--data-dir")
+        .arg(dir.path().join("nodes"))
         .env("RUST_LOG", "warn")
         .output()
         .expect("devnet");
@@ -197,6 +201,12 @@ fn devnet_exit_when_synced_json() {
         assert_eq!(n["established"], true, "{n}");
         assert_eq!(n["head_matches_producer"], true, "{n}");
         assert!(n["requests_sent"].as_u64().unwrap() > 0);
+        if n["mode"] == "light" {
+            // The producer proved the two built epochs in one segment; the light node verified it
+            // and adopted the proven election block before any signature.
+            assert_eq!(n["proofs"]["segments_verified"], 1, "{n}");
+            assert!(n["proofs"]["proven_epoch"].as_u64().unwrap() >= 2, "{n}");
+        }
         if n["mode"] == "history" || n["mode"] == "full" {
             // Both start empty: their macro sync applies the two built epochs (or one more, if
             // the producer finished an epoch meanwhile).

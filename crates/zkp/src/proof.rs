@@ -25,6 +25,9 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::circuit::{Segment, SegmentCircuit, SegmentWitness, Shape};
 
+/// The proving key of the segment circuit.
+pub type SegmentProvingKey = ProvingKey<Bls12_377>;
+
 /// Bytes of an encoded proof.
 pub const PROOF_BYTES: usize = 192;
 /// Most bytes of an encoded verifying key (6 public inputs: 680 bytes).

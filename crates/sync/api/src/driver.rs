@@ -341,4 +341,8 @@ impl<M: Machine<Event = MacroSyncReturn>, N: Network> MacroSync for MachineDrive
     fn target(&self) -> Option<u32> {
         self.machine.target()
     }
+
+    fn proof_stats(&self) -> Option<crate::ProofStats> {
+        self.machine.proof_stats()
+    }
 }

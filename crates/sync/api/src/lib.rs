@@ -68,6 +68,25 @@ pub trait MacroSync: Stream<Item = MacroSyncReturn> + Unpin + Send {
     fn target(&self) -> Option<u32> {
         None
     }
+    /// What zero-knowledge light sync did, for strategies that use proofs.
+    fn proof_stats(&self) -> Option<ProofStats> {
+        None
+    }
+}
+
+/// What zero-knowledge light sync did (for status and the devnet summary).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProofStats {
+    /// Proof-chain requests sent.
+    pub requests: u64,
+    /// Segment proofs verified.
+    pub segments_verified: u64,
+    /// Bytes of proof chains received.
+    pub bytes: u64,
+    /// Microseconds spent verifying them.
+    pub verify_micros: u64,
+    /// The epoch the proofs brought the chain to.
+    pub proven_epoch: Option<u32>,
 }
 
 /// What a live sync reports.

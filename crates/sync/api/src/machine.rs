@@ -223,6 +223,10 @@ pub trait Machine: Send + Unpin + 'static {
     fn target(&self) -> Option<u32> {
         None
     }
+    /// What zero-knowledge light sync did, for machines that use proofs.
+    fn proof_stats(&self) -> Option<crate::ProofStats> {
+        None
+    }
 }
 
 /// The bookkeeping every machine needs: per-peer state, which peer each outstanding request went

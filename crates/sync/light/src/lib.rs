@@ -24,4 +24,4 @@ mod driver;
 pub mod machine;
 
 pub use driver::LightMacroSync;
-pub use machine::{LightConfig, LightMachine, LightStats};
+pub use machine::{LightConfig, LightMachine, LightStats, VerifierHandle, ZkpLightConfig};

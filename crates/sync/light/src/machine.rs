@@ -437,6 +437,15 @@ impl Machine for LightMachine {
     fn stats(&self) -> LightStats {
         self.stats
     }
+    fn proof_stats(&self) -> Option<petrel_sync_api::ProofStats> {
+        self.config.zkp.as_ref().map(|_| petrel_sync_api::ProofStats {
+            requests: self.stats.proof_requests,
+            segments_verified: self.stats.proofs_verified,
+            bytes: self.stats.proof_bytes,
+            verify_micros: self.stats.proof_verify_micros,
+            proven_epoch: self.stats.proven_epoch,
+        })
+    }
 }
 
 impl LightMachine {

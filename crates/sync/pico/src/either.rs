@@ -76,6 +76,13 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
         }
     }
 
+    fn proof_stats(&self) -> Option<petrel_sync_api::ProofStats> {
+        match self {
+            EitherSyncer::Normal(..) => None,
+            EitherSyncer::Fallback(l) => l.proof_stats(),
+        }
+    }
+
     fn fallback(&mut self, peers: Vec<PeerId>) {
         let EitherSyncer::Normal(pico, chain, network, config) = self else { return };
         let mut all = pico.drain_peers();

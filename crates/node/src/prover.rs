@@ -1,0 +1,199 @@
+//! The prover of a history node (`petrel node --mode history --prove`): after every election
+//! block it proves the next segment of the election chain (or extends the trailing partial one)
+//! and stores the proof, which the node then serves with `RequestZkp`. One proof at a time, on a
+//! thread of its own, never holding the chain's lock while proving.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result, anyhow, bail};
+use petrel_blockchain::{Blockchain, Proofs};
+use petrel_primitives::genesis::GenesisZkp;
+use petrel_primitives::{Block, GenesisConfig, MacroBlock, Policy};
+use petrel_zkp::chain::{to_wire, witness_from_blocks};
+use petrel_zkp::circuit::Shape;
+use petrel_zkp::proof::{SegmentProvingKey as ProvingKey, load_or_setup, prove};
+use tokio::sync::watch;
+
+/// What the prover has done, for the node's status.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub(crate) struct ProverStatus {
+    /// Proofs made since start.
+    pub(crate) proofs: u64,
+    /// The epoch the stored proof chain reaches.
+    pub(crate) proven_epoch: u32,
+    /// Milliseconds the last proof took.
+    pub(crate) last_proof_ms: u64,
+}
+
+/// The network's proving key: made again from the genesis config's devnet seed (cached in
+/// `cache_dir`), and checked against the verifying key the genesis names.
+pub(crate) fn proving_key(genesis: &GenesisConfig, cache_dir: &Path) -> Result<(Shape, Arc<ProvingKey>)> {
+    let zkp = genesis.zkp.as_ref().ok_or_else(|| anyhow!("this network's genesis has no [zkp] section"))?;
+    let Some(seed) = zkp.setup_seed else {
+        bail!("this network's proving key comes from a ceremony, not a seed: --prove needs it (not supported yet)");
+    };
+    let shape = Shape::new(&genesis.policy, usize::from(zkp.handoffs));
+    let expected = zkp.verifying_key_hash()?;
+    let pk = load_or_setup(cache_dir, &shape, seed, Some(&expected))
+        .with_context(|| format!("cannot make the proving key (cache {})", cache_dir.display()))?;
+    Ok((shape, Arc::new(pk)))
+}
+
+/// The devnet's `[zkp]` section: a deterministic setup from `seed` for `handoffs` per segment.
+pub(crate) fn devnet_zkp(policy: &Policy, handoffs: u16, seed: u64, cache_dir: &Path) -> Result<GenesisZkp> {
+    let shape = Shape::new(policy, usize::from(handoffs));
+    let pk = load_or_setup(cache_dir, &shape, seed, None)
+        .with_context(|| format!("cannot make the proving key (cache {})", cache_dir.display()))?;
+    Ok(GenesisZkp {
+        handoffs,
+        verifying_key: hex::encode(petrel_zkp::proof::verifying_key_bytes(&pk.vk)),
+        setup_seed: Some(seed),
+    })
+}
+
+/// The default cache of proving keys: `$XDG_CACHE_HOME/petrel/zkp`, else `~/.cache/petrel/zkp`,
+/// else `DATA_DIR/zkp-keys`.
+pub(crate) fn default_cache_dir(data_dir: &Path) -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("petrel").join("zkp"))
+        .unwrap_or_else(|| data_dir.join("zkp-keys"))
+}
+
+/// The next segment to prove, from the stored proofs and the chain's election head: `(start,
+/// end)`, or `None` when the stored chain reaches the head.
+fn next_segment(proofs: &Proofs, head_epoch: u32, k: u32) -> Result<Option<(u32, u32)>> {
+    let last = proofs.last()?;
+    let (start, proven_to) = match last {
+        None => (0, 0),
+        Some(s) if s.end_epoch - s.start_epoch >= k => (s.end_epoch, s.end_epoch),
+        Some(s) => (s.start_epoch, s.end_epoch),
+    };
+    let end = head_epoch.min(start.saturating_add(k));
+    Ok((end > proven_to).then_some((start, end)))
+}
+
+fn election_block(chain: &Blockchain, policy: &Policy, epoch: u32) -> Result<MacroBlock> {
+    match chain.block_at(policy.election_block_of(epoch), false)? {
+        Some(Block::Macro(m)) => Ok(m),
+        _ => bail!("election block of epoch {epoch} is not in the store"),
+    }
+}
+
+/// Proves and stores the next segment, if any; returns its end epoch.
+pub(crate) fn prove_next(chain: &RwLock<Blockchain>, shape: &Shape, pk: &ProvingKey) -> Result<Option<(u32, u64)>> {
+    let (proofs, witness) = {
+        let chain = chain.read().map_err(|_| anyhow!("chain lock poisoned"))?;
+        let policy = *chain.policy();
+        let head_epoch = policy.epoch_at(chain.state().election_head.block_number());
+        let proofs = chain.proofs();
+        let Some((start, end)) = next_segment(&proofs, head_epoch, shape.handoffs as u32)? else { return Ok(None) };
+        let first = election_block(&chain, &policy, start)?;
+        let blocks = (start + 1..=end).map(|e| election_block(&chain, &policy, e)).collect::<Result<Vec<_>>>()?;
+        (proofs, witness_from_blocks(&policy, start, &first, &blocks)?)
+    };
+    let started = std::time::Instant::now();
+    let segment = witness.segment;
+    let proof = prove(pk, shape, witness)?;
+    let ms = started.elapsed().as_millis() as u64;
+    proofs.put(&to_wire(&segment, &proof))?;
+    tracing::info!(
+        target: "petrel::prover",
+        start = segment.start_epoch,
+        end = segment.end_epoch,
+        ms,
+        "proved the election chain"
+    );
+    Ok(Some((segment.end_epoch, ms)))
+}
+
+/// Runs the prover until the chain's events end.
+pub(crate) async fn run(
+    chain: Arc<RwLock<Blockchain>>,
+    shape: Shape,
+    pk: Arc<ProvingKey>,
+    status: watch::Sender<ProverStatus>,
+) {
+    let (mut events, stored) = {
+        let chain = chain.read().unwrap_or_else(|e| e.into_inner());
+        (chain.subscribe(), chain.proofs().last().ok().flatten())
+    };
+    status.send_modify(|s| s.proven_epoch = stored.map_or(0, |s| s.end_epoch));
+    loop {
+        // Prove until the stored chain reaches the head, one segment at a time.
+        loop {
+            let (chain, pk) = (chain.clone(), pk.clone());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            // A thread of its own: proving takes seconds of both cores and must not occupy the
+            // runtime's blocking pool, which serves requests.
+            let spawned = std::thread::Builder::new().name("petrel-prover".into()).spawn(move || {
+                let _ = tx.send(prove_next(&chain, &shape, &pk));
+            });
+            if spawned.is_err() {
+                tracing::warn!(target: "petrel::prover", "cannot start the prover thread");
+                return;
+            }
+            match rx.await {
+                Ok(Ok(Some((end, ms)))) => {
+                    status.send_modify(|s| {
+                        s.proofs += 1;
+                        s.proven_epoch = end;
+                        s.last_proof_ms = ms;
+                    });
+                }
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
+                    tracing::warn!(target: "petrel::prover", error = %e, "cannot prove");
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+        if !crate::node::next_epoch_or_adoption(&mut events).await {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use petrel_primitives::wire::ZkpSegment;
+    use petrel_primitives::{Blake2bHash, FieldElement};
+
+    use super::*;
+
+    #[test]
+    fn the_next_segment_extends_a_partial_one_and_follows_a_full_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let producer = petrel_producer::Producer::new(petrel_producer::ProducerConfig {
+            validators: 4,
+            accounts: 2,
+            ..Default::default()
+        });
+        let genesis = producer.genesis(1, 0, Policy::TEST);
+        let chain = Blockchain::open(&dir.path().join("c.redb"), &genesis, Default::default()).unwrap();
+        let proofs = chain.proofs();
+        let put = |start, end| {
+            proofs
+                .put(&ZkpSegment {
+                    start_epoch: start,
+                    start_commitment: FieldElement::ZERO,
+                    end_epoch: end,
+                    end_commitment: FieldElement::ZERO,
+                    end_hash: Blake2bHash::ZERO,
+                    proof: [0; 192],
+                })
+                .unwrap()
+        };
+        assert_eq!(next_segment(&proofs, 0, 4).unwrap(), None, "nothing to prove at genesis");
+        assert_eq!(next_segment(&proofs, 3, 4).unwrap(), Some((0, 3)));
+        assert_eq!(next_segment(&proofs, 9, 4).unwrap(), Some((0, 4)));
+        put(0, 3);
+        assert_eq!(next_segment(&proofs, 3, 4).unwrap(), None);
+        assert_eq!(next_segment(&proofs, 5, 4).unwrap(), Some((0, 4)), "the partial segment grows");
+        put(0, 4);
+        assert_eq!(next_segment(&proofs, 5, 4).unwrap(), Some((4, 5)), "a full one is followed");
+    }
+}
