@@ -190,9 +190,53 @@ fn batch(count: usize, validators: u16) {
     );
 }
 
+/// Constraints of the parts of one chained handoff at `validators` (counted gadget by gadget).
+fn breakdown(validators: u16) {
+    use ark_bls12_377::Fr;
+    use ark_r1cs_std::alloc::AllocVar;
+    use ark_r1cs_std::prelude::Boolean;
+    use petrel_zkp::gadgets::{self, Fp, SetVar, SignatureVar};
+    let cs = ConstraintSystem::<Fr>::new_ref();
+    cs.set_mode(SynthesisMode::Setup);
+    let m = usize::from(validators);
+    let mut last = 0;
+    let mut step = |name: &str| {
+        let n = cs.num_constraints();
+        println!("  {name:<48} {:>6}", n - last);
+        last = n;
+    };
+    let current = SetVar::witness(&cs, None, m).unwrap();
+    step("(the current set: the previous step's next set)");
+    let next = SetVar::witness(&cs, None, m).unwrap();
+    step("next set: keys in the subgroup, 15-bit slots");
+    let commitment = next.commitment(&cs).unwrap();
+    step("next set's commitment (Poseidon)");
+    let w = || Fp::new_witness(cs.clone(), || Ok(Fr::from(0u8))).unwrap();
+    let round = gadgets::round_witness(&cs, None).unwrap();
+    let header = gadgets::header_element(&w(), &round);
+    step("round (32 bits)");
+    let message = gadgets::signing_message(&cs, header, w(), w(), commitment).unwrap();
+    step("signing message (Poseidon)");
+    let signers: Vec<_> = (0..m).map(|_| Boolean::new_witness(cs.clone(), || Ok(false)).unwrap()).collect();
+    step("signer bits");
+    let active = Boolean::new_witness(cs.clone(), || Ok(true)).unwrap();
+    gadgets::enforce_threshold(&cs, &current.slots, &signers, 11, &active).unwrap();
+    step("slot threshold");
+    let key = gadgets::aggregate_key(&current.keys, &signers).unwrap();
+    step("aggregate key");
+    let sig = SignatureVar::witness(&cs, None).unwrap();
+    step("signature witness: R in the subgroup, 251 bits of s");
+    gadgets::verify_schnorr(&cs, &key, &message, &sig, &active).unwrap();
+    step("Schnorr: challenge, its bits, s·G, e·PK, equality");
+    println!("  {:<48} {:>6}", "total of the parts", cs.num_constraints());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let validators: u16 = arg(&args, "--validators").and_then(|v| v.parse().ok()).unwrap_or(16);
+    if args.iter().any(|a| a == "--breakdown") {
+        return breakdown(validators);
+    }
     if let Some(k) = arg(&args, "--one").and_then(|k| k.parse().ok()) {
         return one(k, validators);
     }
@@ -210,6 +254,8 @@ fn main() {
         "segment proofs, {validators} validators (threads: {})",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    println!("constraints of one chained handoff, part by part:");
+    breakdown(validators);
     for k in ks {
         let status =
             Command::new(&exe).args(["--one", &k.to_string(), "--validators", &validators.to_string()]).status();
