@@ -329,19 +329,21 @@ async fn run_nodes(
             );
         }
         if let Some(p) = producer_head.prover {
-            println!(
-                "zkp: the producer's proofs reach epoch {} ({} made while running, the last in {} ms)",
-                p.proven_epoch, p.proofs, p.last_proof_ms
-            );
+            let running = if p.proofs == 0 {
+                "none made while running".to_string()
+            } else {
+                format!("{} made while running, the last in {} ms", p.proofs, p.last_proof_ms)
+            };
+            println!("zkp: the producer's proofs reach epoch {} ({running})", p.proven_epoch);
         }
         for s in &summaries {
             if let Some(p) = s.proofs {
                 println!(
-                    "zkp: {} node verified {} segment proofs ({} bytes) in {:.1} ms{}",
+                    "zkp: {} node verified {} segment proofs ({} bytes{}){}",
                     s.mode,
                     p.segments_verified,
                     p.bytes,
-                    p.verify_ms,
+                    if p.verify_ms > 0.0 { format!(", {:.1} ms", p.verify_ms) } else { String::new() },
                     p.proven_epoch.map_or(", adopted none".to_string(), |e| format!(", proven to epoch {e}")),
                 );
             }

@@ -377,7 +377,8 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             tasks.push(tokio::spawn(petrel_consensus::handlers::serve_light_chain(net.clone(), chain.clone())));
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
             if config.mode == Mode::Pico {
-                let pico = PicoMacroSync::new(net.clone(), chain.clone(), PicoConfig::default());
+                let pico_config = PicoConfig { zkp: light_config.zkp.clone(), ..PicoConfig::default() };
+                let pico = PicoMacroSync::new(net.clone(), chain.clone(), pico_config);
                 let either = EitherSyncer::new(pico, chain.clone(), net.clone(), light_config);
                 let syncer = Syncer::new(net.clone(), chain.clone(), either, live, syncer_config);
                 tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, None)));

@@ -201,11 +201,12 @@ fn devnet_exit_when_synced_json() {
         assert_eq!(n["established"], true, "{n}");
         assert_eq!(n["head_matches_producer"], true, "{n}");
         assert!(n["requests_sent"].as_u64().unwrap() > 0);
-        if n["mode"] == "light" {
-            // The producer proved the two built epochs in one segment; the light node verified it
-            // and adopted the proven election block before any signature.
+        if n["mode"] == "light" || n["mode"] == "pico" {
+            // The producer proved the two built epochs in one segment; the light and pico nodes
+            // verified it and adopted the proven election block (pico: not on trust).
             assert_eq!(n["proofs"]["segments_verified"], 1, "{n}");
             assert!(n["proofs"]["proven_epoch"].as_u64().unwrap() >= 2, "{n}");
+            assert_eq!(n["fell_back"], false, "{n}");
         }
         if n["mode"] == "history" || n["mode"] == "full" {
             // Both start empty: their macro sync applies the two built epochs (or one more, if

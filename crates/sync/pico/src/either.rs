@@ -78,7 +78,7 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
 
     fn proof_stats(&self) -> Option<petrel_sync_api::ProofStats> {
         match self {
-            EitherSyncer::Normal(..) => None,
+            EitherSyncer::Normal(p, ..) => p.proof_stats(),
             EitherSyncer::Fallback(l) => l.proof_stats(),
         }
     }

@@ -12,19 +12,29 @@
 //!   the current validators' justification; failure is Conflicting.
 //!
 //! A peer whose macro head is older than ours is Outdated (the reference looped on it).
+//!
+//! On a network with proofs (`PicoConfig::zkp`), a peer that serves them is asked for the proof
+//! chain from our election head together with the blocks (two round trips in all: the head, then
+//! blocks and proofs in parallel). An election block we would take on trust is then adopted only if
+//! the proofs prove exactly it (`push_election_proven`); proofs that do not verify, or prove another
+//! block at its height, ban the peer before anything is adopted. Proofs that end below the offered
+//! block (the prover is behind) leave the old trust-on-first-use. After a job that brought our
+//! heads to the ones the peer announced, the peer is Good without a second head request.
 
 use std::collections::{HashMap, HashSet};
 
 use petrel_blockchain::{LightBlockchain, PushResult};
 use petrel_network_api::{PeerId, PenaltyReason, Services};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
-use petrel_protocol::{AnyResponse, RequestBlock, RequestHead, ResponseHead};
+use petrel_protocol::{AnyResponse, MAX_ZKP_SEGMENTS, RequestBlock, RequestHead, RequestZkp, ResponseHead, ZkpSegment};
 use petrel_sync_api::MacroSyncReturn;
 use petrel_sync_api::light_chain::{LightView, SharedLightChain, lock};
-use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, Time};
+use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
+use petrel_sync_light::{VerifierHandle, ZkpLightConfig};
+use petrel_zkp::chain::{ProofChainError, verify_chain};
 
 /// Settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PicoConfig {
     /// Services a peer must advertise to be synced from.
     pub required_services: Services,
@@ -35,19 +45,42 @@ pub struct PicoConfig {
     /// another election block, before that block is treated as conflicting. Lower falls back on
     /// any lagging peer; higher lets a liar claiming a future block hold out longer.
     pub doubters_for_conflict: usize,
+    /// Verify proof chains from peers that serve them before adopting an election block.
+    pub zkp: Option<ZkpLightConfig>,
 }
 
 impl Default for PicoConfig {
     fn default() -> Self {
-        Self { required_services: Services::MACRO_CHAIN, max_rounds: 8, doubters_for_conflict: 2 }
+        Self { required_services: Services::MACRO_CHAIN, max_rounds: 8, doubters_for_conflict: 2, zkp: None }
     }
+}
+
+/// The proof chain asked of a peer along with its blocks.
+#[derive(Debug)]
+enum ProofsWanted {
+    /// Not asked (no proofs on this network, the peer does not serve them, or no new election).
+    No,
+    /// Asked with this request.
+    Asked(RequestId),
+    /// Arrived (empty: none, or the request failed).
+    Got(Vec<ZkpSegment>),
 }
 
 #[derive(Debug)]
 enum PeerState {
-    AwaitingHead { round: u32 },
-    AwaitingBlocks { round: u32, wanted: Vec<(Blake2bHash, Option<MacroBlock>)> },
-    Applying { job: JobId },
+    AwaitingHead {
+        round: u32,
+    },
+    AwaitingBlocks {
+        round: u32,
+        head: ResponseHead,
+        wanted: Vec<(Blake2bHash, Option<MacroBlock>)>,
+        proofs: ProofsWanted,
+    },
+    Applying {
+        job: JobId,
+        head: ResponseHead,
+    },
 }
 
 /// Pico's job: apply the blocks one peer served, in order, deciding against the chain as it is
@@ -59,6 +92,8 @@ pub struct PicoWork {
     /// The chain generation they were fetched for: after a reset (the fallback to light sync)
     /// they are not applied.
     pub generation: u64,
+    /// The proof chain the peer served from our election head, with the network's verifier.
+    pub proofs: Option<(VerifierHandle, Vec<ZkpSegment>)>,
 }
 
 /// What [`apply_blocks`] did.
@@ -71,7 +106,12 @@ pub enum PicoOutcome {
         optimistic: bool,
         /// Macro blocks verified and adopted.
         verified: u64,
+        /// An election block was adopted as proven by the peer's proof chain (segments checked).
+        proven: Option<u64>,
     },
+    /// The peer's proof chain does not verify, or proves another block than it offered: nothing
+    /// was adopted.
+    BadProofs(String),
     /// A block is at the height of one of ours with another hash, cannot be verified from our
     /// chain, or fails verification: the peer's chain does not reconcile with ours.
     Conflicting(String),
@@ -90,7 +130,7 @@ pub fn apply_blocks(chain: &mut LightBlockchain, work: PicoWork) -> PicoOutcome 
         return PicoOutcome::Stale;
     }
     let blocks = work.blocks;
-    let (mut optimistic, mut verified) = (false, 0);
+    let (mut optimistic, mut verified, mut proven) = (false, 0, None);
     for block in blocks {
         let hash = block.hash();
         if hash == chain.election_head().hash() || hash == chain.macro_head().hash() {
@@ -105,9 +145,21 @@ pub fn apply_blocks(chain: &mut LightBlockchain, work: PicoWork) -> PicoOutcome 
         }
         let next_election = chain.policy().election_block_after(chain.macro_head().block_number());
         let result = if block.is_election() && chain.at_anchor() && number > next_election {
-            let r = chain.push_election_pico(block);
-            optimistic |= r.is_ok();
-            r
+            match check_proofs(chain, &block, work.proofs.as_ref()) {
+                Err(e) => return PicoOutcome::BadProofs(e),
+                Ok(Some((p, segments))) => {
+                    let r = chain.push_election_proven(block, p.epoch, p.hash, p.commitment);
+                    if r.is_ok() {
+                        proven = Some(segments);
+                    }
+                    r
+                }
+                Ok(None) => {
+                    let r = chain.push_election_pico(block);
+                    optimistic |= r.is_ok();
+                    r
+                }
+            }
         } else if block.is_election() && number > next_election {
             return PicoOutcome::Conflicting(format!("election block {number} cannot be verified from our chain"));
         } else {
@@ -121,7 +173,33 @@ pub fn apply_blocks(chain: &mut LightBlockchain, work: PicoWork) -> PicoOutcome 
             Err(e) => return PicoOutcome::StoreFailed(e.to_string()),
         }
     }
-    PicoOutcome::Applied { optimistic, verified }
+    PicoOutcome::Applied { optimistic, verified, proven }
+}
+
+/// The proof of `block` in the peer's proof chain from our election head: `Ok(Some)` if the chain
+/// proves exactly it (with the number of segments checked), `Ok(None)` if there is no usable chain
+/// (none, another start, or one that ends below the block: trust on first use applies), `Err` if
+/// the chain is bad or proves another block at its height or beyond.
+fn check_proofs(
+    chain: &LightBlockchain,
+    block: &MacroBlock,
+    proofs: Option<&(VerifierHandle, Vec<ZkpSegment>)>,
+) -> Result<Option<(petrel_zkp::chain::Proven, u64)>, String> {
+    let Some((verifier, segments)) = proofs.filter(|(_, s)| !s.is_empty()) else { return Ok(None) };
+    let policy = *chain.policy();
+    let from =
+        (policy.epoch_at(chain.election_head().block_number()), chain.validators().commitment(policy.max_validators));
+    let epoch = policy.epoch_at(block.block_number());
+    match verify_chain(&verifier.0, from, segments, usize::from(MAX_ZKP_SEGMENTS)) {
+        Ok(Some(p)) if p.epoch == epoch && p.hash == block.hash() => Ok(Some((p, segments.len() as u64))),
+        Ok(Some(p)) if p.epoch >= epoch => Err(format!(
+            "the proofs reach epoch {} but not the offered election block {}",
+            p.epoch,
+            block.block_number()
+        )),
+        Ok(_) | Err(ProofChainError::WrongStart(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Counters for tests, benches and progress.
@@ -135,6 +213,16 @@ pub struct PicoStats {
     pub optimistic_adoptions: u64,
     /// Macro blocks verified and adopted.
     pub verified_blocks: u64,
+    /// Proof-chain requests sent.
+    pub proof_requests: u64,
+    /// Election blocks adopted as proven.
+    pub proven_adoptions: u64,
+    /// Segment proofs verified (in chains that proved the adopted block).
+    pub proofs_verified: u64,
+    /// Bytes of the proof chains received (encoded).
+    pub proof_bytes: u64,
+    /// The epoch of the election block adopted as proven.
+    pub proven_epoch: Option<u32>,
 }
 
 /// The pico machine.
@@ -148,6 +236,8 @@ pub struct PicoMachine {
     doubters: HashSet<PeerId>,
     /// Jobs running: job → (peer, round). At most one per peer.
     jobs: HashMap<JobId, (PeerId, u32)>,
+    /// The services of the peers being synced.
+    services: HashMap<PeerId, Services>,
     stats: PicoStats,
 }
 
@@ -177,18 +267,37 @@ impl Machine for PicoMachine {
             Input::PeerLeft { peer } => {
                 self.book.remove(&peer);
                 self.doubters.remove(&peer);
+                self.services.remove(&peer);
             }
             Input::Response { id, response } => {
                 let Some(peer) = self.book.answered(id) else { return };
+                let proof_request = matches!(
+                    self.book.peers.get(&peer),
+                    Some(PeerState::AwaitingBlocks { proofs: ProofsWanted::Asked(r), .. }) if *r == id
+                );
                 match response {
                     Ok(AnyResponse::Head(head)) => self.on_head(peer, head, view),
                     Ok(AnyResponse::Block(block)) => self.on_block(peer, block, view.generation),
+                    Ok(AnyResponse::Zkp(chain)) if proof_request => {
+                        self.on_proofs(peer, chain.segments, view.generation)
+                    }
+                    // A failed proof request is a peer without proofs: the blocks still count.
+                    Err(e) if proof_request => {
+                        if e.is_peer_fault() {
+                            self.book.penalize(
+                                peer,
+                                petrel_network_api::Severity::InvalidData,
+                                PenaltyReason::MalformedResponse,
+                            );
+                        }
+                        self.on_proofs(peer, Vec::new(), view.generation)
+                    }
                     // Pico asks for nothing else: an answer of another type is the driver's bug.
                     Ok(_) => {}
                     Err(e) => self.book.request_failed(peer, &e),
                 }
             }
-            Input::Applied { job, outcome } => self.on_applied(job, outcome),
+            Input::Applied { job, outcome } => self.on_applied(job, outcome, view),
             // Pico follows no gossip and asks heads itself.
             Input::Gossip(_) | Input::PeerHead { .. } | Input::Report(()) | Input::Tick => {}
         }
@@ -209,6 +318,16 @@ impl Machine for PicoMachine {
     fn stats(&self) -> PicoStats {
         self.stats
     }
+    fn proof_stats(&self) -> Option<petrel_sync_api::ProofStats> {
+        self.config.zkp.as_ref().map(|_| petrel_sync_api::ProofStats {
+            requests: self.stats.proof_requests,
+            segments_verified: self.stats.proofs_verified,
+            bytes: self.stats.proof_bytes,
+            // Verified inside the apply job with the blocks; not timed separately.
+            verify_micros: 0,
+            proven_epoch: self.stats.proven_epoch,
+        })
+    }
 }
 
 impl PicoMachine {
@@ -227,10 +346,11 @@ impl PicoMachine {
         if self.book.peers.contains_key(&peer) {
             return;
         }
-        if !services.is_some_and(|s| s.contains(self.config.required_services)) {
+        let Some(services) = services.filter(|s| s.contains(self.config.required_services)) else {
             self.book.emit(MacroSyncReturn::Incompatible(peer));
             return;
-        }
+        };
+        self.services.insert(peer, services);
         self.request_head(peer, 0);
     }
 
@@ -273,7 +393,29 @@ impl PicoMachine {
             self.stats.block_requests += 1;
             self.book.request(peer, RequestBlock { hash: *hash, include_body: false });
         }
-        self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, wanted });
+        // A new election block taken on trust unless proven: ask for the proofs at once.
+        let serves_proofs = self.services.get(&peer).is_some_and(|s| s.contains(Services::ZKP_PROOFS));
+        let proofs = match &self.config.zkp {
+            Some(zkp) if serves_proofs && view.at_anchor && head.election_hash != ours.election_hash => {
+                self.stats.proof_requests += 1;
+                let from_epoch = view.policy.epoch_at(view.election_number);
+                let max_segments = zkp.max_segments.clamp(1, MAX_ZKP_SEGMENTS);
+                ProofsWanted::Asked(self.book.request(peer, RequestZkp { from_epoch, max_segments }))
+            }
+            _ => ProofsWanted::No,
+        };
+        self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, head, wanted, proofs });
+    }
+
+    fn on_proofs(&mut self, peer: PeerId, segments: Vec<ZkpSegment>, generation: u64) {
+        let max = self.config.zkp.as_ref().map_or(0, |z| usize::from(z.max_segments.clamp(1, MAX_ZKP_SEGMENTS)));
+        if segments.len() > max {
+            return self.book.ban(peer, PenaltyReason::WrongAnswer);
+        }
+        let Some(PeerState::AwaitingBlocks { proofs, .. }) = self.book.peers.get_mut(&peer) else { return };
+        self.stats.proof_bytes += petrel_primitives::codec::encoded_len(&segments) as u64;
+        *proofs = ProofsWanted::Got(segments);
+        self.start_job_if_complete(peer, generation);
     }
 
     fn on_block(&mut self, peer: PeerId, result: Result<Block, petrel_protocol::BlockRequestError>, generation: u64) {
@@ -290,32 +432,58 @@ impl PicoMachine {
             // Not what we asked for, or not a macro block: provably bad.
             _ => return self.book.ban(peer, PenaltyReason::WrongAnswer),
         }
-        if wanted.iter().any(|(_, got)| got.is_none()) {
-            return;
-        }
-        let Some(PeerState::AwaitingBlocks { round, wanted }) = self.book.peers.remove(&peer) else { return };
-        let blocks = wanted.into_iter().filter_map(|(_, b)| b).collect();
-        let job = self.book.apply(PicoWork { blocks, generation });
-        self.jobs.insert(job, (peer, round));
-        self.book.peers.insert(peer, PeerState::Applying { job });
+        self.start_job_if_complete(peer, generation);
     }
 
-    fn on_applied(&mut self, job: JobId, outcome: PicoOutcome) {
+    /// Starts the apply job of `peer` once its blocks (and proofs, if asked) are all in.
+    fn start_job_if_complete(&mut self, peer: PeerId, generation: u64) {
+        let Some(PeerState::AwaitingBlocks { wanted, proofs, .. }) = self.book.peers.get(&peer) else { return };
+        if wanted.iter().any(|(_, got)| got.is_none()) || matches!(proofs, ProofsWanted::Asked(_)) {
+            return;
+        }
+        let Some(PeerState::AwaitingBlocks { round, head, wanted, proofs }) = self.book.peers.remove(&peer) else {
+            return;
+        };
+        let blocks = wanted.into_iter().filter_map(|(_, b)| b).collect();
+        let proofs = match (proofs, &self.config.zkp) {
+            (ProofsWanted::Got(segments), Some(zkp)) if !segments.is_empty() => Some((zkp.verifier.clone(), segments)),
+            _ => None,
+        };
+        let job = self.book.apply(PicoWork { blocks, generation, proofs });
+        self.jobs.insert(job, (peer, round));
+        self.book.peers.insert(peer, PeerState::Applying { job, head });
+    }
+
+    fn on_applied(&mut self, job: JobId, outcome: PicoOutcome, view: &LightView) {
         let Some((peer, round)) = self.jobs.remove(&job) else { return };
-        if let PicoOutcome::Applied { optimistic, verified } = outcome {
+        if let PicoOutcome::Applied { optimistic, verified, proven } = outcome {
             // The chain changed whether or not the peer is still here.
             if optimistic {
                 self.optimistic_source = Some(peer);
                 self.stats.optimistic_adoptions += 1;
             }
+            if let Some(segments) = proven {
+                self.stats.proven_adoptions += 1;
+                self.stats.proofs_verified += segments;
+                self.stats.proven_epoch = Some(view.policy.epoch_at(view.election_number));
+            }
             self.stats.verified_blocks += verified;
         }
         // The outcome of this peer's current job only (it may have left and come back meanwhile).
-        if !matches!(self.book.peers.get(&peer), Some(PeerState::Applying { job: j }) if *j == job) {
+        let Some(PeerState::Applying { job: j, head }) = self.book.peers.get(&peer) else { return };
+        if *j != job {
             return;
         }
+        let head = *head;
         match outcome {
+            // Our heads are the ones it announced: nothing more to ask.
+            PicoOutcome::Applied { .. }
+                if view.head.macro_hash == head.macro_hash && view.head.election_hash == head.election_hash =>
+            {
+                self.book.finish(peer, MacroSyncReturn::Good(peer))
+            }
             PicoOutcome::Applied { .. } => self.request_head(peer, round + 1),
+            PicoOutcome::BadProofs(_) => self.book.ban(peer, PenaltyReason::InvalidBlock),
             PicoOutcome::Conflicting(_) => self.book.finish(peer, MacroSyncReturn::Conflicting(peer)),
             PicoOutcome::Behind | PicoOutcome::StoreFailed(_) | PicoOutcome::Stale => {
                 self.book.finish(peer, MacroSyncReturn::Outdated(peer))

@@ -96,12 +96,21 @@ fn a_newer_head_fetches_election_block_and_checkpoint_then_applies_them_in_one_j
     let [Action::Apply { job, work }] = &a[..] else { panic!("one job: {a:?}") };
     assert_eq!(work.blocks, vec![e.clone(), c.clone()], "election block first");
     // Applied on trust: the head is asked again (round 1), and the source is remembered.
-    let a = h.input(Input::Applied { job: *job, outcome: PicoOutcome::Applied { optimistic: true, verified: 1 } });
+    let a = h.input(Input::Applied {
+        job: *job,
+        outcome: PicoOutcome::Applied { optimistic: true, verified: 1, proven: None },
+    });
     assert!(matches!(request_ids(&a)[..], [(_, AnyRequest::Head(_))]));
     assert_eq!(h.machine.optimistic_source(), Some(p(1)));
     assert_eq!(
         h.machine.stats(),
-        PicoStats { head_requests: 2, block_requests: 2, optimistic_adoptions: 1, verified_blocks: 1 }
+        PicoStats {
+            head_requests: 2,
+            block_requests: 2,
+            optimistic_adoptions: 1,
+            verified_blocks: 1,
+            ..PicoStats::default()
+        }
     );
 }
 
@@ -217,7 +226,8 @@ fn answers_after_a_peer_left_are_ignored_but_a_finished_job_still_counts() {
     assert!(h.input(Input::PeerLeft { peer: p(1) }).is_empty());
     // The job adopted the block: the source is remembered, but nothing is asked of a gone peer.
     assert!(
-        h.input(Input::Applied { job, outcome: PicoOutcome::Applied { optimistic: true, verified: 0 } }).is_empty()
+        h.input(Input::Applied { job, outcome: PicoOutcome::Applied { optimistic: true, verified: 0, proven: None } })
+            .is_empty()
     );
     assert_eq!(h.machine.optimistic_source(), Some(p(1)));
     // A late answer to an old request is dropped.
@@ -241,7 +251,10 @@ fn a_job_of_a_peer_that_left_and_came_back_does_not_count_for_its_new_round() {
     let new = fetch(&mut h);
     // The old job's "conflicting" is not the new round's.
     assert!(h.input(Input::Applied { job: old, outcome: PicoOutcome::Conflicting("old".into()) }).is_empty());
-    let a = h.input(Input::Applied { job: new, outcome: PicoOutcome::Applied { optimistic: false, verified: 1 } });
+    let a = h.input(Input::Applied {
+        job: new,
+        outcome: PicoOutcome::Applied { optimistic: false, verified: 1, proven: None },
+    });
     assert!(matches!(request_ids(&a)[..], [(_, AnyRequest::Head(_))]));
 }
 
@@ -256,9 +269,140 @@ fn blocks_fetched_before_a_reset_are_not_applied_after_it() {
     let generation = lock(&light).generation();
     // The fallback resets the chain (a new generation) while pico's job waits its turn.
     lock(&light).reset().unwrap();
-    let work = PicoWork { blocks: vec![election.clone()], generation };
+    let work = PicoWork { blocks: vec![election.clone()], generation, proofs: None };
     assert_eq!(apply_blocks(&mut lock(&light), work), PicoOutcome::Stale);
     assert!(lock(&light).at_anchor(), "nothing adopted on trust after the reset");
-    let work = PicoWork { blocks: vec![election], generation: generation + 1 };
+    let work = PicoWork { blocks: vec![election], generation: generation + 1, proofs: None };
     assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Applied { optimistic: true, .. }));
+}
+
+// ---- proofs ----
+
+fn zkp_config() -> PicoConfig {
+    PicoConfig {
+        zkp: Some(ZkpLightConfig {
+            verifier: VerifierHandle(std::sync::Arc::new(petrel_zkp::testing::placeholder_verifier())),
+            max_segments: 8,
+        }),
+        ..PicoConfig::default()
+    }
+}
+
+/// Two round trips from genesis: the head, then the block and the proofs together; the job waits
+/// for both; after it the peer is Good without another head request.
+#[test]
+fn blocks_and_proofs_are_asked_together_and_a_proven_adoption_needs_no_second_head() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let mut h = H::new(zkp_config(), view(&g, &g, false));
+    let id = only_request(&h.join(p(1), Services::HISTORY_NODE.union(Services::ZKP_PROOFS)));
+    let a = h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e))));
+    let r = request_ids(&a);
+    assert_eq!(r.len(), 2, "{a:?}");
+    assert_eq!(r[0].1, AnyRequest::Block(RequestBlock { hash: e.hash(), include_body: false }));
+    assert_eq!(r[1].1, AnyRequest::Zkp(RequestZkp { from_epoch: 0, max_segments: 8 }));
+    assert!(h.respond(r[0].0, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone()))))).is_empty(), "waits for the proofs");
+    let segment = ZkpSegment {
+        start_epoch: 0,
+        start_commitment: petrel_primitives::FieldElement::ZERO,
+        end_epoch: 3,
+        end_commitment: petrel_primitives::FieldElement::ZERO,
+        end_hash: e.hash(),
+        proof: [0; 192],
+    };
+    let a = h.respond(r[1].0, Ok(AnyResponse::Zkp(petrel_protocol::ZkpChain { segments: vec![segment] })));
+    let [Action::Apply { job, work }] = &a[..] else { panic!("one job: {a:?}") };
+    assert_eq!(work.blocks, vec![e.clone()]);
+    assert_eq!(work.proofs.as_ref().map(|(_, s)| s.len()), Some(1));
+    let job = *job;
+    h.view = view(&e, &e, false);
+    let a = h.input(Input::Applied {
+        job,
+        outcome: PicoOutcome::Applied { optimistic: false, verified: 0, proven: Some(1) },
+    });
+    assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Good(p(1)))]);
+    let stats = h.machine.stats();
+    assert_eq!((stats.head_requests, stats.proof_requests, stats.proven_adoptions), (1, 1, 1));
+}
+
+#[test]
+fn bad_proofs_ban_the_peer_and_a_peer_without_proofs_is_not_asked() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let mut h = H::new(zkp_config(), view(&g, &g, false));
+    let id = only_request(&h.join(p(1), Services::HISTORY_NODE.union(Services::ZKP_PROOFS)));
+    let r = request_ids(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
+    h.respond(r[0].0, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+    // A failed proof request counts as no proofs: the job runs with the block alone.
+    let a = h.respond(r[1].0, Err(RequestError::Timeout));
+    let [Action::Apply { job, work }] = &a[..] else { panic!("{a:?}") };
+    assert!(work.proofs.is_none());
+    let a = h.input(Input::Applied { job: *job, outcome: PicoOutcome::BadProofs("forged".into()) });
+    assert_eq!(
+        a,
+        vec![
+            Action::Penalize { peer: p(1), penalty: Penalty::new(Severity::Malicious, PenaltyReason::InvalidBlock) },
+            Action::Disconnect { peer: p(1), reason: DisconnectReason::Malicious },
+        ]
+    );
+    // No ZKP_PROOFS: the block alone.
+    let id = only_request(&h.join(p(2), Services::HISTORY_NODE));
+    let a = h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e))));
+    assert_eq!(request_ids(&a).len(), 1);
+}
+
+/// `apply_blocks` with real proofs of a produced chain (4 validators under a policy of 4, so the
+/// circuit stays small): adopted as proven, not on trust; a forged chain or proofs of another
+/// block ban the peer with nothing adopted; proofs that end below the offered block leave trust on
+/// first use.
+#[test]
+fn an_election_block_offered_with_proofs_is_adopted_only_as_proven() {
+    use petrel_zkp::chain::{to_wire, witness_from_blocks};
+    use petrel_zkp::circuit::Shape;
+    use petrel_zkp::proof::{Verifier, prove, setup};
+    let policy = Policy { max_validators: 4, ..Policy::TEST };
+    let producer = petrel_test_utils::test_producer(5, 1);
+    let genesis = producer.genesis(petrel_test_utils::TEST_NETWORK, 1_700_000_000_000, policy);
+    let server = petrel_test_utils::TestChain::build_on(producer, genesis, 8 * 2 + 2);
+    let election = |e: u32| match &server.blocks[policy.election_block_of(e) as usize - 1] {
+        Block::Macro(m) => m.clone(),
+        Block::Micro(_) => panic!("an election height holds a macro block"),
+    };
+    let g = server.genesis.genesis_block().unwrap();
+    let shape = Shape::new(&policy, 2);
+    let pk = setup(&shape, 1).unwrap();
+    let verifier = VerifierHandle(std::sync::Arc::new(Verifier::new(&pk.vk)));
+    let segment = |end: u32| {
+        let blocks: Vec<_> = (1..=end).map(election).collect();
+        let w = witness_from_blocks(&policy, 0, &g, &blocks).unwrap();
+        to_wire(&w.segment, &prove(&pk, &shape, w.clone()).unwrap())
+    };
+    let (to_one, to_two) = (segment(1), segment(2));
+    let run = |block: MacroBlock, segments: Vec<ZkpSegment>| {
+        let light = server.light_chain();
+        let generation = lock(&light).generation();
+        let outcome = apply_blocks(
+            &mut lock(&light),
+            PicoWork { blocks: vec![block], generation, proofs: Some((verifier.clone(), segments)) },
+        );
+        let chain = lock(&light);
+        (outcome, chain.proven_epoch(), chain.is_optimistic(), chain.at_anchor())
+    };
+    // Proven: adopted, not on trust.
+    assert_eq!(
+        run(election(2), vec![to_two]),
+        (PicoOutcome::Applied { optimistic: false, verified: 0, proven: Some(1) }, Some(2), false, false)
+    );
+    // A forged proof, or proofs of epoch 2 offered with another block of that height: banned, nothing adopted.
+    let mut forged = to_two;
+    forged.end_hash = election(1).hash();
+    assert!(matches!(run(election(2), vec![forged]), (PicoOutcome::BadProofs(_), None, false, true)));
+    let mut other = election(2);
+    other.header.timestamp += 1;
+    assert!(matches!(run(other, vec![to_two]), (PicoOutcome::BadProofs(_), None, false, true)));
+    // Proofs that end below the offered block: trust on first use, as without proofs.
+    assert!(matches!(
+        run(election(2), vec![to_one]),
+        (PicoOutcome::Applied { optimistic: true, .. }, None, true, false)
+    ));
 }
