@@ -119,3 +119,22 @@ fn blocks_that_are_not_a_handoff_make_no_witness() {
         Err(WitnessError::BadJustification(8, _))
     ));
 }
+
+/// The full-size circuit (16 validators, the devnet policy) proves and verifies one handoff of a
+/// synthetic chain (the crate is optimised in test builds, so this takes about two seconds).
+#[test]
+fn the_full_size_circuit_proves_one_handoff() {
+    use petrel_zkp::testing::SyntheticChain;
+    let policy = Policy::DEVNET;
+    let chain = SyntheticChain::new(policy, 16, 1, 7);
+    let shape = Shape::new(&policy, 1);
+    let pk = setup(&shape, 5).unwrap();
+    let w = chain.segment(0, 1);
+    let segment = w.segment;
+    let proof = prove(&pk, &shape, w).unwrap();
+    let verifier = Verifier::new(&pk.vk);
+    assert!(verifier.verify(&segment, &proof).is_ok());
+    let mut wrong = segment;
+    wrong.end_epoch = 2;
+    assert!(verifier.verify(&wrong, &proof).is_err());
+}
