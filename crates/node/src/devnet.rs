@@ -100,10 +100,10 @@ fn build_chain(
         let (shape, pk) = crate::prover::proving_key(&genesis, cache)?;
         let chain = std::sync::RwLock::new(chain);
         let mut proofs = 0;
-        while let Some((end, ms)) = crate::prover::prove_next(&chain, &shape, &pk)? {
+        while let Some((segment, ms)) = crate::prover::prove_next(&chain, &shape, &pk)? {
             proofs += 1;
             if !quiet {
-                eprintln!("zkp: proved the election chain to epoch {end} ({ms} ms)");
+                eprintln!("zkp: proved the election chain to epoch {} ({ms} ms)", segment.end_epoch);
             }
         }
         if !quiet {

@@ -349,7 +349,17 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
                 let (shape, pk) = crate::prover::proving_key(&config.genesis, &config.zkp_cache)?;
                 let (tx, rx) = watch::channel(crate::prover::ProverStatus::default());
                 prover_status = Some(rx);
-                tasks.push(tokio::spawn(crate::prover::run(chain.clone(), shape, pk, tx)));
+                tasks.push(tokio::spawn(crate::prover::run(net.clone(), chain.clone(), shape, pk, tx)));
+            }
+            if config.mode == Mode::History
+                && let Some((zkp, verifier)) = config.genesis.zkp.as_ref().zip(light_config.zkp.as_ref())
+            {
+                tasks.push(tokio::spawn(crate::prover::receive(
+                    net.clone(),
+                    chain.clone(),
+                    verifier.verifier.0.clone(),
+                    u32::from(zkp.handoffs),
+                )));
             }
             if let Some(producer) = config.produce.clone() {
                 tasks.push(tokio::spawn(produce(

@@ -1,17 +1,24 @@
 //! The prover of a history node (`petrel node --mode history --prove`): after every election
-//! block it proves the next segment of the election chain (or extends the trailing partial one)
-//! and stores the proof, which the node then serves with `RequestZkp`. One proof at a time, on a
-//! thread of its own, never holding the chain's lock while proving.
+//! block it proves the next segment of the election chain (or extends the trailing partial one),
+//! stores the proof, which the node then serves with `RequestZkp`, and publishes it on the
+//! `ZkpSegments` topic. One proof at a time, on a thread of its own, never holding the chain's lock
+//! while proving. Every history node of a network with proofs keeps the segments it receives by
+//! gossip once it has checked them against its own chain and verified them ([`check_gossiped`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, anyhow, bail};
+use futures::StreamExt;
 use petrel_blockchain::{Blockchain, Proofs};
+use petrel_network_api::{Network, NetworkExt, Verdict};
 use petrel_primitives::genesis::GenesisZkp;
+use petrel_primitives::wire::ZkpSegment;
 use petrel_primitives::{Block, GenesisConfig, MacroBlock, Policy};
-use petrel_zkp::chain::{to_wire, witness_from_blocks};
+use petrel_protocol::ZkpSegments;
+use petrel_zkp::chain::{from_wire, to_wire, witness_from_blocks};
 use petrel_zkp::circuit::Shape;
+use petrel_zkp::proof::Verifier;
 use petrel_zkp::proof::{SegmentProvingKey as ProvingKey, load_or_setup, prove};
 use tokio::sync::watch;
 
@@ -82,8 +89,12 @@ fn election_block(chain: &Blockchain, policy: &Policy, epoch: u32) -> Result<Mac
     }
 }
 
-/// Proves and stores the next segment, if any; returns its end epoch.
-pub(crate) fn prove_next(chain: &RwLock<Blockchain>, shape: &Shape, pk: &ProvingKey) -> Result<Option<(u32, u64)>> {
+/// Proves and stores the next segment, if any; returns it and the milliseconds it took.
+pub(crate) fn prove_next(
+    chain: &RwLock<Blockchain>,
+    shape: &Shape,
+    pk: &ProvingKey,
+) -> Result<Option<(ZkpSegment, u64)>> {
     let (proofs, witness) = {
         let chain = chain.read().map_err(|_| anyhow!("chain lock poisoned"))?;
         let policy = *chain.policy();
@@ -98,7 +109,8 @@ pub(crate) fn prove_next(chain: &RwLock<Blockchain>, shape: &Shape, pk: &Proving
     let segment = witness.segment;
     let proof = prove(pk, shape, witness)?;
     let ms = started.elapsed().as_millis() as u64;
-    proofs.put(&to_wire(&segment, &proof))?;
+    let wire = to_wire(&segment, &proof);
+    proofs.put(&wire)?;
     tracing::info!(
         target: "petrel::prover",
         start = segment.start_epoch,
@@ -106,11 +118,76 @@ pub(crate) fn prove_next(chain: &RwLock<Blockchain>, shape: &Shape, pk: &Proving
         ms,
         "proved the election chain"
     );
-    Ok(Some((segment.end_epoch, ms)))
+    Ok(Some((wire, ms)))
 }
 
-/// Runs the prover until the chain's events end.
-pub(crate) async fn run(
+/// What a history node does with a segment received by gossip: [`Verdict::Ignore`] if it holds
+/// the same or a longer one, or cannot check it against its own chain (it lacks the start or end
+/// election block, or they differ: another chain, or one it has not reached); [`Verdict::Reject`]
+/// if it is not cut where segments are (every `handoffs` epochs from genesis, at most `handoffs`
+/// long) or its proof does not verify; else it is stored and [`Verdict::Accept`]ed.
+pub(crate) fn check_gossiped(chain: &Blockchain, verifier: &Verifier, handoffs: u32, segment: &ZkpSegment) -> Verdict {
+    let policy = *chain.policy();
+    let (start, end) = (segment.start_epoch, segment.end_epoch);
+    if end <= start || end - start > handoffs || start % handoffs != 0 {
+        return Verdict::Reject;
+    }
+    let proofs = chain.proofs();
+    match proofs.get(start) {
+        Ok(Some(held)) if held.end_epoch >= end => return Verdict::Ignore,
+        Ok(_) => {}
+        Err(_) => return Verdict::Ignore,
+    }
+    let (Ok(first), Ok(last)) = (election_block(chain, &policy, start), election_block(chain, &policy, end)) else {
+        return Verdict::Ignore;
+    };
+    let named = first.header.validators.as_ref().map(|v| v.commitment(policy.max_validators));
+    if named != Some(segment.start_commitment) || last.hash() != segment.end_hash {
+        return Verdict::Ignore;
+    }
+    let (statement, proof) = from_wire(segment);
+    if verifier.verify(&statement, &proof).is_err() {
+        return Verdict::Reject;
+    }
+    match proofs.put(segment) {
+        Ok(()) => Verdict::Accept,
+        Err(e) => {
+            tracing::warn!(target: "petrel::prover", error = %e, "cannot store a gossiped proof");
+            Verdict::Ignore
+        }
+    }
+}
+
+/// Receives segments by gossip and keeps those that check ([`check_gossiped`]), one at a time.
+pub(crate) async fn receive<N: Network>(
+    net: N,
+    chain: Arc<RwLock<Blockchain>>,
+    verifier: Arc<Verifier>,
+    handoffs: u32,
+) {
+    let mut segments = match net.subscribe::<ZkpSegments>().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(target: "petrel::prover", error = %e, "cannot subscribe to proofs");
+            return;
+        }
+    };
+    while let Some(message) = segments.next().await {
+        let (chain, verifier) = (chain.clone(), verifier.clone());
+        let item = message.item;
+        let verdict = tokio::task::spawn_blocking(move || {
+            let chain = chain.read().unwrap_or_else(|e| e.into_inner());
+            check_gossiped(&chain, &verifier, handoffs, &item)
+        })
+        .await
+        .unwrap_or(Verdict::Ignore);
+        net.validate(message.id, verdict);
+    }
+}
+
+/// Runs the prover until the chain's events end, publishing each proof on `net`.
+pub(crate) async fn run<N: Network>(
+    net: N,
     chain: Arc<RwLock<Blockchain>>,
     shape: Shape,
     pk: Arc<ProvingKey>,
@@ -136,12 +213,15 @@ pub(crate) async fn run(
                 return;
             }
             match rx.await {
-                Ok(Ok(Some((end, ms)))) => {
+                Ok(Ok(Some((segment, ms)))) => {
                     status.send_modify(|s| {
                         s.proofs += 1;
-                        s.proven_epoch = end;
+                        s.proven_epoch = segment.end_epoch;
                         s.last_proof_ms = ms;
                     });
+                    if let Err(e) = net.publish::<ZkpSegments>(&segment).await {
+                        tracing::debug!(target: "petrel::prover", error = %e, "proof not published");
+                    }
                 }
                 Ok(Ok(None)) => break,
                 Ok(Err(e)) => {
@@ -195,5 +275,53 @@ mod tests {
         assert_eq!(next_segment(&proofs, 5, 4).unwrap(), Some((0, 4)), "the partial segment grows");
         put(0, 4);
         assert_eq!(next_segment(&proofs, 5, 4).unwrap(), Some((4, 5)), "a full one is followed");
+    }
+
+    /// Gossiped segments are kept only when they check against the node's own chain and verify.
+    #[test]
+    fn a_gossiped_segment_is_kept_only_if_it_is_ours_and_verifies() {
+        let policy = Policy { max_validators: 4, ..Policy::TEST };
+        let producer = petrel_producer::Producer::new(petrel_producer::ProducerConfig {
+            validators: 4,
+            accounts: 2,
+            ..Default::default()
+        });
+        let genesis = producer.genesis(1, 0, policy);
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = Blockchain::open(&dir.path().join("c.redb"), &genesis, Default::default()).unwrap();
+        while chain.head().block_number < policy.election_block_of(3) {
+            let mut scratch = chain.state().clone();
+            chain.push(producer.produce(&mut scratch).unwrap()).unwrap();
+        }
+        let shape = Shape::new(&policy, 2);
+        let pk = petrel_zkp::proof::setup(&shape, 1).unwrap();
+        let verifier = Verifier::new(&pk.vk);
+        let segment = |start: u32, end: u32| {
+            let first = election_block(&chain, &policy, start).unwrap();
+            let blocks: Vec<_> = (start + 1..=end).map(|e| election_block(&chain, &policy, e).unwrap()).collect();
+            let w = witness_from_blocks(&policy, start, &first, &blocks).unwrap();
+            to_wire(&w.segment, &prove(&pk, &shape, w.clone()).unwrap())
+        };
+        let good = segment(0, 2);
+        // Another segment's proof under this one's statement: rejected, nothing stored.
+        let mut forged = good;
+        forged.proof = segment(0, 1).proof;
+        assert_eq!(check_gossiped(&chain, &verifier, 2, &forged), Verdict::Reject);
+        assert_eq!(chain.proofs().last().unwrap(), None);
+        // Not cut at a multiple of K, or longer than K.
+        assert_eq!(check_gossiped(&chain, &verifier, 2, &segment(1, 2)), Verdict::Reject);
+        assert_eq!(check_gossiped(&chain, &verifier, 1, &good), Verdict::Reject);
+        // Another end block than ours: not ours to keep (another chain, or beyond our head).
+        let mut elsewhere = good;
+        elsewhere.end_hash = Blake2bHash::digest(b"another chain");
+        assert_eq!(check_gossiped(&chain, &verifier, 2, &elsewhere), Verdict::Ignore);
+        let mut beyond = good;
+        beyond.start_epoch = 4;
+        beyond.end_epoch = 6;
+        assert_eq!(check_gossiped(&chain, &verifier, 2, &beyond), Verdict::Ignore);
+        // The real one: kept; again: ignored (held already).
+        assert_eq!(check_gossiped(&chain, &verifier, 2, &good), Verdict::Accept);
+        assert_eq!(chain.proofs().get(0).unwrap(), Some(good));
+        assert_eq!(check_gossiped(&chain, &verifier, 2, &good), Verdict::Ignore);
     }
 }

@@ -1,4 +1,4 @@
-//! Gossip topics: block announcements.
+//! Gossip topics: block announcements, and segment proofs of the election chain.
 //!
 //! Two topics instead of the reference's header + body pair that had to be reassembled: light and
 //! pico nodes subscribe to headers (with justifications), history and full nodes to full blocks.
@@ -25,4 +25,15 @@ impl Topic for FullBlocks {
     const NAME: &'static str = "petrel/blocks/1";
     const MAX_SIZE: usize = crate::MAX_BLOCK_SIZE;
     type Item = Block;
+}
+
+/// Segment proofs of the election chain, published by provers as they make them (history nodes
+/// verify and keep them; protocol.md §12).
+#[derive(Debug)]
+pub struct ZkpSegments;
+
+impl Topic for ZkpSegments {
+    const NAME: &'static str = "petrel/zkp-segments/1";
+    const MAX_SIZE: usize = 1024;
+    type Item = petrel_primitives::wire::ZkpSegment;
 }

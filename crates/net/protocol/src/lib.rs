@@ -11,7 +11,7 @@ mod gossip;
 mod messages;
 
 pub use errors::{BatchSetError, BlockRequestError, HistoryChunkError, MacroChainError, MissingBlocksError};
-pub use gossip::{BlockHeaders, FullBlocks};
+pub use gossip::{BlockHeaders, FullBlocks, ZkpSegments};
 pub use messages::*;
 use petrel_network_api::{Network, NetworkExt, PeerId, Request, RequestError, RequestLimits};
 
