@@ -13,4 +13,5 @@ pub mod chain;
 pub mod circuit;
 pub mod gadgets;
 pub mod proof;
+pub mod subgroup;
 pub mod testing;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use ark_bls12_377::{Bls12_377, Fr, G1Projective};
 use ark_ec::pairing::Pairing;
 use ark_ec::{CurveGroup, VariableBaseMSM};
-use ark_ff::{Field, PrimeField};
+use ark_ff::{BigInteger, Field, PrimeField};
 use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey, prepare_verifying_key};
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem, SynthesisMode};
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
@@ -162,9 +162,19 @@ impl std::fmt::Debug for SegmentProof {
 }
 
 impl SegmentProof {
-    /// Decodes and validates the three points.
+    /// Decodes and validates the three points: decompression puts them on their curves (or
+    /// fails), and [`crate::subgroup`] checks they are in the prime-order subgroups (by
+    /// endomorphisms, several times faster than arkworks' own check).
     pub fn decode(&self) -> Result<Proof<Bls12_377>, ZkpError> {
-        Proof::<Bls12_377>::deserialize_compressed(&self.0[..]).map_err(|e| ZkpError::BadProofEncoding(e.to_string()))
+        let proof = Proof::<Bls12_377>::deserialize_compressed_unchecked(&self.0[..])
+            .map_err(|e| ZkpError::BadProofEncoding(e.to_string()))?;
+        if !crate::subgroup::g1_in_subgroup(&proof.a)
+            || !crate::subgroup::g2_in_subgroup(&proof.b)
+            || !crate::subgroup::g1_in_subgroup(&proof.c)
+        {
+            return Err(ZkpError::BadProofEncoding("a point outside the prime-order subgroup".into()));
+        }
+        Ok(proof)
     }
 
     fn encode(proof: &Proof<Bls12_377>) -> Result<Self, ZkpError> {
@@ -195,11 +205,53 @@ pub fn prove(pk: &ProvingKey<Bls12_377>, shape: &Shape, witness: SegmentWitness)
     SegmentProof::encode(&proof)
 }
 
+/// Multiples of one G1 point for fixed-base multiplication: `table[w][j] = j · 16^w · B` for 64
+/// windows of 4 bits (1024 points, 96 KiB).
+struct FixedBase {
+    table: Vec<[ark_bls12_377::G1Affine; 16]>,
+}
+
+impl FixedBase {
+    fn new(base: ark_bls12_377::G1Affine) -> Self {
+        let mut table = Vec::with_capacity(64);
+        let mut b = G1Projective::from(base);
+        for _ in 0..64 {
+            let mut row = [G1Projective::default(); 16];
+            for j in 1..16 {
+                row[j] = row[j - 1] + b;
+            }
+            let affine = G1Projective::normalize_batch(&row);
+            let mut out = [ark_bls12_377::G1Affine::default(); 16];
+            out.copy_from_slice(&affine);
+            table.push(out);
+            for _ in 0..4 {
+                b = ark_ec::AdditiveGroup::double(&b);
+            }
+        }
+        Self { table }
+    }
+
+    fn mul(&self, s: &Fr) -> G1Projective {
+        let bytes = s.into_bigint().to_bytes_le();
+        let mut acc = G1Projective::default();
+        for (w, row) in self.table.iter().enumerate() {
+            let byte = bytes.get(w / 2).copied().unwrap_or(0);
+            let digit = if w % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+            if digit != 0 {
+                acc += row[usize::from(digit)];
+            }
+        }
+        acc
+    }
+}
+
 /// Verifies segment proofs under one verifying key.
 #[derive(Clone)]
 pub struct Verifier {
     pvk: PreparedVerifyingKey<Bls12_377>,
     hash: Blake2bHash,
+    /// Fixed-base tables of the input bases `IC_1..IC_6`.
+    inputs: std::sync::Arc<Vec<FixedBase>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -211,7 +263,8 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier for `vk`.
     pub fn new(vk: &VerifyingKey<Bls12_377>) -> Self {
-        Self { pvk: prepare_verifying_key(vk), hash: verifying_key_hash(vk) }
+        let inputs = vk.gamma_abc_g1.iter().skip(1).map(|b| FixedBase::new(*b)).collect();
+        Self { pvk: prepare_verifying_key(vk), hash: verifying_key_hash(vk), inputs: std::sync::Arc::new(inputs) }
     }
 
     /// Decodes a compressed verifying key (at most [`MAX_VERIFYING_KEY_BYTES`], validated) and
@@ -235,13 +288,19 @@ impl Verifier {
 
     /// `IC_0 + Σ x_j·IC_j` for the segment's inputs (the pairing input of the public inputs).
     pub fn prepare_inputs(&self, segment: &Segment) -> G1Projective {
-        Groth16::<Bls12_377>::prepare_inputs(&self.pvk, &segment.public_inputs()).unwrap_or_default()
+        let ic0 = self.pvk.vk.gamma_abc_g1.first().copied().unwrap_or_default();
+        segment
+            .public_inputs()
+            .iter()
+            .zip(self.inputs.iter())
+            .fold(G1Projective::from(ic0), |acc, (x, t)| acc + t.mul(x))
     }
 
     /// Verifies one proof of `segment`.
     pub fn verify(&self, segment: &Segment, proof: &SegmentProof) -> Result<(), ZkpError> {
         let proof = proof.decode()?;
-        match Groth16::<Bls12_377>::verify_with_processed_vk(&self.pvk, &segment.public_inputs(), &proof) {
+        let inputs = self.prepare_inputs(segment);
+        match Groth16::<Bls12_377>::verify_proof_with_prepared_inputs(&self.pvk, &proof, &inputs) {
             Ok(true) => Ok(()),
             _ => Err(ZkpError::InvalidProof),
         }
@@ -400,6 +459,47 @@ mod tests {
         let mut w = chain.segment(0, 1);
         w.segment.end_epoch = 7;
         assert!(matches!(prove(pk, &shape(), w), Err(ZkpError::Synthesis(_))));
+    }
+
+    /// A proof whose `A` is a curve point outside the subgroup (the order-r part of a random point
+    /// removed, plus the real `A`) is refused at decoding, as arkworks' own check refuses it.
+    #[test]
+    fn a_proof_point_outside_the_subgroup_is_refused() {
+        use ark_bls12_377::{Fq, G1Affine};
+        use ark_ec::{AffineRepr, CurveGroup};
+        use ark_ff::{PrimeField, UniformRand};
+        let (segment, good) = proof(0);
+        let mut proof = good.decode().unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let torsion = loop {
+            if let Some(p) = G1Affine::get_point_from_x_unchecked(Fq::rand(&mut rng), true) {
+                let t = p.mul_bigint(ark_bls12_377::Fr::MODULUS).into_affine();
+                if !t.is_zero() {
+                    break t;
+                }
+            }
+        };
+        proof.a = (proof.a + torsion).into_affine();
+        let mut bytes = [0u8; PROOF_BYTES];
+        proof.serialize_compressed(&mut bytes[..]).unwrap();
+        let bad = SegmentProof(bytes);
+        assert!(matches!(bad.decode(), Err(ZkpError::BadProofEncoding(_))));
+        assert!(Proof::<Bls12_377>::deserialize_compressed(&bytes[..]).is_err(), "arkworks agrees");
+        let (pk, _) = fixture();
+        assert!(Verifier::new(&pk.vk).verify(&segment, &bad).is_err());
+    }
+
+    #[test]
+    fn fixed_base_inputs_agree_with_arkworks() {
+        let (pk, chain) = fixture();
+        let verifier = Verifier::new(&pk.vk);
+        let pvk = prepare_verifying_key(&pk.vk);
+        for start in 0..3 {
+            let segment = chain.segment(start, 1).segment;
+            let ours = verifier.prepare_inputs(&segment);
+            let theirs = Groth16::<Bls12_377>::prepare_inputs(&pvk, &segment.public_inputs()).unwrap();
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]
