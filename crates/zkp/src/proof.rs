@@ -193,16 +193,25 @@ pub fn prove(pk: &ProvingKey<Bls12_377>, shape: &Shape, witness: SegmentWitness)
         h.update(&petrel_crypto::FieldElement(x).to_bytes());
     }
     let mut rng = ChaCha20Rng::from_seed(h.finish().0);
+    let segment = witness.segment;
     let circuit = SegmentCircuit { shape: *shape, witness: Some(witness) };
-    // arkworks would prove an unsatisfied system (a proof that does not verify) or assert in
-    // debug builds: check first, for a clear error.
-    let cs = ConstraintSystem::<Fr>::new_ref();
-    circuit.clone().generate_constraints(cs.clone()).map_err(|e| ZkpError::Synthesis(e.to_string()))?;
-    if !cs.is_satisfied().unwrap_or(false) {
-        return Err(ZkpError::Synthesis("the witness does not satisfy the segment circuit".into()));
+    // arkworks asserts satisfaction in builds with debug assertions: check first there, for a
+    // clear error instead of a panic.
+    if cfg!(debug_assertions) {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        circuit.clone().generate_constraints(cs.clone()).map_err(|e| ZkpError::Synthesis(e.to_string()))?;
+        if !cs.is_satisfied().unwrap_or(false) {
+            return Err(ZkpError::Synthesis("the witness does not satisfy the segment circuit".into()));
+        }
     }
     let proof = Groth16::<Bls12_377>::prove(pk, circuit, &mut rng).map_err(|e| ZkpError::Synthesis(e.to_string()))?;
-    SegmentProof::encode(&proof)
+    let proof = SegmentProof::encode(&proof)?;
+    // Without the check above an unsatisfied witness gives a proof that does not verify: never
+    // hand one out (a peer would be penalised for serving it). Costs one verification.
+    Verifier::new(&pk.vk)
+        .verify(&segment, &proof)
+        .map_err(|_| ZkpError::Synthesis("the witness does not satisfy the segment circuit".into()))?;
+    Ok(proof)
 }
 
 /// Multiples of one G1 point for fixed-base multiplication: `table[w][j] = j · 16^w · B` for 64
