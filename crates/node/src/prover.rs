@@ -70,14 +70,23 @@ pub(crate) fn default_cache_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// The next segment to prove, from the stored proofs and the chain's election head: `(start,
-/// end)`, or `None` when the stored chain reaches the head.
+/// end)`, or `None` when the stored chain reaches the head. It follows the chain of segments from
+/// genesis (not the last stored one: a gossiped segment further on must not leave a gap).
 fn next_segment(proofs: &Proofs, head_epoch: u32, k: u32) -> Result<Option<(u32, u32)>> {
-    let last = proofs.last()?;
-    let (start, proven_to) = match last {
-        None => (0, 0),
-        Some(s) if s.end_epoch - s.start_epoch >= k => (s.end_epoch, s.end_epoch),
-        Some(s) => (s.start_epoch, s.end_epoch),
-    };
+    let (mut start, mut proven_to) = (0, 0);
+    loop {
+        let chain = proofs.chain_from(start, petrel_primitives::wire::MAX_ZKP_SEGMENTS)?;
+        let Some(last) = chain.segments.last() else { break };
+        if last.end_epoch - last.start_epoch < k {
+            // The trailing partial segment: prove it longer.
+            (start, proven_to) = (last.start_epoch, last.end_epoch);
+            break;
+        }
+        (start, proven_to) = (last.end_epoch, last.end_epoch);
+        if chain.segments.len() < usize::from(petrel_primitives::wire::MAX_ZKP_SEGMENTS) {
+            break;
+        }
+    }
     let end = head_epoch.min(start.saturating_add(k));
     Ok((end > proven_to).then_some((start, end)))
 }
@@ -275,6 +284,12 @@ mod tests {
         assert_eq!(next_segment(&proofs, 5, 4).unwrap(), Some((0, 4)), "the partial segment grows");
         put(0, 4);
         assert_eq!(next_segment(&proofs, 5, 4).unwrap(), Some((4, 5)), "a full one is followed");
+        // A segment further on (gossiped) leaves no gap: the chain from genesis is followed.
+        put(12, 16);
+        assert_eq!(next_segment(&proofs, 20, 4).unwrap(), Some((4, 8)));
+        put(4, 8);
+        put(8, 12);
+        assert_eq!(next_segment(&proofs, 20, 4).unwrap(), Some((16, 20)));
     }
 
     /// Gossiped segments are kept only when they check against the node's own chain and verify.

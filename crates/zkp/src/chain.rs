@@ -139,8 +139,8 @@ pub enum ProofChainError {
 }
 
 /// Checks a proof chain that starts at `from` (our election block: epoch and the commitment of
-/// the set it names): the segments join, then all proofs are verified in one batch (one by one if
-/// the batch fails, to name the first bad one). Returns the last proven election block.
+/// the set it names): the segments join, then all proofs are verified in one batch. Returns the
+/// last proven election block.
 pub fn verify_chain(
     verifier: &Verifier,
     from: (u32, FieldElement),

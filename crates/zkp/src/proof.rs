@@ -107,11 +107,17 @@ pub fn load_or_setup(
     expected_vk: Option<&Blake2bHash>,
 ) -> Result<ProvingKey<Bls12_377>, ZkpError> {
     let path = dir.join(format!("segment-{}-{seed}.pk", &circuit_id(shape).to_hex()[..16]));
-    if let Ok(bytes) = std::fs::read(&path) {
+    // The hash of the verifying key the setup made, written beside the key: a cached key is
+    // checked against the expected hash, or without one against this record (no setup is run
+    // again to check a cache hit).
+    let recorded = path.with_extension("vk");
+    let expected = expected_vk
+        .copied()
+        .or_else(|| std::fs::read_to_string(&recorded).ok().and_then(|h| Blake2bHash::from_hex(h.trim()).ok()));
+    if let (Ok(bytes), Some(expected)) = (std::fs::read(&path), expected) {
         let pk = ProvingKey::<Bls12_377>::deserialize_uncompressed_unchecked(bytes.as_slice())
             .map_err(|_| ZkpError::KeyMismatch(path.clone()))?;
-        let fresh_vk = expected_vk.copied().unwrap_or_else(|| verifying_key_hash(&setup_vk(shape, seed)));
-        if verifying_key_hash(&pk.vk) != fresh_vk {
+        if verifying_key_hash(&pk.vk) != expected {
             return Err(ZkpError::KeyMismatch(path));
         }
         return Ok(pk);
@@ -130,12 +136,8 @@ pub fn load_or_setup(
     file.write_all(&bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, &path)?;
+    std::fs::write(&recorded, verifying_key_hash(&pk.vk).to_hex())?;
     Ok(pk)
-}
-
-/// The verifying key of a setup alone (runs the whole setup).
-fn setup_vk(shape: &Shape, seed: u64) -> VerifyingKey<Bls12_377> {
-    setup(shape, seed).map(|pk| pk.vk).unwrap_or_default()
 }
 
 /// The compressed encoding of a verifying key.
@@ -327,8 +329,8 @@ impl Verifier {
     /// Verifies many proofs at once: with weights `r_i` (128 bits, derived from all proofs and
     /// inputs), `Π e(r_i·A_i, B_i) · e(−Σ r_i·IC_i, γ) · e(−Σ r_i·C_i, δ) = e(α, β)^(Σ r_i)`, one
     /// final exponentiation. The proofs are decoded and their Miller loops run on up to 4 threads
-    /// (no more than the cores). A batch that fails says only that some proof is bad; callers
-    /// verify one by one to find it.
+    /// (no more than the cores). A batch that fails says only that some proof is bad (its sender
+    /// is blamed for the whole chain).
     pub fn verify_batch(&self, items: &[(Segment, SegmentProof)]) -> Result<(), ZkpError> {
         if items.is_empty() {
             return Ok(());
@@ -494,8 +496,10 @@ mod tests {
         let expected = verifying_key_hash(&pk.vk);
         let cached = load_or_setup(dir.path(), &shape(), 1, Some(&expected)).unwrap();
         assert_eq!(verifying_key_hash(&cached.vk), expected, "the same seed gives the same keys");
-        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-        assert_eq!(files.len(), 1);
+        let mut files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        assert_eq!(files.len(), 2, "the key and its verifying key's hash");
+        assert!(files[0].extension().is_some_and(|e| e == "pk"));
         // Read back from the cache: proves like the fresh key.
         let again = load_or_setup(dir.path(), &shape(), 1, Some(&expected)).unwrap();
         let w = chain.segment(0, 1);
@@ -507,6 +511,9 @@ mod tests {
             load_or_setup(dir.path(), &shape(), 1, Some(&Blake2bHash::digest(b"other"))),
             Err(ZkpError::KeyMismatch(_))
         ));
+        // Without an expected key, the recorded hash checks the cached key (no second setup).
+        let again = load_or_setup(dir.path(), &shape(), 1, None).unwrap();
+        assert_eq!(verifying_key_hash(&again.vk), expected);
         std::fs::write(&files[0], b"not a key").unwrap();
         assert!(matches!(load_or_setup(dir.path(), &shape(), 1, Some(&expected)), Err(ZkpError::KeyMismatch(_))));
         // Other shapes have other ids.

@@ -142,10 +142,11 @@ pub enum LightOutcome {
         /// The failing block's index in the batch, and why.
         failure: Option<(usize, PushFailure)>,
     },
-    /// A proof chain was checked: `Ok(None)` when it proves nothing beyond our election head.
+    /// A proof chain was checked: `Ok(None)` when it proves nothing beyond our election head, else
+    /// what it proves and how many segments were verified.
     ProofsChecked {
         /// The result.
-        result: Result<Option<Proven>, ProofFault>,
+        result: Result<Option<(Proven, u64)>, ProofFault>,
         /// Verification time in microseconds (for the statistics).
         micros: u64,
     },
@@ -212,7 +213,7 @@ pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
             let started = std::time::Instant::now();
             let result = match verify_chain(&verifier.0, (epoch, commitment), &segments, usize::from(MAX_ZKP_SEGMENTS))
             {
-                Ok(Some(p)) if p.epoch > epoch => Ok(Some(p)),
+                Ok(Some(p)) if p.epoch > epoch => Ok(Some((p, segments.len() as u64))),
                 Ok(_) => Ok(None),
                 Err(ProofChainError::WrongStart(_)) => Err(ProofFault::NotOurs),
                 Err(e) => Err(ProofFault::Bad(e.to_string())),
@@ -536,7 +537,6 @@ impl LightMachine {
         self.stats.proof_bytes += petrel_primitives::codec::encoded_len(&chain) as u64;
         let Some(zkp) = &self.config.zkp else { return self.proof_finished(peer, false, view) };
         let ZkpChain { segments } = chain;
-        self.stats.proofs_verified += segments.len() as u64;
         let job = self.book.apply(LightWork::CheckProofs(zkp.verifier.clone(), segments));
         self.proof = ProofPhase::Checking { peer, job };
     }
@@ -735,7 +735,8 @@ impl LightMachine {
                 }
                 self.stats.proof_verify_micros += micros;
                 match result {
-                    Ok(Some(proven)) => {
+                    Ok(Some((proven, segments))) => {
+                        self.stats.proofs_verified += segments;
                         let request = self.book.request(peer, RequestBlock { hash: proven.hash, include_body: false });
                         self.proof = ProofPhase::Fetching { peer, request, proven };
                     }

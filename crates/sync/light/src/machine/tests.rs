@@ -464,7 +464,7 @@ fn a_proof_chain_is_checked_and_its_block_adopted_before_signature_sync() {
     assert!(matches!(work, LightWork::CheckProofs(_, s) if s.len() == 1));
     let a = h.input(Input::Applied {
         job,
-        outcome: LightOutcome::ProofsChecked { result: Ok(Some(proven(&chain[3]))), micros: 900 },
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(&chain[3]), 1))), micros: 900 },
     });
     let [(id, peer, hash)] = block_requests(&a)[..] else { panic!("{a:?}") };
     assert_eq!((peer, hash), (p(1), chain[3].hash()));
@@ -538,7 +538,7 @@ fn a_proof_that_ends_at_a_block_the_peer_cannot_show_costs_it() {
     let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[2])])));
     let a = h.input(Input::Applied {
         job,
-        outcome: LightOutcome::ProofsChecked { result: Ok(Some(proven(&chain[2]))), micros: 1 },
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(&chain[2]), 1))), micros: 1 },
     });
     let [(id, _, _)] = block_requests(&a)[..] else { panic!() };
     let a = h.respond(id, Ok(AnyResponse::Block(Err(BlockRequestError::TargetHashNotFound))));
@@ -549,7 +549,7 @@ fn a_proof_that_ends_at_a_block_the_peer_cannot_show_costs_it() {
     let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[2])])));
     let a = h.input(Input::Applied {
         job,
-        outcome: LightOutcome::ProofsChecked { result: Ok(Some(proven(&chain[2]))), micros: 1 },
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(&chain[2]), 1))), micros: 1 },
     });
     let [(id, _, _)] = block_requests(&a)[..] else { panic!() };
     let a = h.respond(id, block_answer(&chain[1]));
