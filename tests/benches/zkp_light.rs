@@ -94,7 +94,11 @@ async fn light_sync(server: &TestChain, zkp: Option<&Verifier>) -> Sample {
     let mut config = SyncerConfig::for_batch(policy.blocks_per_batch);
     config.established = EstablishedConfig { min_peers: 3, ..Default::default() };
     let light_config = LightConfig {
-        zkp: zkp.map(|v| ZkpLightConfig { verifier: VerifierHandle(std::sync::Arc::new(v.clone())), max_segments: 64 }),
+        zkp: zkp.map(|v| ZkpLightConfig {
+            verifier: VerifierHandle(std::sync::Arc::new(v.clone())),
+            max_segments: 64,
+            handoffs: K as u16,
+        }),
         ..LightConfig::default()
     };
     let light = LightMacroSync::new(node.clone(), chain.clone(), light_config);

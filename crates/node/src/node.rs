@@ -412,6 +412,7 @@ fn light_config(genesis: &GenesisConfig) -> Result<LightConfig> {
         zkp: Some(ZkpLightConfig {
             verifier: VerifierHandle(Arc::new(verifier)),
             max_segments: petrel_protocol::MAX_ZKP_SEGMENTS,
+            handoffs: zkp.handoffs,
         }),
         ..LightConfig::default()
     })

@@ -32,6 +32,9 @@ pub struct LightView {
     pub policy: Policy,
     /// The chain's reset count ([`LightBlockchain::generation`]).
     pub generation: u64,
+    /// Whether the election head is the election block a proof chain proved (zero-knowledge light
+    /// sync), so that a further proof chain may start from it.
+    pub at_proven: bool,
 }
 
 impl LightView {
@@ -45,6 +48,9 @@ impl LightView {
             optimistic: chain.is_optimistic(),
             policy: *chain.policy(),
             generation: chain.generation(),
+            at_proven: chain
+                .proven_epoch()
+                .is_some_and(|e| chain.policy().epoch_at(chain.election_head().block_number()) == e),
         }
     }
 

@@ -49,6 +49,7 @@ pub fn light_view(election: &MacroBlock, macro_block: &MacroBlock, optimistic: b
         optimistic,
         policy: Policy::TEST,
         generation: 0,
+        at_proven: false,
     }
 }
 

@@ -50,6 +50,21 @@ pub struct ZkpLightConfig {
     pub verifier: VerifierHandle,
     /// Most segments per `RequestZkp` (at most [`MAX_ZKP_SEGMENTS`]).
     pub max_segments: u16,
+    /// Handoffs per segment (the genesis `K`): segments start at multiples of it, so proofs are
+    /// asked for only from such an epoch.
+    pub handoffs: u16,
+}
+
+impl ZkpLightConfig {
+    /// Whether a proof chain can start at our election head (segments are cut every K epochs).
+    pub fn can_start_at(&self, epoch: u32) -> bool {
+        epoch.is_multiple_of(u32::from(self.handoffs.max(1)))
+    }
+
+    /// The segments asked per request.
+    pub fn max(&self) -> u16 {
+        self.max_segments.clamp(1, MAX_ZKP_SEGMENTS)
+    }
 }
 
 /// A shared [`Verifier`], compared by its key's hash.
@@ -300,9 +315,10 @@ enum ProofPhase {
     /// Its answer being checked.
     Checking { peer: PeerId, job: JobId },
     /// The proven election block asked of `peer`.
-    Fetching { peer: PeerId, request: RequestId, proven: Proven },
-    /// The proven block being adopted.
-    Adopting { peer: PeerId, job: JobId },
+    Fetching { peer: PeerId, request: RequestId, proven: Proven, full: bool },
+    /// The proven block being adopted (`full`: the chain had as many segments as asked, so more
+    /// may follow).
+    Adopting { peer: PeerId, job: JobId, full: bool },
     /// A proof chain was adopted: signatures from here on.
     Done,
 }
@@ -470,11 +486,18 @@ impl LightMachine {
             return self.book.emit(MacroSyncReturn::Incompatible(peer));
         }
         if self.config.zkp.is_some() && services.is_some_and(|s| s.contains(Services::ZKP_PROOFS)) {
+            // A candidate for the proof chain: it waits for its turn (or for the proofs to end).
             self.proof_peers.retain(|p| *p != peer);
             self.proof_peers.push(peer);
+            self.book.peers.insert(peer, PeerState::Pending);
+            self.release_pending(view);
+        } else if self.reset_job.is_some() {
+            self.book.peers.insert(peer, PeerState::Pending);
+        } else {
+            // A peer without proofs syncs by signatures at once (a proof chain adopted later ends
+            // its round and everyone is asked again from the proven block).
+            self.discover(peer, view);
         }
-        self.book.peers.insert(peer, PeerState::Pending);
-        self.release_pending(view);
     }
 
     /// Starts what waiting peers wait for: nothing during a reset or a proof check; else the
@@ -485,6 +508,8 @@ impl LightMachine {
         }
         if self.proof == ProofPhase::Idle
             && let Some(zkp) = &self.config.zkp
+            && (view.at_anchor || view.at_proven)
+            && zkp.can_start_at(view.policy.epoch_at(view.election_number))
             && let Some(peer) = self
                 .proof_peers
                 .iter()
@@ -494,8 +519,7 @@ impl LightMachine {
             self.proof_tried.insert(peer);
             self.stats.proof_requests += 1;
             let from_epoch = view.policy.epoch_at(view.election_number);
-            let max_segments = zkp.max_segments.clamp(1, MAX_ZKP_SEGMENTS);
-            let request = self.book.request(peer, RequestZkp { from_epoch, max_segments });
+            let request = self.book.request(peer, RequestZkp { from_epoch, max_segments: zkp.max() });
             self.book.peers.insert(peer, PeerState::Proving);
             self.proof = ProofPhase::Asking { peer, request };
             return;
@@ -519,14 +543,12 @@ impl LightMachine {
         let chain = match response {
             Ok(AnyResponse::Zkp(chain)) => chain,
             Err(e) => {
-                if e.is_peer_fault() {
-                    self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
-                }
+                self.proof_request_failed(peer, &e);
                 return self.proof_finished(peer, false, view);
             }
             Ok(_) => return self.proof_finished(peer, false, view),
         };
-        let max = self.config.zkp.as_ref().map_or(0, |z| usize::from(z.max_segments.clamp(1, MAX_ZKP_SEGMENTS)));
+        let max = self.config.zkp.as_ref().map_or(0, |z| usize::from(z.max()));
         if chain.segments.len() > max {
             self.ban(peer, PenaltyReason::WrongAnswer);
             return self.proof_finished(peer, false, view);
@@ -545,6 +567,7 @@ impl LightMachine {
     fn remove_peer(&mut self, peer: &PeerId) {
         self.book.remove(peer);
         self.proof_peers.retain(|p| p != peer);
+        self.proof_tried.remove(peer);
         let proving = match self.proof {
             ProofPhase::Asking { peer: p, .. }
             | ProofPhase::Checking { peer: p, .. }
@@ -572,8 +595,8 @@ impl LightMachine {
         let Some(peer) = self.book.answered(id) else { return };
         match self.proof {
             ProofPhase::Asking { request, .. } if request == id => return self.on_zkp(peer, response, view),
-            ProofPhase::Fetching { request, proven, .. } if request == id => {
-                return self.on_proven_block(peer, proven, response, view);
+            ProofPhase::Fetching { request, proven, full, .. } if request == id => {
+                return self.on_proven_block(peer, proven, full, response, view);
             }
             _ => {}
         }
@@ -695,17 +718,28 @@ impl LightMachine {
         }
     }
 
+    /// A failed proof request or proven-block fetch: a malformed answer costs as usual; silence
+    /// (a timeout) costs a minor penalty, since everyone else with proofs waited for it.
+    fn proof_request_failed(&mut self, peer: PeerId, e: &RequestError) {
+        if e.is_peer_fault() {
+            self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+        } else if matches!(e, RequestError::Timeout) {
+            self.book.penalize(peer, Severity::Minor, PenaltyReason::Unresponsive);
+        }
+    }
+
     fn on_proven_block(
         &mut self,
         peer: PeerId,
         proven: Proven,
+        full: bool,
         response: Result<AnyResponse, RequestError>,
         view: &LightView,
     ) {
         match response {
             Ok(AnyResponse::Block(Ok(Block::Macro(block)))) if block.hash() == proven.hash => {
                 let job = self.book.apply(LightWork::AdoptProven(Box::new(block), proven));
-                self.proof = ProofPhase::Adopting { peer, job };
+                self.proof = ProofPhase::Adopting { peer, job, full };
             }
             // It proved a block it cannot show, or showed another.
             Ok(AnyResponse::Block(Err(_))) => {
@@ -717,9 +751,7 @@ impl LightMachine {
                 self.proof_finished(peer, false, view);
             }
             Err(e) => {
-                if e.is_peer_fault() {
-                    self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
-                }
+                self.proof_request_failed(peer, &e);
                 self.proof_finished(peer, false, view);
             }
             Ok(_) => self.proof_finished(peer, false, view),
@@ -737,8 +769,9 @@ impl LightMachine {
                 match result {
                     Ok(Some((proven, segments))) => {
                         self.stats.proofs_verified += segments;
+                        let full = self.config.zkp.as_ref().is_some_and(|z| segments >= u64::from(z.max()));
                         let request = self.book.request(peer, RequestBlock { hash: proven.hash, include_body: false });
-                        self.proof = ProofPhase::Fetching { peer, request, proven };
+                        self.proof = ProofPhase::Fetching { peer, request, proven, full };
                     }
                     Ok(None) | Err(ProofFault::NotOurs) => self.proof_finished(peer, false, view),
                     Err(ProofFault::Bad(_)) => {
@@ -748,7 +781,7 @@ impl LightMachine {
                 }
             }
             LightOutcome::Proven(result) => {
-                let ProofPhase::Adopting { peer, job: expected } = self.proof else { return };
+                let ProofPhase::Adopting { peer, job: expected, full } = self.proof else { return };
                 if expected != job {
                     return;
                 }
@@ -758,7 +791,12 @@ impl LightMachine {
                         // A signature round below the proven block is moot: everyone is asked
                         // again from it.
                         self.end_round(view, None);
-                        self.proof_finished(peer, true, view);
+                        if full {
+                            // As many segments as asked: more may follow; the peers with proofs
+                            // are asked again from the proven block.
+                            self.proof_tried.clear();
+                        }
+                        self.proof_finished(peer, !full, view);
                     }
                     Err(PushFailure::Store(_)) => self.proof_finished(peer, true, view),
                     Err(_) => {

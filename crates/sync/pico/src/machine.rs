@@ -31,7 +31,7 @@ use petrel_sync_api::MacroSyncReturn;
 use petrel_sync_api::light_chain::{LightView, SharedLightChain, lock};
 use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
 use petrel_sync_light::{VerifierHandle, ZkpLightConfig};
-use petrel_zkp::chain::{ProofChainError, verify_chain};
+use petrel_zkp::chain::{ProofChainError, Proven, verify_chain};
 
 /// Settings.
 #[derive(Clone, Debug)]
@@ -112,6 +112,10 @@ pub enum PicoOutcome {
     /// The peer's proof chain does not verify, or proves another block than it offered: nothing
     /// was adopted.
     BadProofs(String),
+    /// The peer's proof chain proves an election block short of the offered one (and more may
+    /// follow): that block is to be fetched and adopted with these segments, then the peer asked
+    /// again.
+    ProvenUpTo(Proven, Vec<ZkpSegment>),
     /// A block is at the height of one of ours with another hash, cannot be verified from our
     /// chain, or fails verification: the peer's chain does not reconcile with ours.
     Conflicting(String),
@@ -123,12 +127,92 @@ pub enum PicoOutcome {
     Stale,
 }
 
+/// What a peer's proof chain says about the election block it offered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProofCheck {
+    /// It proves exactly that block (segments checked).
+    Exact(Proven, u64),
+    /// It proves an election block between ours and the offered one, and more may follow (the
+    /// chain was as long as asked, or went on past the offered block's epoch).
+    Partial(Proven, Vec<ZkpSegment>),
+    /// Nothing usable: no chain, another start, or it ends below the block and stops there.
+    Unusable,
+}
+
+/// Checks `segments` (from our election head `from`) against the offered election block of
+/// `epoch` with `hash`. Segments past that epoch are dropped unverified. `Err` if the kept chain is
+/// bad or proves another block at that epoch.
+pub fn check_offered(
+    verifier: &VerifierHandle,
+    from: (u32, petrel_primitives::FieldElement),
+    segments: &[ZkpSegment],
+    max: usize,
+    epoch: u32,
+    hash: Blake2bHash,
+) -> Result<ProofCheck, String> {
+    let kept: Vec<ZkpSegment> = segments.iter().take_while(|s| s.end_epoch <= epoch).copied().collect();
+    let cut = kept.len() < segments.len();
+    if kept.is_empty() {
+        return Ok(ProofCheck::Unusable);
+    }
+    match verify_chain(&verifier.0, from, &kept, max) {
+        Ok(Some(p)) if p.epoch == epoch && p.hash == hash => Ok(ProofCheck::Exact(p, kept.len() as u64)),
+        Ok(Some(p)) if p.epoch == epoch => Err(format!("the proofs prove another election block at epoch {epoch}")),
+        Ok(Some(p)) if cut || segments.len() >= max => Ok(ProofCheck::Partial(p, kept)),
+        Ok(_) | Err(ProofChainError::WrongStart(_)) => Ok(ProofCheck::Unusable),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Where a proof chain must start on `chain`: its election head's epoch and set commitment.
+fn proof_start(chain: &LightBlockchain) -> (u32, petrel_primitives::FieldElement) {
+    let policy = *chain.policy();
+    (policy.epoch_at(chain.election_head().block_number()), chain.validators().commitment(policy.max_validators))
+}
+
+/// Whether a proof chain may move `chain` on: it is at its anchor or at a proven election head.
+fn may_prove(chain: &LightBlockchain) -> bool {
+    chain.at_anchor() || chain.proven_epoch() == Some(chain.policy().epoch_at(chain.election_head().block_number()))
+}
+
+/// The offered election block of `work` (its epoch and hash), if any.
+fn offered_election(policy: &petrel_primitives::Policy, work: &PicoWork) -> Option<(u32, Blake2bHash)> {
+    work.blocks.iter().find(|b| b.is_election()).map(|b| (policy.epoch_at(b.block_number()), b.hash()))
+}
+
+/// Runs a pico job on the shared chain: the proof chain (if any) is verified without holding the
+/// chain's lock (from a snapshot of where it must start), then the blocks are applied under it;
+/// if the chain moved meanwhile, the proofs are checked again under the lock.
+pub fn execute(chain: &SharedLightChain, work: PicoWork) -> PicoOutcome {
+    let pre = match &work.proofs {
+        Some((verifier, segments)) => {
+            let (from, policy) = {
+                let c = lock(chain);
+                (proof_start(&c), *c.policy())
+            };
+            offered_election(&policy, &work).map(|(epoch, hash)| {
+                (from, check_offered(verifier, from, segments, usize::from(MAX_ZKP_SEGMENTS), epoch, hash))
+            })
+        }
+        None => None,
+    };
+    apply_blocks_checked(&mut lock(chain), work, pre)
+}
+
 /// Applies a peer's blocks to the light chain (the pico rules of the module documentation), unless
-/// the chain was reset since they were fetched.
+/// the chain was reset since they were fetched; proofs are checked under the caller's lock.
 pub fn apply_blocks(chain: &mut LightBlockchain, work: PicoWork) -> PicoOutcome {
+    apply_blocks_checked(chain, work, None)
+}
+
+type PreChecked = ((u32, petrel_primitives::FieldElement), Result<ProofCheck, String>);
+
+fn apply_blocks_checked(chain: &mut LightBlockchain, work: PicoWork, pre: Option<PreChecked>) -> PicoOutcome {
     if chain.generation() != work.generation {
         return PicoOutcome::Stale;
     }
+    let policy = *chain.policy();
+    let mut pre = pre;
     let blocks = work.blocks;
     let (mut optimistic, mut verified, mut proven) = (false, 0, None);
     for block in blocks {
@@ -143,21 +227,51 @@ pub fn apply_blocks(chain: &mut LightBlockchain, work: PicoWork) -> PicoOutcome 
         if number < chain.macro_head().block_number() {
             return PicoOutcome::Behind;
         }
-        let next_election = chain.policy().election_block_after(chain.macro_head().block_number());
-        let result = if block.is_election() && chain.at_anchor() && number > next_election {
-            match check_proofs(chain, &block, work.proofs.as_ref()) {
+        let next_election = policy.election_block_after(chain.macro_head().block_number());
+        // A proof chain decides for an election block beyond the next one, and for the next one
+        // too when one was served (so the chain stays at a proven head the next chain starts from).
+        let proofs_decide = block.is_election()
+            && may_prove(chain)
+            && (number > next_election || (number == next_election && work.proofs.is_some()));
+        let result = if proofs_decide {
+            let from = proof_start(chain);
+            let check = match (pre.take(), &work.proofs) {
+                (Some((checked_from, check)), _) if checked_from == from => check,
+                (_, Some((verifier, segments))) => check_offered(
+                    verifier,
+                    from,
+                    segments,
+                    usize::from(MAX_ZKP_SEGMENTS),
+                    policy.epoch_at(number),
+                    hash,
+                ),
+                (_, None) => Ok(ProofCheck::Unusable),
+            };
+            match check {
                 Err(e) => return PicoOutcome::BadProofs(e),
-                Ok(Some((p, segments))) => {
+                Ok(ProofCheck::Exact(p, segments)) => {
                     let r = chain.push_election_proven(block, p.epoch, p.hash, p.commitment);
                     if r.is_ok() {
                         proven = Some(segments);
                     }
                     r
                 }
-                Ok(None) => {
+                // The proven block must be fetched first; what the job had applied stands.
+                Ok(ProofCheck::Partial(p, segments)) => return PicoOutcome::ProvenUpTo(p, segments),
+                Ok(ProofCheck::Unusable) if number == next_election => {
+                    let r = chain.push_macro(block);
+                    verified += u64::from(matches!(r, Ok(PushResult::Extended)));
+                    r
+                }
+                Ok(ProofCheck::Unusable) if chain.at_anchor() => {
                     let r = chain.push_election_pico(block);
                     optimistic |= r.is_ok();
                     r
+                }
+                Ok(ProofCheck::Unusable) => {
+                    return PicoOutcome::Conflicting(format!(
+                        "election block {number} cannot be verified from our chain"
+                    ));
                 }
             }
         } else if block.is_election() && number > next_election {
@@ -174,32 +288,6 @@ pub fn apply_blocks(chain: &mut LightBlockchain, work: PicoWork) -> PicoOutcome 
         }
     }
     PicoOutcome::Applied { optimistic, verified, proven }
-}
-
-/// The proof of `block` in the peer's proof chain from our election head: `Ok(Some)` if the chain
-/// proves exactly it (with the number of segments checked), `Ok(None)` if there is no usable chain
-/// (none, another start, or one that ends below the block: trust on first use applies), `Err` if
-/// the chain is bad or proves another block at its height or beyond.
-fn check_proofs(
-    chain: &LightBlockchain,
-    block: &MacroBlock,
-    proofs: Option<&(VerifierHandle, Vec<ZkpSegment>)>,
-) -> Result<Option<(petrel_zkp::chain::Proven, u64)>, String> {
-    let Some((verifier, segments)) = proofs.filter(|(_, s)| !s.is_empty()) else { return Ok(None) };
-    let policy = *chain.policy();
-    let from =
-        (policy.epoch_at(chain.election_head().block_number()), chain.validators().commitment(policy.max_validators));
-    let epoch = policy.epoch_at(block.block_number());
-    match verify_chain(&verifier.0, from, segments, usize::from(MAX_ZKP_SEGMENTS)) {
-        Ok(Some(p)) if p.epoch == epoch && p.hash == block.hash() => Ok(Some((p, segments.len() as u64))),
-        Ok(Some(p)) if p.epoch >= epoch => Err(format!(
-            "the proofs reach epoch {} but not the offered election block {}",
-            p.epoch,
-            block.block_number()
-        )),
-        Ok(_) | Err(ProofChainError::WrongStart(_)) => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// Counters for tests, benches and progress.
@@ -259,7 +347,7 @@ impl Machine for PicoMachine {
         LightView::of_shared(chain)
     }
     fn execute(chain: &SharedLightChain, work: PicoWork) -> PicoOutcome {
-        apply_blocks(&mut lock(chain), work)
+        execute(chain, work)
     }
     fn handle(&mut self, input: Input<PicoOutcome>, _now: Time, view: &LightView) {
         match input {
@@ -396,11 +484,15 @@ impl PicoMachine {
         // A new election block taken on trust unless proven: ask for the proofs at once.
         let serves_proofs = self.services.get(&peer).is_some_and(|s| s.contains(Services::ZKP_PROOFS));
         let proofs = match &self.config.zkp {
-            Some(zkp) if serves_proofs && view.at_anchor && head.election_hash != ours.election_hash => {
+            Some(zkp)
+                if serves_proofs
+                    && (view.at_anchor || view.at_proven)
+                    && zkp.can_start_at(view.policy.epoch_at(view.election_number))
+                    && head.election_hash != ours.election_hash =>
+            {
                 self.stats.proof_requests += 1;
                 let from_epoch = view.policy.epoch_at(view.election_number);
-                let max_segments = zkp.max_segments.clamp(1, MAX_ZKP_SEGMENTS);
-                ProofsWanted::Asked(self.book.request(peer, RequestZkp { from_epoch, max_segments }))
+                ProofsWanted::Asked(self.book.request(peer, RequestZkp { from_epoch, max_segments: zkp.max() }))
             }
             _ => ProofsWanted::No,
         };
@@ -408,7 +500,7 @@ impl PicoMachine {
     }
 
     fn on_proofs(&mut self, peer: PeerId, segments: Vec<ZkpSegment>, generation: u64) {
-        let max = self.config.zkp.as_ref().map_or(0, |z| usize::from(z.max_segments.clamp(1, MAX_ZKP_SEGMENTS)));
+        let max = self.config.zkp.as_ref().map_or(0, |z| usize::from(z.max()));
         if segments.len() > max {
             return self.book.ban(peer, PenaltyReason::WrongAnswer);
         }
@@ -484,6 +576,15 @@ impl PicoMachine {
             }
             PicoOutcome::Applied { .. } => self.request_head(peer, round + 1),
             PicoOutcome::BadProofs(_) => self.book.ban(peer, PenaltyReason::InvalidBlock),
+            PicoOutcome::ProvenUpTo(proven, segments) => {
+                // Fetch the proven block and adopt it with the same segments (its own job), then
+                // ask the head again: the next proof chain starts there.
+                self.stats.block_requests += 1;
+                self.book.request(peer, RequestBlock { hash: proven.hash, include_body: false });
+                let wanted = vec![(proven.hash, None)];
+                let proofs = ProofsWanted::Got(segments);
+                self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, head, wanted, proofs });
+            }
             PicoOutcome::Conflicting(_) => self.book.finish(peer, MacroSyncReturn::Conflicting(peer)),
             PicoOutcome::Behind | PicoOutcome::StoreFailed(_) | PicoOutcome::Stale => {
                 self.book.finish(peer, MacroSyncReturn::Outdated(peer))

@@ -400,6 +400,7 @@ fn zkp_config() -> LightConfig {
         zkp: Some(ZkpLightConfig {
             verifier: VerifierHandle(Arc::new(petrel_zkp::testing::placeholder_verifier())),
             max_segments: 8,
+            handoffs: 1,
         }),
         ..LightConfig::default()
     }
@@ -458,7 +459,9 @@ fn a_proof_chain_is_checked_and_its_block_adopted_before_signature_sync() {
     let a = h.join(p(1), with_proofs());
     let (id, peer, from) = zkp_request(&a).expect("proofs asked");
     assert_eq!((peer, from), (p(1), 0));
-    assert!(h.join(p(2), Services::HISTORY_NODE).is_empty(), "a peer without proofs waits for the proofs");
+    let a = h.join(p(2), Services::HISTORY_NODE);
+    assert_eq!(macro_chain_requests(&a), vec![p(2)], "no proofs: signatures at once");
+    let p2_discovery = only_request(&a);
     let a = h.respond(id, zkp_answer(vec![segment(0, &chain[3])]));
     let (job, work) = applied_job(&a);
     assert!(matches!(work, LightWork::CheckProofs(_, s) if s.len() == 1));
@@ -473,17 +476,64 @@ fn a_proof_chain_is_checked_and_its_block_adopted_before_signature_sync() {
     assert_eq!(*work, LightWork::AdoptProven(Box::new(chain[3].clone()), proven(&chain[3])));
     h.view = light_view(&chain[3], &chain[3], false);
     let a = h.input(Input::Applied { job, outcome: LightOutcome::Proven(Ok(())) });
-    let mut asked = macro_chain_requests(&a);
-    asked.sort();
-    assert_eq!(asked, vec![p(1), p(2)], "signatures from the proven block on");
+    assert_eq!(macro_chain_requests(&a), vec![p(1)], "signatures from the proven block on");
     let [(_, _, AnyRequest::MacroChain(r)), ..] = &requests(&a)[..] else { panic!("{a:?}") };
     assert_eq!(r.locators, vec![chain[3].hash()]);
+    // p2's answer from genesis is stale now: it is asked again from the proven block.
+    let a = h.respond(p2_discovery, chain_answer(&chain));
+    let [(_, peer, AnyRequest::MacroChain(r))] = &requests(&a)[..] else { panic!("{a:?}") };
+    assert_eq!((*peer, r.locators.clone()), (p(2), vec![chain[3].hash()]));
     let stats = h.machine.stats();
     assert_eq!((stats.proof_requests, stats.proofs_verified, stats.proof_verify_micros), (1, 1, 900));
     assert_eq!(stats.proven_epoch, Some(4));
     assert!(stats.proof_bytes > 192);
     // A peer that serves proofs joining later is not asked again: the proofs are done.
     assert_eq!(macro_chain_requests(&h.join(p(3), with_proofs())), vec![p(3)]);
+}
+
+/// A chain of as many segments as asked may go on: after adopting its end, the peers with proofs
+/// are asked again from the proven block; a silent peer with proofs costs a minor penalty.
+#[test]
+fn a_full_proof_chain_is_followed_by_another_request_and_silence_costs() {
+    let chain = elections(4, 1);
+    let mut config = zkp_config();
+    if let Some(z) = &mut config.zkp {
+        z.max_segments = 1;
+    }
+    let mut h = at_genesis(config);
+    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[1])])));
+    let a = h.input(Input::Applied {
+        job,
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(&chain[1]), 1))), micros: 1 },
+    });
+    let [(id, _, _)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    let (job, _) = applied_job(&h.respond(id, block_answer(&chain[1])));
+    h.view = light_view(&chain[1], &chain[1], false);
+    h.view.at_proven = true;
+    let a = h.input(Input::Applied { job, outcome: LightOutcome::Proven(Ok(())) });
+    let (id, peer, from) = zkp_request(&a).expect("asked again from the proven block");
+    assert_eq!((peer, from), (p(1), 2));
+    // It stays silent this time: a minor penalty, then signatures.
+    let a = h.respond(id, Err(RequestError::Timeout));
+    assert!(a.contains(&Action::Penalize {
+        peer: p(1),
+        penalty: Penalty::new(Severity::Minor, PenaltyReason::Unresponsive)
+    }));
+    assert_eq!(macro_chain_requests(&a), vec![p(1)]);
+}
+
+/// Segments start every K epochs: from an election head elsewhere, no proofs are asked.
+#[test]
+fn no_proofs_are_asked_from_an_epoch_where_no_segment_starts() {
+    let e = elections(3, 1);
+    let mut config = zkp_config();
+    if let Some(z) = &mut config.zkp {
+        z.handoffs = 2;
+    }
+    let mut h = H::new(config, light_view(&e[2], &e[2], false));
+    h.view.at_proven = true;
+    assert_eq!(macro_chain_requests(&h.join(p(1), with_proofs())), vec![p(1)], "epoch 3 is not a multiple of 2");
 }
 
 #[test]

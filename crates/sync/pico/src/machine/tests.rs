@@ -283,6 +283,7 @@ fn zkp_config() -> PicoConfig {
         zkp: Some(ZkpLightConfig {
             verifier: VerifierHandle(std::sync::Arc::new(petrel_zkp::testing::placeholder_verifier())),
             max_segments: 8,
+            handoffs: 1,
         }),
         ..PicoConfig::default()
     }
@@ -323,6 +324,36 @@ fn blocks_and_proofs_are_asked_together_and_a_proven_adoption_needs_no_second_he
     assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Good(p(1)))]);
     let stats = h.machine.stats();
     assert_eq!((stats.head_requests, stats.proof_requests, stats.proven_adoptions), (1, 1, 1));
+}
+
+#[test]
+fn a_proof_chain_short_of_the_offered_block_fetches_the_proven_block_first() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let e1 = block(Policy::TEST.election_block_of(1), 1);
+    let mut h = H::new(zkp_config(), view(&g, &g, false));
+    let id = only_request(&h.join(p(1), Services::HISTORY_NODE.union(Services::ZKP_PROOFS)));
+    let r = request_ids(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
+    h.respond(r[0].0, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+    let a = h.respond(r[1].0, Ok(AnyResponse::Zkp(petrel_protocol::ZkpChain { segments: vec![] })));
+    let [Action::Apply { job, .. }] = &a[..] else { panic!("{a:?}") };
+    let proven = Proven { epoch: 1, commitment: petrel_primitives::FieldElement::ONE, hash: e1.hash() };
+    let segment = ZkpSegment {
+        start_epoch: 0,
+        start_commitment: petrel_primitives::FieldElement::ZERO,
+        end_epoch: 1,
+        end_commitment: petrel_primitives::FieldElement::ONE,
+        end_hash: e1.hash(),
+        proof: [0; 192],
+    };
+    let a = h.input(Input::Applied { job: *job, outcome: PicoOutcome::ProvenUpTo(proven, vec![segment]) });
+    let r = request_ids(&a);
+    assert_eq!(r.len(), 1, "{a:?}");
+    assert_eq!(r[0].1, AnyRequest::Block(RequestBlock { hash: e1.hash(), include_body: false }));
+    let a = h.respond(r[0].0, Ok(AnyResponse::Block(Ok(Block::Macro(e1.clone())))));
+    let [Action::Apply { work, .. }] = &a[..] else { panic!("{a:?}") };
+    assert_eq!(work.blocks, vec![e1]);
+    assert_eq!(work.proofs.as_ref().map(|(_, s)| s.clone()), Some(vec![segment]));
 }
 
 #[test]
@@ -405,4 +436,20 @@ fn an_election_block_offered_with_proofs_is_adopted_only_as_proven() {
         run(election(2), vec![to_one]),
         (PicoOutcome::Applied { optimistic: true, .. }, None, true, false)
     ));
+    // Proofs that go on past the offered block's epoch (a segment to epoch 3, dropped unverified):
+    // what they prove below it (epoch 1) is to be fetched and adopted first.
+    let mut past = to_two;
+    past.start_epoch = 1;
+    past.end_epoch = 3;
+    let (outcome, proven_epoch, optimistic, at_anchor) = run(election(2), vec![to_one, past]);
+    let PicoOutcome::ProvenUpTo(p, segments) = outcome else { panic!("{outcome:?}") };
+    assert_eq!((p.epoch, p.hash, segments), (1, election(1).hash(), vec![to_one]));
+    assert_eq!((proven_epoch, optimistic, at_anchor), (None, false, true), "nothing adopted yet");
+    // That block with those segments: adopted as proven; from there, the next chain may start.
+    let light = server.light_chain();
+    let generation = lock(&light).generation();
+    let work = PicoWork { blocks: vec![election(1)], generation, proofs: Some((verifier.clone(), vec![to_one])) };
+    assert!(matches!(execute(&light, work), PicoOutcome::Applied { proven: Some(1), .. }));
+    assert_eq!(lock(&light).proven_epoch(), Some(1));
+    assert!(LightView::of_shared(&light).at_proven);
 }
