@@ -319,7 +319,7 @@ enum ProofPhase {
     /// The proven block being adopted (`full`: the chain had as many segments as asked, so more
     /// may follow).
     Adopting { peer: PeerId, job: JobId, full: bool },
-    /// A proof chain was adopted: signatures from here on.
+    /// A proof chain was adopted (one that did not fill its request): signatures from here on.
     Done,
 }
 

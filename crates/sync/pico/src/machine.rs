@@ -15,11 +15,14 @@
 //!
 //! On a network with proofs (`PicoConfig::zkp`), a peer that serves them is asked for the proof
 //! chain from our election head together with the blocks (two round trips in all: the head, then
-//! blocks and proofs in parallel). An election block we would take on trust is then adopted only if
-//! the proofs prove exactly it (`push_election_proven`); proofs that do not verify, or prove another
-//! block at its height, ban the peer before anything is adopted. Proofs that end below the offered
-//! block (the prover is behind) leave the old trust-on-first-use. After a job that brought our
-//! heads to the ones the peer announced, the peer is Good without a second head request.
+//! blocks and proofs in parallel), while our chain is at its anchor or at its proven head and our
+//! election epoch starts a segment. The proofs decide for the offered election block
+//! ([`check_offered`], verified before the chain's lock is taken): proving exactly it adopts it
+//! (`push_election_proven`); not verifying, or proving another block at its height, bans the peer;
+//! ending short of it while more may follow fetches and adopts the block they prove
+//! ([`PicoOutcome::ProvenUpTo`]) and starts the next round from there; ending short and stopping
+//! (the prover is behind) leaves the old trust-on-first-use. After a job that brought our heads to
+//! the ones the peer announced, the peer is Good without a second head request.
 
 use std::collections::{HashMap, HashSet};
 
