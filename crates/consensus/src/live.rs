@@ -16,10 +16,16 @@
 //!    Ignore);
 //! 6. `b > H + window_ahead_max`: Ignore, the sender is Ahead;
 //! 7. `b ≤ M` or `b ≤ H`: Ignore;
-//! 8. otherwise buffer it (bounded in all and per sender) and request the missing blocks from its
-//!    sender.
+//! 8. otherwise buffer it (bounded in blocks and bytes, in all and per sender; a full buffer makes
+//!    room for a sender holding less) and ask its sender for the missing blocks.
+//!
+//! Gap requests are bounded in all and one per peer at a time; gaps that find no free slot wait in
+//! a bounded queue (a few per peer) instead of being dropped, so one peer announcing junk cannot
+//! keep an honest peer's gap from being filled. A gap request that times out, or is answered with
+//! "not found" or nothing while the gap is still open, costs its peer a minor penalty and drops its
+//! buffered blocks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 
 use futures::FutureExt;
@@ -27,6 +33,7 @@ use petrel_blockchain::PushResult;
 use petrel_network_api::{
     GossipId, GossipMessage, Network, NetworkExt, PeerId, PenaltyReason, RequestError, Severity, Verdict,
 };
+use petrel_primitives::codec::encoded_len;
 use petrel_primitives::wire::HeadInfo;
 use petrel_primitives::{Blake2bHash, Block};
 use petrel_protocol::{AnyResponse, BlockHeaders, FullBlocks, RequestMissingBlocks};
@@ -46,9 +53,17 @@ pub struct LiveConfig {
     pub tolerate_past_max: u32,
     /// Most blocks buffered at once.
     pub buffer_max: usize,
-    /// Missing-block requests in flight at once.
+    /// Most bytes (encoded) buffered at once; one sender may hold at most half of them.
+    pub buffer_bytes_max: usize,
+    /// Missing-block requests in flight at once (at most one per peer).
     pub max_missing_requests: usize,
+    /// Gap targets remembered while no request slot is free (at most [`WANTED_PER_PEER`] per
+    /// peer).
+    pub wanted_max: usize,
 }
+
+/// Gap targets remembered per peer: a peer that announces many gaps cannot crowd out the others.
+pub const WANTED_PER_PEER: usize = 2;
 
 impl LiveConfig {
     /// Defaults for blocks of `blocks_per_batch`.
@@ -57,7 +72,9 @@ impl LiveConfig {
             window_ahead_max: 2 * blocks_per_batch,
             tolerate_past_max: blocks_per_batch,
             buffer_max: 4 * blocks_per_batch as usize,
-            max_missing_requests: 2,
+            buffer_bytes_max: 16 << 20,
+            max_missing_requests: 4,
+            wanted_max: 32,
         }
     }
 }
@@ -169,13 +186,30 @@ pub struct LiveStats {
     pub missing_requests: u64,
 }
 
-/// A push job in progress: its id, each block's hash and origin, and the missing-block targets
-/// (peer, target) whose answers it carries.
+/// A push job in progress: its id, each block's hash and origin, and the gaps whose answers it
+/// carries.
 #[derive(Debug)]
 struct Pushing {
     job: JobId,
     blocks: Vec<(Blake2bHash, Origin)>,
-    targets: Vec<(PeerId, Blake2bHash)>,
+    targets: Vec<Gap>,
+}
+
+/// A gap to fill: the block `target` at height `number`, which `peer` announced (a child of it on
+/// gossip, or its head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Gap {
+    target: Blake2bHash,
+    number: u32,
+    peer: PeerId,
+}
+
+/// A buffered block, its announcer and its encoded size.
+#[derive(Debug)]
+struct Buffered {
+    block: Block,
+    source: PeerId,
+    bytes: usize,
 }
 
 /// The live-sync machine. See the module documentation.
@@ -184,19 +218,23 @@ pub struct LiveMachine<C> {
     config: LiveConfig,
     book: PeerBook<(), LiveWork, LiveSyncEvent>,
     peers: PeerList,
-    buffer: BTreeMap<u32, Vec<(Block, PeerId)>>,
+    buffer: BTreeMap<u32, Vec<Buffered>>,
     buffered: usize,
-    /// Buffered blocks per source peer (each peer may fill at most one window of heights).
-    buffered_by: HashMap<PeerId, usize>,
-    /// Missing-block requests in flight: request → (peer, target).
-    missing: HashMap<RequestId, (PeerId, Blake2bHash)>,
+    buffered_bytes: usize,
+    /// Buffered blocks and bytes per source peer (each peer may fill at most one window of heights
+    /// and half the bytes).
+    buffered_by: HashMap<PeerId, (usize, usize)>,
+    /// Missing-block requests in flight.
+    missing: HashMap<RequestId, Gap>,
     requested_targets: HashSet<Blake2bHash>,
+    /// Gaps waiting for a free request slot (or for their peer's request to end), oldest first.
+    wanted: VecDeque<Gap>,
     /// Blocks waiting for the next push job.
     queued: Vec<(Block, Origin)>,
     /// The push job running.
     pushing: Option<Pushing>,
     /// Targets of answers waiting in `queued`.
-    queued_targets: Vec<(PeerId, Blake2bHash)>,
+    queued_targets: Vec<Gap>,
     /// The last block queued or being pushed, while there is one: new blocks extend it.
     tip: Option<(Blake2bHash, u32)>,
     stats: LiveStats,
@@ -221,9 +259,11 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
             peers: PeerList::default(),
             buffer: BTreeMap::new(),
             buffered: 0,
+            buffered_bytes: 0,
             buffered_by: HashMap::new(),
             missing: HashMap::new(),
             requested_targets: HashSet::new(),
+            wanted: VecDeque::new(),
             queued: Vec::new(),
             pushing: None,
             queued_targets: Vec::new(),
@@ -240,7 +280,7 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
                 (chain.knows(&m.item.hash()), m.item.block_number() > head.block_number.saturating_add(1))
             }
             Input::PeerHead { head: theirs, .. } => (chain.knows(&theirs.block_hash), true),
-            Input::Applied { .. } | Input::Response { .. } => (false, true),
+            Input::Applied { .. } | Input::Response { .. } | Input::Tick | Input::PeerLeft { .. } => (false, true),
             _ => (false, false),
         };
         LiveView {
@@ -268,13 +308,14 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
             Input::Gossip(message) => self.on_gossip(message, view),
             Input::PeerHead { peer, head } => {
                 if self.peers.contains(&peer) && !view.known && head.block_number > self.tip_or_head(view).1 {
-                    self.request_missing(head.block_hash, peer, view);
+                    self.want(Gap { target: head.block_hash, number: head.block_number, peer });
                 }
             }
             Input::Response { id, response } => self.on_missing(id, response, view),
             Input::Applied { job, outcome } => self.on_pushed(job, outcome, view),
             Input::Tick | Input::Report(()) => {}
         }
+        self.fill_gaps(view);
         self.start_job();
     }
 
@@ -286,6 +327,7 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
         for p in &peers {
             self.unbuffer_peer(p);
         }
+        self.wanted.clear();
         peers
     }
     fn num_peers(&self) -> usize {
@@ -303,6 +345,16 @@ impl<C> LiveMachine<C> {
     /// Blocks currently buffered.
     pub fn buffered(&self) -> usize {
         self.buffered
+    }
+
+    /// Bytes currently buffered (encoded blocks).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Gaps waiting for a request slot.
+    pub fn wanted(&self) -> usize {
+        self.wanted.len()
     }
 
     /// The block new blocks must extend: the last one queued for a push, else our head.
@@ -331,13 +383,15 @@ impl<C> LiveMachine<C> {
         self.pushing = Some(Pushing { job, blocks: metas, targets: std::mem::take(&mut self.queued_targets) });
     }
 
-    fn unbuffer(&mut self, entries: &[(Block, PeerId)]) {
-        self.buffered -= entries.len();
-        for (_, source) in entries {
-            if let Some(n) = self.buffered_by.get_mut(source) {
+    fn unbuffer(&mut self, entries: &[Buffered]) {
+        for e in entries {
+            self.buffered -= 1;
+            self.buffered_bytes -= e.bytes;
+            if let Some((n, bytes)) = self.buffered_by.get_mut(&e.source) {
                 *n -= 1;
+                *bytes -= e.bytes;
                 if *n == 0 {
-                    self.buffered_by.remove(source);
+                    self.buffered_by.remove(&e.source);
                 }
             }
         }
@@ -346,12 +400,13 @@ impl<C> LiveMachine<C> {
     fn unbuffer_peer(&mut self, peer: &PeerId) {
         let mut removed = Vec::new();
         for entries in self.buffer.values_mut() {
-            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(entries).into_iter().partition(|(_, s)| s == peer);
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(entries).into_iter().partition(|e| e.source == *peer);
             *entries = kept;
             removed.extend(gone);
         }
         self.buffer.retain(|_, v| !v.is_empty());
         self.unbuffer(&removed);
+        self.wanted.retain(|g| g.peer != *peer);
     }
 
     fn drop_peer(&mut self, peer: PeerId, event: LiveSyncEvent) {
@@ -361,21 +416,118 @@ impl<C> LiveMachine<C> {
         }
     }
 
-    fn request_missing(&mut self, target: Blake2bHash, from: PeerId, view: &LiveView) {
-        if self.missing.len() >= self.config.max_missing_requests
-            || view.locators.is_empty()
-            || !self.requested_targets.insert(target)
+    /// Buffers `block` from `source` within the bounds: at most `buffer_max` blocks and
+    /// `buffer_bytes_max` bytes in all, one window of heights and half the bytes per sender. When
+    /// the buffer is full, the sender holding the most gives way to one holding less, so one
+    /// peer's junk cannot keep another's blocks out.
+    fn buffer_block(&mut self, block: Block, source: PeerId) {
+        let hash = block.hash();
+        let number = block.block_number();
+        if self.buffer.get(&number).is_some_and(|slot| slot.iter().any(|e| e.block.hash() == hash)) {
+            return;
+        }
+        let bytes = encoded_len(&block);
+        let (own, own_bytes) = self.buffered_by.get(&source).copied().unwrap_or((0, 0));
+        if own >= self.config.window_ahead_max as usize || own_bytes + bytes > self.config.buffer_bytes_max / 2 {
+            return;
+        }
+        while self.buffered >= self.config.buffer_max || self.buffered_bytes + bytes > self.config.buffer_bytes_max {
+            let largest = self
+                .buffered_by
+                .iter()
+                .filter(|(p, _)| **p != source)
+                .max_by_key(|(p, (n, b))| (*n, *b, **p))
+                .map(|(p, (n, _))| (*p, *n));
+            match largest {
+                Some((peer, n)) if n > own + 1 => self.evict_highest(peer),
+                _ => return,
+            }
+        }
+        self.buffer.entry(number).or_default().push(Buffered { block, source, bytes });
+        self.buffered += 1;
+        self.buffered_bytes += bytes;
+        let entry = self.buffered_by.entry(source).or_default();
+        entry.0 += 1;
+        entry.1 += bytes;
+    }
+
+    /// Drops `peer`'s highest buffered block.
+    fn evict_highest(&mut self, peer: PeerId) {
+        let Some(number) = self.buffer.iter().rev().find(|(_, v)| v.iter().any(|e| e.source == peer)).map(|(n, _)| *n)
+        else {
+            return;
+        };
+        let Some(slot) = self.buffer.get_mut(&number) else { return };
+        let Some(i) = slot.iter().position(|e| e.source == peer) else { return };
+        let gone = slot.remove(i);
+        if slot.is_empty() {
+            self.buffer.remove(&number);
+        }
+        self.unbuffer(&[gone]);
+    }
+
+    /// Asks for `gap` now if a slot is free and its peer has no request in flight; else remembers
+    /// it (bounded: [`WANTED_PER_PEER`] per peer, `wanted_max` in all, oldest dropped first).
+    fn want(&mut self, gap: Gap) {
+        if self.wanted.iter().any(|g| g.target == gap.target && g.peer == gap.peer)
+            || self.missing.values().any(|g| g.target == gap.target && g.peer == gap.peer)
         {
             return;
         }
+        if self.wanted.iter().filter(|g| g.peer == gap.peer).count() >= WANTED_PER_PEER
+            && let Some(i) = self.wanted.iter().position(|g| g.peer == gap.peer)
+        {
+            self.wanted.remove(i);
+        }
+        if self.wanted.len() >= self.config.wanted_max.max(1) {
+            self.wanted.pop_front();
+        }
+        self.wanted.push_back(gap);
+    }
+
+    /// Sends requests for remembered gaps while slots are free: oldest first, one request per peer
+    /// and per target; gaps at or below the tip, or of peers that left, are dropped.
+    fn fill_gaps(&mut self, view: &LiveView) {
+        if view.locators.is_empty() {
+            return;
+        }
+        let tip = self.tip_or_head(view).1;
+        let peers = &self.peers;
+        self.wanted.retain(|g| g.number > tip && peers.contains(&g.peer));
+        let mut i = 0;
+        while i < self.wanted.len() && self.missing.len() < self.config.max_missing_requests {
+            let g = self.wanted[i];
+            let busy = self.requested_targets.contains(&g.target) || self.missing.values().any(|m| m.peer == g.peer);
+            if busy {
+                i += 1;
+                continue;
+            }
+            self.wanted.remove(i);
+            self.request_missing(g, view);
+        }
+    }
+
+    fn request_missing(&mut self, gap: Gap, view: &LiveView) {
+        self.requested_targets.insert(gap.target);
         let request = RequestMissingBlocks {
-            target_hash: target,
+            target_hash: gap.target,
             include_body: view.wants_bodies,
             locators: view.locators.clone(),
         };
-        let id = self.book.request(from, request);
-        self.missing.insert(id, (from, target));
+        let id = self.book.request(gap.peer, request);
+        self.missing.insert(id, gap);
         self.stats.missing_requests += 1;
+    }
+
+    /// A gap request that brought nothing while the gap is still open: the peer announced a block
+    /// it cannot connect to our chain. It costs a minor penalty, and its buffered blocks (which
+    /// hang on that gap) are dropped to make room for others'.
+    fn gap_failed(&mut self, gap: Gap, reason: PenaltyReason, view: &LiveView) {
+        if gap.number <= self.tip_or_head(view).1 {
+            return;
+        }
+        self.book.penalize(gap.peer, Severity::Minor, reason);
+        self.unbuffer_peer(&gap.peer);
     }
 
     fn on_gossip(&mut self, message: GossipMessage<Block>, view: &LiveView) {
@@ -415,36 +567,32 @@ impl<C> LiveMachine<C> {
             return self.book.validate(id, Verdict::Ignore);
         }
         let parent = *block.parent_hash();
-        let by_source = self.buffered_by.get(&source).copied().unwrap_or(0);
-        if self.buffered < self.config.buffer_max && by_source < self.config.window_ahead_max as usize {
-            let hash = block.hash();
-            let slot = self.buffer.entry(number).or_default();
-            if !slot.iter().any(|(b, _)| b.hash() == hash) {
-                slot.push((block, source));
-                self.buffered += 1;
-                *self.buffered_by.entry(source).or_default() += 1;
-            }
-        }
+        self.buffer_block(block, source);
         // Even with a full buffer the gap is worth fetching: the next announcement then connects.
-        self.request_missing(parent, source, view);
+        self.want(Gap { target: parent, number: number - 1, peer: source });
         self.book.validate(id, Verdict::Ignore);
     }
 
     fn on_missing(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, view: &LiveView) {
         let Some(peer) = self.book.answered(id) else { return };
-        let Some((_, target)) = self.missing.remove(&id) else { return };
+        let Some(gap) = self.missing.remove(&id) else { return };
+        let target = gap.target;
         self.requested_targets.remove(&target);
         if !self.peers.contains(&peer) {
             // It left live sync: its outstanding answers are ignored.
             return;
         }
         let blocks = match response {
-            Ok(AnyResponse::MissingBlocks(Ok(answer))) => answer.blocks,
-            // It does not have them (any more): nothing to do.
-            Ok(_) => return,
+            Ok(AnyResponse::MissingBlocks(Ok(answer))) if !answer.blocks.is_empty() => answer.blocks,
+            // It does not have what it announced (or nothing after our locators): useless.
+            Ok(AnyResponse::MissingBlocks(_)) => return self.gap_failed(gap, PenaltyReason::MissingAnnounced, view),
+            Ok(_) => return self.book.penalize(peer, Severity::InvalidData, PenaltyReason::WrongAnswer),
             Err(e) => {
                 if e.is_peer_fault() {
                     self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
+                    self.unbuffer_peer(&peer);
+                } else if matches!(e, RequestError::Timeout) {
+                    self.gap_failed(gap, PenaltyReason::Unresponsive, view);
                 }
                 return;
             }
@@ -479,7 +627,7 @@ impl<C> LiveMachine<C> {
         for block in taken.into_iter().skip(start) {
             self.queue(block, Origin::Missing { peer });
         }
-        self.queued_targets.push((peer, target));
+        self.queued_targets.push(gap);
     }
 
     fn on_pushed(&mut self, job: JobId, results: Vec<Pushed>, view: &LiveView) {
@@ -545,12 +693,12 @@ impl<C> LiveMachine<C> {
         }
         // One answer covers at most a batch: continue towards the target if this answer made
         // progress and did not reach it (an answer that advances nothing is not asked again).
-        for (peer, target) in targets {
-            if from_peer.get(&peer).copied().unwrap_or(0) > 0
-                && !reached.contains(&target)
-                && self.peers.contains(&peer)
+        for gap in targets {
+            if from_peer.get(&gap.peer).copied().unwrap_or(0) > 0
+                && !reached.contains(&gap.target)
+                && self.peers.contains(&gap.peer)
             {
-                self.request_missing(target, peer, view);
+                self.want(gap);
             }
         }
         self.release_buffer(view);
@@ -568,10 +716,10 @@ impl<C> LiveMachine<C> {
             }
             let Some(candidates) = self.buffer.remove(&tip_number.saturating_add(1)) else { return };
             self.unbuffer(&candidates);
-            let Some((block, source)) = candidates.into_iter().find(|(b, _)| *b.parent_hash() == tip_hash) else {
+            let Some(e) = candidates.into_iter().find(|e| *e.block.parent_hash() == tip_hash) else {
                 return;
             };
-            self.queue(block, Origin::Buffered { source });
+            self.queue(e.block, Origin::Buffered { source: e.source });
         }
     }
 }

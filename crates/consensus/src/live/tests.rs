@@ -41,7 +41,14 @@ fn view_at(head: &Block) -> LiveView {
 }
 
 fn config() -> LiveConfig {
-    LiveConfig { window_ahead_max: 8, tolerate_past_max: 4, buffer_max: 6, max_missing_requests: 2 }
+    LiveConfig {
+        window_ahead_max: 8,
+        tolerate_past_max: 4,
+        buffer_max: 6,
+        buffer_bytes_max: 1 << 20,
+        max_missing_requests: 2,
+        wanted_max: 8,
+    }
 }
 
 struct H {
@@ -341,4 +348,106 @@ fn a_block_on_our_tip_at_the_wrong_height_is_rejected_and_the_push_queue_is_boun
         ignored += usize::from(a == vec![Action::Validate { id, verdict: Verdict::Ignore }]);
     }
     assert_eq!(ignored, 1, "the ninth waiting block is not queued");
+}
+
+fn penalties(actions: &[A]) -> Vec<(PeerId, Penalty)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Penalize { peer, penalty } => Some((*peer, *penalty)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn one_silent_junk_announcer_cannot_stop_an_honest_peer_filling_its_gap() {
+    let c = chain(6, 1);
+    // Headers whose parents no one can show (another chain's).
+    let junk = chain(6, 9);
+    let mut h = H::at(&c[1]);
+    let mut asked = Vec::new();
+    for b in &junk[3..=5] {
+        asked.extend(missing_requests(&h.gossip(b, p(1)).1));
+    }
+    assert_eq!(asked.len(), 1, "one request in flight per peer: {asked:?}");
+    // The honest peer's gap is asked at once: the junk announcer holds one slot, not all.
+    let (_, a) = h.gossip(&c[4], p(2));
+    let honest = missing_requests(&a);
+    assert_eq!(honest.iter().map(|(_, peer, t)| (*peer, *t)).collect::<Vec<_>>(), vec![(p(2), c[3].hash())]);
+    let answer = Ok(AnyResponse::MissingBlocks(Ok(ResponseBlocks { blocks: c[2..=3].to_vec() })));
+    let (job, blocks) = job_of(&h.h.respond(honest[0].0, answer));
+    assert_eq!(blocks, c[2..=3].to_vec());
+    let a = h.applied(job, vec![Pushed::Extended; 2], &c[3]);
+    assert_eq!(job_of(&a).1, vec![c[4].clone()], "the honest buffered block follows");
+}
+
+#[test]
+fn silent_or_useless_gap_answers_cost_the_announcer_and_free_the_slot_for_others() {
+    let c = chain(6, 1);
+    let junk = chain(8, 9);
+    let mut h = H::at(&c[1]);
+    // Two junk announcers take both slots (gaps at heights 4 and 2).
+    let mut junk_requests = Vec::new();
+    for (peer, b) in [(p(1), &junk[5]), (p(3), &junk[3])] {
+        junk_requests.extend(missing_requests(&h.gossip(b, peer).1));
+    }
+    assert_eq!(junk_requests.len(), 2);
+    // The honest gap waits for a slot instead of being dropped.
+    let (_, a) = h.gossip(&c[4], p(2));
+    assert!(missing_requests(&a).is_empty());
+    assert_eq!(h.h.machine.wanted(), 1);
+    // The first junk announcer never answers: it costs it, its junk leaves the buffer, and the
+    // honest gap is asked.
+    let buffered = h.h.machine.buffered();
+    let a = h.h.respond(junk_requests[0].0, Err(RequestError::Timeout));
+    assert_eq!(penalties(&a), vec![(p(1), Penalty::new(Severity::Minor, PenaltyReason::Unresponsive))]);
+    assert_eq!(h.h.machine.buffered(), buffered - 1);
+    let honest = missing_requests(&a);
+    assert_eq!(honest.iter().map(|(_, peer, t)| (*peer, *t)).collect::<Vec<_>>(), vec![(p(2), c[3].hash())]);
+    let answer = Ok(AnyResponse::MissingBlocks(Ok(ResponseBlocks { blocks: c[2..=3].to_vec() })));
+    let (job, _) = job_of(&h.h.respond(honest[0].0, answer));
+    h.applied(job, vec![Pushed::Extended; 2], &c[3]);
+    // An empty answer for a gap we closed meanwhile (height 2, our head is 3) is no fault.
+    let empty = Ok(AnyResponse::MissingBlocks(Ok(ResponseBlocks { blocks: Vec::new() })));
+    assert!(penalties(&h.h.respond(junk_requests[1].0, empty)).is_empty());
+    // "Not found" for the parent of a block it announced above our head: useless, it costs.
+    let req = missing_requests(&h.gossip(&junk[6], p(3)).1);
+    assert_eq!(req.len(), 1);
+    let not_found = Ok(AnyResponse::MissingBlocks(Err(petrel_protocol::MissingBlocksError::TargetHashNotFound)));
+    let a = h.h.respond(req[0].0, not_found);
+    assert_eq!(penalties(&a), vec![(p(3), Penalty::new(Severity::Minor, PenaltyReason::MissingAnnounced))]);
+}
+
+#[test]
+fn a_full_buffer_makes_room_for_a_peer_holding_less_and_is_bounded_in_bytes() {
+    let c = chain(6, 1);
+    let junk = chain(12, 9);
+    let mut h = H::at(&c[1]);
+    for b in &junk[3..=9] {
+        h.gossip(b, p(1));
+    }
+    assert_eq!(h.h.machine.buffered(), 6, "buffer_max");
+    // The honest block takes the junk announcer's highest place.
+    h.gossip(&c[4], p(2));
+    assert_eq!(h.h.machine.buffered(), 6);
+    let answer = Ok(AnyResponse::MissingBlocks(Ok(ResponseBlocks { blocks: c[2..=3].to_vec() })));
+    let req = missing_requests(&h.gossip(&c[5], p(2)).1);
+    assert!(req.is_empty(), "p(2) already has its gap in flight");
+    let honest = h.h.machine.missing.iter().find(|(_, g)| g.peer == p(2)).map(|(id, _)| *id);
+    let (job, _) = job_of(&h.h.respond(honest.expect("honest request"), answer));
+    let a = h.applied(job, vec![Pushed::Extended; 2], &c[3]);
+    assert_eq!(job_of(&a).1, vec![c[4].clone(), c[5].clone()], "both honest blocks were kept");
+    // Bytes: a sender may hold half of `buffer_bytes_max`.
+    let size = encoded_len(&junk[3]);
+    let mut h = H::at(&c[1]);
+    h.h.machine = M::new(LiveConfig { buffer_bytes_max: 5 * size, ..config() });
+    for i in 1..=2 {
+        h.h.join(p(i), Services::NONE);
+    }
+    for b in &junk[3..=9] {
+        h.gossip(b, p(1));
+    }
+    assert_eq!(h.h.machine.buffered(), 2, "half of five blocks' bytes");
+    assert!(h.h.machine.buffered_bytes() <= 5 * size / 2);
 }
