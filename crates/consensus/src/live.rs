@@ -31,7 +31,8 @@ use std::marker::PhantomData;
 use futures::FutureExt;
 use petrel_blockchain::PushResult;
 use petrel_network_api::{
-    GossipId, GossipMessage, Network, NetworkExt, PeerId, PenaltyReason, RequestError, Severity, Verdict,
+    GossipId, GossipMessage, Network, NetworkExt, PeerId, PenaltyReason, Request, RequestError, Services, Severity,
+    Verdict,
 };
 use petrel_primitives::codec::encoded_len;
 use petrel_primitives::wire::HeadInfo;
@@ -224,8 +225,13 @@ pub struct LiveMachine<C> {
     /// Buffered blocks and bytes per source peer (each peer may fill at most one window of heights
     /// and half the bytes).
     buffered_by: HashMap<PeerId, (usize, usize)>,
-    /// Missing-block requests in flight.
-    missing: HashMap<RequestId, Gap>,
+    /// Missing-block requests in flight: the gap, and the peer asked (its announcer if that serves
+    /// blocks, else another peer that does).
+    missing: HashMap<RequestId, (Gap, PeerId)>,
+    /// What each live peer advertises: only peers with `FULL_BLOCKS` are asked for blocks.
+    services: HashMap<PeerId, Services>,
+    /// Round-robin position among the servers asked for other peers' gaps.
+    next_server: usize,
     requested_targets: HashSet<Blake2bHash>,
     /// Gaps waiting for a free request slot (or for their peer's request to end), oldest first.
     wanted: VecDeque<Gap>,
@@ -264,6 +270,8 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
             missing: HashMap::new(),
             requested_targets: HashSet::new(),
             wanted: VecDeque::new(),
+            services: HashMap::new(),
+            next_server: 0,
             queued: Vec::new(),
             pushing: None,
             queued_targets: Vec::new(),
@@ -298,11 +306,13 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
 
     fn handle(&mut self, input: Input<Vec<Pushed>, Block>, _now: Time, view: &LiveView) {
         match input {
-            Input::PeerJoined { peer, .. } => {
+            Input::PeerJoined { peer, services } => {
                 self.peers.add(peer);
+                self.services.insert(peer, services.unwrap_or(Services::NONE));
             }
             Input::PeerLeft { peer } => {
                 self.peers.remove(&peer);
+                self.services.remove(&peer);
                 self.unbuffer_peer(&peer);
             }
             Input::Gossip(message) => self.on_gossip(message, view),
@@ -328,6 +338,7 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
             self.unbuffer_peer(p);
         }
         self.wanted.clear();
+        self.services.clear();
         peers
     }
     fn num_peers(&self) -> usize {
@@ -411,6 +422,7 @@ impl<C> LiveMachine<C> {
 
     fn drop_peer(&mut self, peer: PeerId, event: LiveSyncEvent) {
         self.unbuffer_peer(&peer);
+        self.services.remove(&peer);
         if self.peers.remove(&peer) {
             self.book.emit(event);
         }
@@ -470,7 +482,7 @@ impl<C> LiveMachine<C> {
     /// it (bounded: [`WANTED_PER_PEER`] per peer, `wanted_max` in all, oldest dropped first).
     fn want(&mut self, gap: Gap) {
         if self.wanted.iter().any(|g| g.target == gap.target && g.peer == gap.peer)
-            || self.missing.values().any(|g| g.target == gap.target && g.peer == gap.peer)
+            || self.missing.values().any(|(g, _)| g.target == gap.target && g.peer == gap.peer)
         {
             return;
         }
@@ -485,8 +497,33 @@ impl<C> LiveMachine<C> {
         self.wanted.push_back(gap);
     }
 
+    /// Whether `peer` promises to serve missing blocks.
+    fn serves(&self, peer: &PeerId) -> bool {
+        self.services.get(peer).is_some_and(|s| s.contains(RequestMissingBlocks::SERVICES))
+    }
+
+    fn busy(&self, peer: &PeerId) -> bool {
+        self.missing.values().any(|(_, server)| server == peer)
+    }
+
+    /// Who is asked for `gap`: its announcer if it serves blocks (when it is free); else the next
+    /// free live peer that does, round robin. `None`: wait.
+    fn server_for(&mut self, gap: &Gap) -> Option<PeerId> {
+        if self.serves(&gap.peer) {
+            return (!self.busy(&gap.peer)).then_some(gap.peer);
+        }
+        let mut servers: Vec<PeerId> = self.peers.iter().copied().filter(|p| self.serves(p) && !self.busy(p)).collect();
+        if servers.is_empty() {
+            return None;
+        }
+        servers.sort();
+        self.next_server = self.next_server.wrapping_add(1);
+        Some(servers[self.next_server % servers.len()])
+    }
+
     /// Sends requests for remembered gaps while slots are free: oldest first, one request per peer
-    /// and per target; gaps at or below the tip, or of peers that left, are dropped.
+    /// and per target; gaps at or below the tip, or of peers that left, are dropped, and so are
+    /// gaps no live peer can serve.
     fn fill_gaps(&mut self, view: &LiveView) {
         if view.locators.is_empty() {
             return;
@@ -494,40 +531,48 @@ impl<C> LiveMachine<C> {
         let tip = self.tip_or_head(view).1;
         let peers = &self.peers;
         self.wanted.retain(|g| g.number > tip && peers.contains(&g.peer));
+        if !self.peers.iter().any(|p| self.serves(p)) {
+            // Nobody to ask (only light and pico peers): announcements are all we get.
+            self.wanted.clear();
+            return;
+        }
         let mut i = 0;
         while i < self.wanted.len() && self.missing.len() < self.config.max_missing_requests {
             let g = self.wanted[i];
-            let busy = self.requested_targets.contains(&g.target) || self.missing.values().any(|m| m.peer == g.peer);
-            if busy {
+            let server = if self.requested_targets.contains(&g.target) { None } else { self.server_for(&g) };
+            let Some(server) = server else {
                 i += 1;
                 continue;
-            }
+            };
             self.wanted.remove(i);
-            self.request_missing(g, view);
+            self.request_missing(g, server, view);
         }
     }
 
-    fn request_missing(&mut self, gap: Gap, view: &LiveView) {
+    fn request_missing(&mut self, gap: Gap, server: PeerId, view: &LiveView) {
         self.requested_targets.insert(gap.target);
         let request = RequestMissingBlocks {
             target_hash: gap.target,
             include_body: view.wants_bodies,
             locators: view.locators.clone(),
         };
-        let id = self.book.request(gap.peer, request);
-        self.missing.insert(id, gap);
+        let id = self.book.request(server, request);
+        self.missing.insert(id, (gap, server));
         self.stats.missing_requests += 1;
     }
 
-    /// A gap request that brought nothing while the gap is still open: the peer announced a block
-    /// it cannot connect to our chain. It costs a minor penalty, and its buffered blocks (which
-    /// hang on that gap) are dropped to make room for others'.
-    fn gap_failed(&mut self, gap: Gap, reason: PenaltyReason, view: &LiveView) {
+    /// A gap request that brought nothing while the gap is still open. If the peer asked announced
+    /// the gap itself, it announced a block it cannot connect to our chain: a minor penalty, and
+    /// its buffered blocks (which hang on that gap) are dropped to make room for others'. Silence
+    /// costs whoever was asked.
+    fn gap_failed(&mut self, gap: Gap, server: PeerId, reason: PenaltyReason, view: &LiveView) {
         if gap.number <= self.tip_or_head(view).1 {
             return;
         }
-        self.book.penalize(gap.peer, Severity::Minor, reason);
-        self.unbuffer_peer(&gap.peer);
+        if server == gap.peer || reason == PenaltyReason::Unresponsive {
+            self.book.penalize(server, Severity::Minor, reason);
+            self.unbuffer_peer(&server);
+        }
     }
 
     fn on_gossip(&mut self, message: GossipMessage<Block>, view: &LiveView) {
@@ -575,7 +620,7 @@ impl<C> LiveMachine<C> {
 
     fn on_missing(&mut self, id: RequestId, response: Result<AnyResponse, RequestError>, view: &LiveView) {
         let Some(peer) = self.book.answered(id) else { return };
-        let Some(gap) = self.missing.remove(&id) else { return };
+        let Some((gap, server)) = self.missing.remove(&id) else { return };
         let target = gap.target;
         self.requested_targets.remove(&target);
         if !self.peers.contains(&peer) {
@@ -585,14 +630,21 @@ impl<C> LiveMachine<C> {
         let blocks = match response {
             Ok(AnyResponse::MissingBlocks(Ok(answer))) if !answer.blocks.is_empty() => answer.blocks,
             // It does not have what it announced (or nothing after our locators): useless.
-            Ok(AnyResponse::MissingBlocks(_)) => return self.gap_failed(gap, PenaltyReason::MissingAnnounced, view),
+            Ok(AnyResponse::MissingBlocks(_)) => {
+                return self.gap_failed(gap, server, PenaltyReason::MissingAnnounced, view);
+            }
             Ok(_) => return self.book.penalize(peer, Severity::InvalidData, PenaltyReason::WrongAnswer),
             Err(e) => {
                 if e.is_peer_fault() {
                     self.book.penalize(peer, Severity::InvalidData, PenaltyReason::MalformedResponse);
                     self.unbuffer_peer(&peer);
                 } else if matches!(e, RequestError::Timeout) {
-                    self.gap_failed(gap, PenaltyReason::Unresponsive, view);
+                    self.gap_failed(gap, server, PenaltyReason::Unresponsive, view);
+                } else if matches!(e, RequestError::Unsupported) {
+                    // It advertised blocks but does not serve them: not asked again; another
+                    // server takes the gap.
+                    self.services.insert(peer, Services::NONE);
+                    self.want(gap);
                 }
                 return;
             }

@@ -302,6 +302,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
     net_config.bootstrap = config.peers.clone();
     net_config.genesis_hash = genesis_hash;
     net_config.services = config.mode.services();
+    net_config.promises = petrel_protocol::PROMISES;
     if config.genesis.zkp.is_some() && config.mode == Mode::History {
         // Serves whatever proofs its store holds (its own if it proves, or a copied store's).
         net_config.services = net_config.services.union(Services::ZKP_PROOFS);
@@ -422,7 +423,12 @@ fn light_config(genesis: &GenesisConfig) -> Result<LightConfig> {
 async fn fetch_anchor<N: Network>(net: &N, number: u32, hash: Blake2bHash) -> Result<MacroBlock> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        for (peer, _) in net.peers() {
+        // Only peers that serve macro blocks (asking a light peer would cost us a penalty).
+        for (peer, _) in net
+            .peers()
+            .into_iter()
+            .filter(|(_, i)| i.services.contains(<RequestBlock as petrel_network_api::Request>::SERVICES))
+        {
             if let Ok(Ok(Block::Macro(b))) = net.request(peer, &RequestBlock { hash, include_body: false }).await
                 && b.hash() == hash
             {

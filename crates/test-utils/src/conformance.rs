@@ -227,7 +227,12 @@ impl Fabric for MockFabric {
     const VIRTUAL_TIME: bool = true;
 
     async fn new(_reference: &TestChain) -> Self {
-        let hub = MockHub::new(HubConfig { seed: 7, latency: LATENCY, ..Default::default() });
+        let hub = MockHub::new(HubConfig {
+            seed: 7,
+            latency: LATENCY,
+            promises: petrel_protocol::PROMISES,
+            ..Default::default()
+        });
         let node = hub.node(Services::NONE);
         Self { hub, node, keep: Vec::new() }
     }
@@ -291,6 +296,7 @@ impl Libp2pFabric {
         Libp2pConfig {
             genesis_hash: self.genesis_hash,
             services,
+            promises: petrel_protocol::PROMISES,
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             bootstrap,
             ..Libp2pConfig::with_seed([self.next_seed; 32])
@@ -322,6 +328,7 @@ impl Fabric for Libp2pFabric {
         let genesis_hash = reference.genesis.genesis_hash().expect("genesis");
         let mut config = Libp2pConfig {
             genesis_hash,
+            promises: petrel_protocol::PROMISES,
             listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
             request_timeout: Duration::from_secs(2),
             // Penalties do not wear off, so scenarios can count them exactly.

@@ -60,7 +60,7 @@ impl H {
     fn at(head: &Block) -> Self {
         let mut h = Harness::<M>::new(config(), view_at(head));
         for i in 1..=3 {
-            assert!(h.join(p(i), Services::NONE).is_empty());
+            assert!(h.join(p(i), Services::FULL_NODE).is_empty());
         }
         Self { h, next_id: 0 }
     }
@@ -217,7 +217,7 @@ fn the_buffer_is_bounded_in_all_and_per_announcer() {
     let config = LiveConfig { buffer_max: 100, window_ahead_max: 3, ..config() };
     h.h.machine = M::new(config);
     for i in 1..=2 {
-        h.h.join(p(i), Services::NONE);
+        h.h.join(p(i), Services::FULL_NODE);
     }
     for b in &c[3..=4] {
         h.gossip(b, p(1));
@@ -434,7 +434,7 @@ fn a_full_buffer_makes_room_for_a_peer_holding_less_and_is_bounded_in_bytes() {
     let answer = Ok(AnyResponse::MissingBlocks(Ok(ResponseBlocks { blocks: c[2..=3].to_vec() })));
     let req = missing_requests(&h.gossip(&c[5], p(2)).1);
     assert!(req.is_empty(), "p(2) already has its gap in flight");
-    let honest = h.h.machine.missing.iter().find(|(_, g)| g.peer == p(2)).map(|(id, _)| *id);
+    let honest = h.h.machine.missing.iter().find(|(_, (_, server))| *server == p(2)).map(|(id, _)| *id);
     let (job, _) = job_of(&h.h.respond(honest.expect("honest request"), answer));
     let a = h.applied(job, vec![Pushed::Extended; 2], &c[3]);
     assert_eq!(job_of(&a).1, vec![c[4].clone(), c[5].clone()], "both honest blocks were kept");
@@ -443,11 +443,45 @@ fn a_full_buffer_makes_room_for_a_peer_holding_less_and_is_bounded_in_bytes() {
     let mut h = H::at(&c[1]);
     h.h.machine = M::new(LiveConfig { buffer_bytes_max: 5 * size, ..config() });
     for i in 1..=2 {
-        h.h.join(p(i), Services::NONE);
+        h.h.join(p(i), Services::FULL_NODE);
     }
     for b in &junk[3..=9] {
         h.gossip(b, p(1));
     }
     assert_eq!(h.h.machine.buffered(), 2, "half of five blocks' bytes");
     assert!(h.h.machine.buffered_bytes() <= 5 * size / 2);
+}
+
+#[test]
+fn gaps_are_asked_only_of_peers_that_serve_blocks_and_unsupported_goes_elsewhere() {
+    let c = chain(6, 1);
+    let mut h = H::at(&c[1]);
+    let light = p(7);
+    h.h.join(light, Services::NONE);
+    // A light peer relays a header after a gap: a peer that serves blocks is asked, not the relay.
+    let a = h.gossip(&c[4], light).1;
+    let asked = missing_requests(&a);
+    assert_eq!(asked.len(), 1);
+    let (id, server, target) = asked[0];
+    assert_ne!(server, light);
+    assert_eq!(target, c[3].hash());
+    // "Not found" from a third party is no fault of its (it did not announce the block).
+    let not_found = Ok(AnyResponse::MissingBlocks(Err(petrel_protocol::MissingBlocksError::TargetHashNotFound)));
+    assert!(penalties(&h.h.respond(id, not_found)).is_empty());
+    // A server that advertised blocks but answers Unsupported is not asked again; another is.
+    let a = h.gossip(&c[5], light).1;
+    let (id, first, _) = missing_requests(&a)[0];
+    let a = h.h.respond(id, Err(RequestError::Unsupported));
+    let again = missing_requests(&a);
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].1, first);
+    assert_ne!(again[0].1, light);
+    // Among light and pico peers only, nobody is asked.
+    let mut h = H::at(&c[1]);
+    for i in 1..=3 {
+        h.h.input(Input::PeerLeft { peer: p(i) });
+    }
+    h.h.join(light, Services::NONE);
+    assert!(missing_requests(&h.gossip(&c[4], light).1).is_empty());
+    assert_eq!(h.h.machine.wanted(), 0);
 }

@@ -22,7 +22,7 @@ pub use network::{
     decode_response_frame,
 };
 pub use peer::{DisconnectReason, NetworkEvent, PeerId, PeerInfo, Penalty, PenaltyReason, Services, Severity};
-pub use request::{Request, ResponseStatus};
+pub use request::{Promises, Request, ResponseStatus, promised};
 
 /// Capacity of every peer-event subscription; a subscriber that falls behind loses the oldest
 /// events and is told how many (`Lagged`).

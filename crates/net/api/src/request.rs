@@ -17,8 +17,22 @@ pub trait Request: Serialize + DeserializeOwned + Send + Sync + Clone + std::fmt
     const MAX_REQUESTS: u32;
     /// The rate-limit window.
     const TIME_WINDOW: Duration = Duration::from_secs(10);
+    /// The services a peer must advertise to promise it serves this type: requesters send it only
+    /// to such peers, and a server refusing it penalises only a requester it had not promised it.
+    const SERVICES: crate::Services = crate::Services::NONE;
     /// The response.
     type Response: Serialize + DeserializeOwned + Send + Sync + Clone + std::fmt::Debug + 'static;
+}
+
+/// Which services promise each request type of a protocol: `(type id, services)`. A network given
+/// this table (e.g. `petrel_protocol::PROMISES`) penalises a requester for a type it does not serve
+/// only if its own advertised services do not promise that type (the requester could have known);
+/// an empty table makes every unserved type the requester's fault.
+pub type Promises = &'static [(u16, crate::Services)];
+
+/// Whether advertising `services` promises to serve `type_id` according to `promises`.
+pub fn promised(promises: Promises, services: crate::Services, type_id: u16) -> bool {
+    promises.iter().any(|(id, needed)| *id == type_id && services.contains(*needed))
 }
 
 /// First byte of every response frame.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use petrel_network_api::Services;
+use petrel_network_api::{Promises, Services};
 use petrel_primitives::Blake2bHash;
 
 use crate::Error;
@@ -27,6 +27,9 @@ pub struct Libp2pConfig {
     pub genesis_hash: Blake2bHash,
     /// The services we advertise.
     pub services: Services,
+    /// Which services promise each request type (`petrel_protocol::PROMISES`): an unserved type we
+    /// promised costs the requester nothing. Default: none.
+    pub promises: Promises,
     /// Timeout of an outbound request, and of the local handler answering an inbound one.
     pub request_timeout: Duration,
     /// Most established connections in total.
@@ -65,6 +68,7 @@ impl Libp2pConfig {
             bootstrap: Vec::new(),
             genesis_hash: Blake2bHash::ZERO,
             services: Services::NONE,
+            promises: &[],
             request_timeout: Duration::from_secs(10),
             max_connections: 64,
             max_connections_per_peer: 1,

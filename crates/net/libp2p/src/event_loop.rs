@@ -20,7 +20,7 @@ use libp2p::swarm::{ConnectionId, ListenError, SwarmEvent};
 use libp2p::{Multiaddr, Swarm, gossipsub, identify, ping};
 use petrel_network_api::{
     DisconnectReason, GOSSIP_QUEUE, GossipId, InboundRequest, NetworkError, NetworkEvent, PeerId, PeerInfo, Penalty,
-    PenaltyReason, RequestError, ResponseStatus, Services, Severity, Verdict,
+    PenaltyReason, Promises, RequestError, ResponseStatus, Services, Severity, Verdict, promised,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -106,6 +106,9 @@ pub struct EventLoop {
     subscriptions: HashMap<gossipsub::TopicHash, Subscription>,
     gossip_ids: GossipIds<(gossipsub::MessageId, libp2p::PeerId)>,
     bootstrap: Vec<Bootstrap>,
+    /// The services we advertise, and which request types they promise.
+    services: Services,
+    promises: Promises,
     /// State of the redial jitter (seeded from our identity, so runs are reproducible while two
     /// nodes that bootstrap from each other still drift apart instead of dialling in lockstep).
     jitter: u64,
@@ -169,6 +172,8 @@ impl EventLoop {
             subscriptions: HashMap::new(),
             gossip_ids: GossipIds::new(MAX_PENDING_VERDICTS),
             bootstrap,
+            services: config.services,
+            promises: config.promises,
             jitter: {
                 let seed = petrel_primitives::Blake2bHash::digest(&local_peer.to_bytes());
                 u64::from_be_bytes(seed.0[..8].try_into().unwrap_or_default()) | 1
@@ -374,6 +379,10 @@ impl EventLoop {
         let Some(handler) = handlers.get(&type_id) else {
             drop(handlers);
             tracing::debug!(target: "net", peer = %id, type_id, "request of an unserved type");
+            if promised(self.promises, self.services, type_id) {
+                // Our services promised it (a handler not registered yet, or gone): not its fault.
+                return self.respond(channel, status_frame(ResponseStatus::Unsupported));
+            }
             return self.refuse(
                 peer,
                 channel,

@@ -273,8 +273,11 @@ async fn a_node_of_another_chain_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serving_side_limits_penalties_and_ban() {
     // Penalties do not wear off on `a`, so the count of faults to a ban does not depend on timing.
-    let mut a =
-        start(Libp2pConfig { reputation_recovery_per_sec: 0.0, ..config(1, genesis(), Services::FULL_NODE, vec![]) });
+    let mut a = start(Libp2pConfig {
+        reputation_recovery_per_sec: 0.0,
+        promises: petrel_protocol::PROMISES,
+        ..config(1, genesis(), Services::FULL_NODE, vec![])
+    });
     let addr = a.dial_addr().await;
     let mut b = start(config(2, genesis(), Services::NONE, vec![addr.clone()]));
     let mut c = start(config(3, genesis(), Services::NONE, vec![addr]));
@@ -330,6 +333,11 @@ async fn serving_side_limits_penalties_and_ban() {
     assert!(a.net.peer_info(&b.id()).is_none() && b.net.peer_info(&a.id()).is_none());
     // The well-behaved node is still served.
     assert_eq!(within("c's request", c.net.request(a.id(), &RequestHead)).await, Ok(head()));
+    // A type a's services promise but a does not serve: refused, and c is not blamed for asking.
+    let promised = petrel_protocol::RequestMissingBlocks::TYPE_ID;
+    let response = within("promised type", c.net.request_raw(a.id(), promised, vec![0; 8], 256)).await;
+    assert_eq!(response, Err(RequestError::Unsupported));
+    assert_eq!(a.net.standing(&c.id()).await.map(|s| s.reputation), Some(0.0));
     assert!(c.net.peer_info(&a.id()).is_some());
     let _ = &mut c;
 }

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use petrel_network_api::{
-    EVENT_CAPACITY, GossipId, InboundRequest, NetworkEvent, PeerId, PeerInfo, Penalty, RequestLimits, Services,
+    EVENT_CAPACITY, GossipId, InboundRequest, NetworkEvent, PeerId, PeerInfo, Penalty, Promises, RequestLimits,
+    Services,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -45,6 +46,9 @@ pub struct HubConfig {
     /// A peer whose score falls to this value or below is banned: disconnected, and
     /// [`MockHub::connect`] refuses it afterwards. Scores start at 0.
     pub ban_score: i32,
+    /// Which services promise each request type (`petrel_protocol::PROMISES`): a node refusing a
+    /// type its services promise does not penalise the requester. Default: none.
+    pub promises: Promises,
 }
 
 impl Default for HubConfig {
@@ -58,6 +62,7 @@ impl Default for HubConfig {
             request_timeout: Duration::from_secs(10),
             penalty: 10,
             ban_score: -100,
+            promises: &[],
         }
     }
 }

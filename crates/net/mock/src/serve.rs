@@ -2,7 +2,9 @@
 //! rate limit, bounded queue) and to an arriving gossip message (subscription, size limit, bounded
 //! queue), with the penalties the real network gives.
 
-use petrel_network_api::{GossipId, InboundRequest, PeerId, Penalty, PenaltyReason, ResponseStatus, Severity};
+use petrel_network_api::{
+    GossipId, InboundRequest, PeerId, Penalty, PenaltyReason, ResponseStatus, Severity, promised,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -23,12 +25,14 @@ pub(crate) enum Served {
 impl State {
     /// `server` receives `payload` of `type_id` from `from` (the two are connected and not cut).
     ///
-    /// In order: no handler for the type → `Unsupported`, penalised; payload over the type's
+    /// In order: no handler for the type → `Unsupported`, penalised unless the server's services
+    /// promise the type; payload over the type's
     /// `max_request_size` → `Malformed`, penalised; more than `max_requests` accepted in the last
     /// `time_window` (sliding window) → `RateLimited`, penalised; handler queue full → `Busy`. A
     /// handler whose receiver was dropped is forgotten and answered `Unsupported` without penalty
     /// (the peer could not know we stopped serving).
     pub(crate) fn serve_request(&mut self, server: PeerId, from: PeerId, type_id: u16, payload: Vec<u8>) -> Served {
+        let promises = self.config.promises;
         let node = self.node_mut(server);
         node.stats.requests_received += 1;
         node.stats.bytes_received += payload.len() as u64;
@@ -36,13 +40,10 @@ impl State {
             return Served::Script(script.clone(), payload);
         }
         let Some(handler) = node.handlers.get(&type_id) else {
-            return self.refuse(
-                server,
-                from,
-                type_id,
-                ResponseStatus::Unsupported,
-                Some(Penalty::new(Severity::InvalidData, PenaltyReason::UnsupportedRequest)),
-            );
+            // Penalised only if our services did not promise the type (the requester could know).
+            let promised = promised(promises, node.info.services, type_id);
+            let penalty = (!promised).then(|| Penalty::new(Severity::InvalidData, PenaltyReason::UnsupportedRequest));
+            return self.refuse(server, from, type_id, ResponseStatus::Unsupported, penalty);
         };
         if handler.queue.is_closed() {
             node.handlers.remove(&type_id);

@@ -13,7 +13,7 @@ mod messages;
 pub use errors::{BatchSetError, BlockRequestError, HistoryChunkError, MacroChainError, MissingBlocksError};
 pub use gossip::{BlockHeaders, FullBlocks, ZkpSegments};
 pub use messages::*;
-use petrel_network_api::{Network, NetworkExt, PeerId, Request, RequestError, RequestLimits};
+use petrel_network_api::{Network, NetworkExt, PeerId, Request, RequestError, RequestLimits, Services};
 
 /// Declares the protocol's requests once: the [`AnyRequest`] / [`AnyResponse`] enums every sync
 /// machine speaks, and the [`REQUEST_TYPE_IDS`] table (the uniqueness test and dispatch tables use
@@ -42,6 +42,17 @@ macro_rules! requests {
         /// Every request type id with its type's name.
         pub const REQUEST_TYPE_IDS: &[(u16, &str)] = &[$((<$req as Request>::TYPE_ID, stringify!($req))),*];
 
+        /// The services that promise each request type ([`Request::SERVICES`]), for the
+        /// networks' serving rules ([`petrel_network_api::Promises`]).
+        pub const PROMISES: petrel_network_api::Promises =
+            &[$((<$req as Request>::TYPE_ID, <$req as Request>::SERVICES)),*];
+
+        /// The services a peer advertises to promise it serves the request type `type_id`;
+        /// `None` for a type the protocol does not have.
+        pub fn required_services(type_id: u16) -> Option<Services> {
+            PROMISES.iter().find(|(id, _)| *id == type_id).map(|(_, s)| *s)
+        }
+
         /// The serving limits of every request type (e.g. to serve every type with one script).
         pub fn request_limits() -> Vec<RequestLimits> {
             vec![$(RequestLimits::of::<$req>()),*]
@@ -52,6 +63,13 @@ macro_rules! requests {
             pub fn type_id(&self) -> u16 {
                 match self {
                     $(AnyRequest::$variant(_) => <$req as Request>::TYPE_ID,)*
+                }
+            }
+
+            /// The services a peer must advertise to be sent this request.
+            pub fn services(&self) -> Services {
+                match self {
+                    $(AnyRequest::$variant(_) => <$req as Request>::SERVICES,)*
                 }
             }
 

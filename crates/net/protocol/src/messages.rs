@@ -1,6 +1,6 @@
 //! Request and response messages.
 
-use petrel_network_api::Request;
+use petrel_network_api::{Request, Services};
 pub use petrel_primitives::wire::{
     BatchSetInfo, HistoryChunk, MAX_EPOCHS, MAX_LOCATORS, MAX_ZKP_SEGMENTS, MacroChain, ZKP_PROOF_BYTES, ZkpChain,
     ZkpSegment,
@@ -16,12 +16,13 @@ pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
 pub const MAX_LARGE_RESPONSE: usize = 10 * 1024 * 1024;
 
 macro_rules! request {
-    ($req:ty, $id:literal, $resp:ty, $max_req:expr, $max_resp:expr, $rate:literal) => {
+    ($req:ty, $id:literal, $resp:ty, $max_req:expr, $max_resp:expr, $rate:literal, $services:expr) => {
         impl Request for $req {
             const TYPE_ID: u16 = $id;
             const MAX_REQUEST_SIZE: usize = $max_req;
             const MAX_RESPONSE_SIZE: usize = $max_resp;
             const MAX_REQUESTS: u32 = $rate;
+            const SERVICES: Services = $services;
             type Response = $resp;
         }
     };
@@ -36,7 +37,15 @@ pub struct RequestMacroChain {
     pub max_epochs: u16,
 }
 
-request!(RequestMacroChain, 200, Result<MacroChain, MacroChainError>, 16 + 33 * MAX_LOCATORS, 64 + 33 * MAX_EPOCHS as usize, 20);
+request!(
+    RequestMacroChain,
+    200,
+    Result<MacroChain, MacroChainError>,
+    16 + 33 * MAX_LOCATORS,
+    64 + 33 * MAX_EPOCHS as usize,
+    20,
+    Services::MACRO_CHAIN
+);
 
 /// The batch sets of a macro block's epoch up to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +54,7 @@ pub struct RequestBatchSet {
     pub hash: Blake2bHash,
 }
 
-request!(RequestBatchSet, 202, Result<BatchSetInfo, BatchSetError>, 64, MAX_LARGE_RESPONSE, 100);
+request!(RequestBatchSet, 202, Result<BatchSetInfo, BatchSetError>, 64, MAX_LARGE_RESPONSE, 100, Services::HISTORY);
 
 /// A chunk of an epoch's history, proven against a verifier block.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +67,7 @@ pub struct RequestHistoryChunk {
     pub chunk_index: u64,
 }
 
-request!(RequestHistoryChunk, 204, Result<HistoryChunk, HistoryChunkError>, 64, MAX_LARGE_RESPONSE, 500);
+request!(RequestHistoryChunk, 204, Result<HistoryChunk, HistoryChunkError>, 64, MAX_LARGE_RESPONSE, 500, Services::HISTORY);
 
 /// One block by hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,7 +80,7 @@ pub struct RequestBlock {
 
 // 2000 per 10 s (the reference allows 200 since 2025): light sync without a proof fetches every
 // election block, and one peer serving a window of 16 at loopback speed reaches ~1000 in 10 s.
-request!(RequestBlock, 207, Result<Block, BlockRequestError>, 64, MAX_BLOCK_SIZE, 2000);
+request!(RequestBlock, 207, Result<Block, BlockRequestError>, 64, MAX_BLOCK_SIZE, 2000, Services::MACRO_CHAIN);
 
 /// Main-chain blocks after the first known locator, up to the target, at most one batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +100,15 @@ pub struct ResponseBlocks {
     pub blocks: Vec<Block>,
 }
 
-request!(RequestMissingBlocks, 209, Result<ResponseBlocks, MissingBlocksError>, 64 + 33 * MAX_LOCATORS, 8 * MAX_BLOCK_SIZE, 200);
+request!(
+    RequestMissingBlocks,
+    209,
+    Result<ResponseBlocks, MissingBlocksError>,
+    64 + 33 * MAX_LOCATORS,
+    8 * MAX_BLOCK_SIZE,
+    200,
+    Services::FULL_BLOCKS
+);
 
 /// The peer's head.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -100,7 +117,7 @@ pub struct RequestHead;
 /// Answer to [`RequestHead`]: the store's head summary, sent as it is.
 pub type ResponseHead = petrel_primitives::wire::HeadInfo;
 
-request!(RequestHead, 210, ResponseHead, 16, 256, 50);
+request!(RequestHead, 210, ResponseHead, 16, 256, 50, Services::NONE);
 
 /// The chain of segment proofs that covers an epoch (zero-knowledge light sync, protocol.md §12).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,4 +130,4 @@ pub struct RequestZkp {
 }
 
 // A segment is 304 bytes encoded; 64 of them fit in 20 KiB.
-request!(RequestZkp, 212, ZkpChain, 16, 32 * 1024, 20);
+request!(RequestZkp, 212, ZkpChain, 16, 32 * 1024, 20, Services::ZKP_PROOFS);

@@ -152,6 +152,15 @@ impl<M: Machine, N: Network> MachineDriver<M, N> {
             match action {
                 Action::Request { id, peer, request } => {
                     tracing::trace!(target: TARGET, machine = self.name, %peer, request = request.name(), id, "request");
+                    let promised =
+                        self.network.peer_info(&peer).is_none_or(|i| i.services.contains(request.services()));
+                    if !promised {
+                        // Never sent to a peer whose services do not promise the type (it would
+                        // penalise us for asking): the machine sees it refused.
+                        tracing::debug!(target: TARGET, machine = self.name, %peer, request = request.name(), "not promised by the peer's services");
+                        self.in_flight.push(async move { Done::Response(id, Err(RequestError::Unsupported)) }.boxed());
+                        continue;
+                    }
                     let net = self.network.clone();
                     self.in_flight.push(async move { Done::Response(id, request.send(&net, peer).await) }.boxed());
                 }

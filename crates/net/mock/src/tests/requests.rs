@@ -127,6 +127,22 @@ async fn unknown_type_is_unsupported_and_penalized() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_type_our_services_promise_but_we_do_not_serve_costs_the_requester_nothing() {
+    // The server advertises a full node (which promises missing blocks) but serves only heads;
+    // the requester could not know, so only the types the services do not promise are its fault.
+    let (hub, server, client) = pair(HubConfig { promises: petrel_protocol::PROMISES, ..HubConfig::default() });
+    serve_head(&server);
+    let promised = petrel_protocol::RequestMissingBlocks::TYPE_ID;
+    let response = client.request_raw(server.peer_id(), promised, vec![], 256).await;
+    assert_eq!(response, Err(RequestError::Unsupported));
+    assert_eq!(server.score(&client.peer_id()), 0);
+    let not_promised = petrel_protocol::RequestHistoryChunk::TYPE_ID;
+    let response = client.request_raw(server.peer_id(), not_promised, vec![], 256).await;
+    assert_eq!(response, Err(RequestError::Unsupported));
+    assert_eq!(server.score(&client.peer_id()), -hub.config().penalty);
+}
+
+#[tokio::test(start_paused = true)]
 async fn dropped_handler_is_unsupported_without_penalty() {
     let (_hub, server, client) = pair(HubConfig::default());
     drop(server.receive_requests_raw(raw_limits(7)));
