@@ -7,7 +7,9 @@
 //!
 //! - Request: length, then `type_id: u16` big-endian, then the payload. At most
 //!   [`MAX_REQUEST_FRAME`] bytes after the length; the request type's own limit is enforced by the
-//!   event loop when it dispatches (an oversized request is answered `Malformed`).
+//!   event loop when it dispatches (an oversized request is answered `Malformed`). A length below 2
+//!   or over the limit is read as an undecodable request (nothing more is read), which the event
+//!   loop penalises and leaves unanswered: libp2p only logs a codec error on the inbound side.
 //! - Response: length, then one status byte ([`petrel_network_api::ResponseStatus`]), then the
 //!   payload. The reader accepts at most the `max_response` the requester asked for (plus the
 //!   status byte), and never more than [`MAX_RESPONSE_FRAME`].
@@ -50,6 +52,21 @@ pub(crate) struct WireRequest {
     pub(crate) payload: Vec<u8>,
     /// Local only (never sent): the largest response payload the requester accepts.
     pub(crate) max_response: usize,
+    /// Local only: read from a frame that cannot be a request (no type id, or over
+    /// [`MAX_REQUEST_FRAME`]). It reaches the event loop like a request (libp2p only logs a codec
+    /// error on the inbound side), which penalises its sender and drops it unanswered.
+    pub(crate) undecodable: bool,
+}
+
+impl WireRequest {
+    /// A request to send.
+    pub(crate) fn new(type_id: u16, payload: Vec<u8>, max_response: usize) -> Self {
+        Self { type_id, payload, max_response, undecodable: false }
+    }
+
+    fn undecodable() -> Self {
+        Self { type_id: 0, payload: Vec::new(), max_response: 0, undecodable: true }
+    }
 }
 
 /// A response frame, as written by the server or as read by the requester: the status byte,
@@ -145,16 +162,14 @@ impl Codec for WireCodec {
         T: AsyncRead + Unpin + Send,
     {
         let len = read_len(io).await?;
-        if len < 2 {
-            return Err(invalid("request frame without a type id"));
-        }
-        if len > MAX_REQUEST_FRAME {
-            return Err(too_large(len, MAX_REQUEST_FRAME));
+        // Undecodable frames are refused from the prefix alone: nothing more is read.
+        if !(2..=MAX_REQUEST_FRAME).contains(&len) {
+            return Ok(WireRequest::undecodable());
         }
         let mut type_id = [0u8; 2];
         io.read_exact(&mut type_id).await?;
         let payload = read_growing(io, len - 2).await?;
-        Ok(WireRequest { type_id: u16::from_be_bytes(type_id), payload, max_response: 0 })
+        Ok(WireRequest::new(u16::from_be_bytes(type_id), payload, 0))
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<WireResponse>
@@ -207,7 +222,7 @@ mod tests {
     fn request_round_trip() {
         block_on(async {
             let mut codec = WireCodec::default();
-            let req = WireRequest { type_id: 0x1234, payload: vec![7; 100], max_response: 99 };
+            let req = WireRequest::new(0x1234, vec![7; 100], 99);
             let mut buf = Cursor::new(Vec::new());
             codec.write_request(&protocol(), &mut buf, req.clone()).await.unwrap();
             assert_eq!(&buf.get_ref()[..6], &[0, 0, 0, 102, 0x12, 0x34]);
@@ -281,10 +296,13 @@ mod tests {
     #[test]
     fn oversized_lengths_are_refused_before_reading_the_body() {
         block_on(async {
-            // A request announcing 1 GiB: refused from the prefix alone.
-            let mut buf = Cursor::new((1u32 << 30).to_be_bytes().to_vec());
-            let err = WireCodec::default().read_request(&protocol(), &mut buf).await.unwrap_err();
-            assert_eq!(FrameTooLarge::find(&err).map(|e| e.len), Some(1 << 30));
+            // A request announcing 1 GiB: undecodable from the prefix alone (the body is unread).
+            let mut bytes = (1u32 << 30).to_be_bytes().to_vec();
+            bytes.extend([1, 2, 3]);
+            let mut buf = Cursor::new(bytes);
+            let read = WireCodec::default().read_request(&protocol(), &mut buf).await.unwrap();
+            assert!(read.undecodable);
+            assert_eq!(buf.position(), 4);
 
             // A response over the requester's limit.
             let mut bytes = 11u32.to_be_bytes().to_vec();
@@ -299,8 +317,9 @@ mod tests {
     #[test]
     fn truncated_and_empty_frames_are_errors() {
         block_on(async {
+            // No room for a type id: undecodable (handed on to be penalised), not a stream error.
             let mut short = Cursor::new(vec![0, 0, 0, 1, 5]);
-            assert!(WireCodec::default().read_request(&protocol(), &mut short).await.is_err());
+            assert!(WireCodec::default().read_request(&protocol(), &mut short).await.unwrap().undecodable);
             let mut truncated = Cursor::new(vec![0, 0, 0, 10, 0, 1, 2]);
             assert!(WireCodec::default().read_request(&protocol(), &mut truncated).await.is_err());
             let mut empty = Cursor::new(vec![0, 0, 0, 0]);

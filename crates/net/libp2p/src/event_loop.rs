@@ -221,7 +221,7 @@ impl EventLoop {
                     let _ = reply.send(Err(RequestError::NotConnected));
                     return;
                 }
-                let request = WireRequest { type_id, payload, max_response };
+                let request = WireRequest::new(type_id, payload, max_response);
                 let id = self.swarm.behaviour_mut().request_response.send_request(&peer, request);
                 self.pending_outbound.insert(id, reply);
             }
@@ -358,6 +358,13 @@ impl EventLoop {
         request: WireRequest,
         channel: ResponseChannel<WireResponse>,
     ) {
+        if request.undecodable {
+            // No type id, or over the frame limit: not answered (dropping the channel closes the
+            // stream), and the sender could have known.
+            tracing::debug!(target: "net", %peer, "undecodable request frame");
+            drop(channel);
+            return self.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::MalformedRequest));
+        }
         let Some(state) = self.connected.get_mut(&peer) else { return };
         if state.closing {
             // Dropping the channel fails the request on the requester's side.
@@ -684,12 +691,9 @@ impl EventLoop {
                 let _ = reply.send(Err(error));
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                // Transport failures (a truncated frame, a reset stream): nobody is blamed.
+                // Undecodable frames arrive as requests (`WireRequest::undecodable`).
                 tracing::debug!(target: "net", %peer, "inbound request failed: {error}");
-                if let request_response::InboundFailure::Io(e) = &error
-                    && e.kind() == std::io::ErrorKind::InvalidData
-                {
-                    self.penalize(peer, Penalty::new(Severity::InvalidData, PenaltyReason::MalformedRequest));
-                }
             }
             request_response::Event::ResponseSent { .. } => {}
         }
