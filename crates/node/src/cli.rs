@@ -109,6 +109,10 @@ pub(crate) struct QueryArgs {
     /// Seconds to wait for the connection and the answer (at most an hour).
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) timeout_secs: u64,
+    /// One JSON line (the answer, or `{"ok": false, "error": ...}` on failure, exit status 1)
+    /// instead of indented JSON and an error on stderr.
+    #[arg(long)]
+    pub(crate) json: bool,
     /// The question.
     #[command(subcommand)]
     pub(crate) what: QueryWhat,

@@ -216,8 +216,10 @@ async fn run_nodes(
             }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        let target = producer.status();
+        // The nodes first, then the producer: every block a node has came from the producer, so
+        // read in this order no head shows above the target.
         let statuses: Vec<_> = syncing.iter().map(NodeHandle::status).collect();
+        let target = producer.status();
         for (bar, s) in bars.iter().zip(&statuses) {
             bar.set_length(u64::from(target.head_number.max(1)));
             bar.set_position(u64::from(s.head_number));

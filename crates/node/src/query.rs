@@ -11,8 +11,23 @@ use petrel_protocol::{RequestBlock, RequestHead, RequestMacroChain};
 
 use crate::cli::{QueryArgs, QueryWhat};
 
-/// Runs `petrel query`.
+/// Runs `petrel query`: the answer on stdout, indented, or as one line with `--json` (where a
+/// failure is also a JSON line on stdout, besides the `error:` line on stderr and exit status 1).
 pub(crate) fn run(args: &QueryArgs) -> Result<()> {
+    match ask(args) {
+        Ok(answer) if args.json => println!("{}", serde_json::to_string(&answer)?),
+        Ok(answer) => println!("{}", serde_json::to_string_pretty(&answer)?),
+        Err(e) => {
+            if args.json {
+                println!("{}", serde_json::json!({ "ok": false, "error": crate::errors::error_line(e.chain()) }));
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn ask(args: &QueryArgs) -> Result<serde_json::Value> {
     let genesis = GenesisConfig::load(&args.genesis)
         .with_context(|| format!("cannot load the genesis {}", args.genesis.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -59,8 +74,7 @@ pub(crate) fn run(args: &QueryArgs) -> Result<()> {
                 }
             }
         };
-        println!("{}", serde_json::to_string_pretty(&answer)?);
         task.abort();
-        Ok(())
+        Ok(answer)
     })
 }

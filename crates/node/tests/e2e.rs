@@ -115,6 +115,26 @@ fn a_process_asks_a_node_process_for_its_head_and_a_block() {
     assert_eq!(block["hash"], hash);
     let mc = query(&node.addr, &genesis, &["macro-chain"]);
     assert_eq!(mc["epochs"].as_array().unwrap().len(), 2);
+    // `--json`: one line for scripts, the answer or the error.
+    let json_query = |what: &[&str]| {
+        petrel()
+            .args(["query", "--json", "--peer", &node.addr, "--genesis"])
+            .arg(&genesis)
+            .args(what)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run petrel query --json")
+    };
+    let out = json_query(&["head"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["block_number"], 16);
+    let out = json_query(&["block", &"00".repeat(32)]);
+    assert!(!out.status.success());
+    let line: Value = serde_json::from_slice(&out.stdout).expect("a JSON error line");
+    assert_eq!(line["ok"], false);
+    assert!(line["error"].as_str().unwrap().contains("no such block"), "{line}");
 }
 
 #[test]
