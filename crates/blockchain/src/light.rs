@@ -118,6 +118,9 @@ pub struct LightBlockchain {
     /// How many times the chain was reset (in memory; lets work prepared before a reset be
     /// recognised as stale).
     generation: u64,
+    /// The election block a reset forgot while it was taken on trust (its number and hash), and,
+    /// once verification reached its height, whether the verified chain has it (in memory).
+    doubted: Option<(u32, Blake2bHash, Option<bool>)>,
     path: Option<PathBuf>,
     events: broadcast::Sender<ChainEvent>,
 }
@@ -155,6 +158,7 @@ impl LightBlockchain {
             optimistic: false,
             proven_epoch: None,
             generation: 0,
+            doubted: None,
             path: path.map(Path::to_path_buf),
             events: broadcast::channel(EVENT_CAPACITY).0,
         };
@@ -236,6 +240,14 @@ impl LightBlockchain {
     /// of an earlier generation is stale.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The election block taken on trust that the last reset forgot, as `(number, hash, verdict)`:
+    /// `verdict` is `Some(true)` once the chain adopted that very block again (so the trust was
+    /// right), `Some(false)` once it adopted another election block at its height (the block was a
+    /// lie), `None` until then (or if a proof jumped past its height).
+    pub fn doubted(&self) -> Option<(u32, Blake2bHash, Option<bool>)> {
+        self.doubted
     }
 
     /// Whether the chain is still at its anchor.
@@ -420,6 +432,11 @@ impl LightBlockchain {
             return Err(e);
         }
         self.batch.clear();
+        if let Some((doubted, doubted_hash, verdict @ None)) = &mut self.doubted
+            && *doubted == number
+        {
+            *verdict = Some(*doubted_hash == hash);
+        }
         let _ = self.events.send(ChainEvent::Extended { number, hash });
         let event = if self.election_head.hash() == hash {
             ChainEvent::EpochFinalized { number, hash }
@@ -433,6 +450,9 @@ impl LightBlockchain {
     /// Returns to the anchor, forgetting everything adopted since.
     pub fn reset(&mut self) -> Result<(), ChainError> {
         self.generation += 1;
+        if self.optimistic {
+            self.doubted = Some((self.election_head.block_number(), self.election_head.hash(), None));
+        }
         self.election_head = self.anchor.clone();
         self.macro_head = self.anchor.clone();
         self.head = Block::Macro(self.anchor.clone());

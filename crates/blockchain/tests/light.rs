@@ -113,6 +113,28 @@ fn pico_adoption_only_at_the_anchor_and_reset() {
 }
 
 #[test]
+fn a_reset_remembers_the_block_taken_on_trust_and_verification_judges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = producer(0);
+    let g = genesis(&p);
+    let mut full = open(&dir, &g);
+    let blocks = extend(&mut full, &p, 24);
+    let mut light = LightBlockchain::new(&g, None, None).unwrap();
+    // A reset of a verified chain doubts nothing.
+    light.reset().unwrap();
+    assert_eq!(light.doubted(), None);
+    light.push_election_pico(macro_at(&blocks, 16)).unwrap();
+    light.reset().unwrap();
+    assert_eq!(light.doubted(), Some((16, blocks[15].hash(), None)));
+    light.push_macro(macro_at(&blocks, 8)).unwrap();
+    assert_eq!(light.doubted(), Some((16, blocks[15].hash(), None)), "not at its height yet");
+    light.push_macro(macro_at(&blocks, 16)).unwrap();
+    assert_eq!(light.doubted(), Some((16, blocks[15].hash(), Some(true))), "verification found the same block");
+    light.push_macro(macro_at(&blocks, 24)).unwrap();
+    assert_eq!(light.doubted(), Some((16, blocks[15].hash(), Some(true))), "judged once");
+}
+
+#[test]
 fn a_checkpoint_anchor_and_invented_validators() {
     let dir = tempfile::tempdir().unwrap();
     let p = producer(0);

@@ -12,7 +12,7 @@
 //! | `Good` of a connected peer | to live sync, a head round, and a head check of each incompatible peer not being checked; a late `Good` (peer gone) is ignored |
 //! | `Outdated` | remembered; back to macro sync at the next check (`check_interval`) |
 //! | `Incompatible` | a head check now and at every check |
-//! | `Conflicting` | an invalid-data penalty; every live peer out of live sync; live, conflicting and outdated peers to `Fallback` |
+//! | `Conflicting` | every live peer out of live sync; live, conflicting and outdated peers to `Fallback` (no penalty: the fallback's verification tells who lied) |
 //! | live `Behind` | outdated, and a head round |
 //! | live `Ahead` | to macro sync, and a head round |
 //! | live `AcceptedAnnouncedBlock` | counted; the next periodic round is one interval away |
@@ -281,7 +281,8 @@ impl<C> SyncerMachine<C> {
                 }
             }
             MacroSyncReturn::Conflicting(p) => {
-                self.book.penalize(p, Severity::InvalidData, PenaltyReason::ConflictingChain);
+                // No penalty here: our chain rests on trust, and the conflicting peer may be the
+                // honest one. Macro sync's fallback blames whoever verification proves wrong.
                 let mut peers: Vec<_> = self.live.drain().collect();
                 peers.sort();
                 for q in &peers {

@@ -89,8 +89,9 @@ pub struct LightConfig {
     /// The block fetch queue. Its window bounds memory: each block is a few KiB (header and
     /// justification) while it waits to be verified in order.
     pub queue: QueueConfig,
-    /// Reset the light chain to its anchor before syncing (the fallback from pico, which forgets
-    /// what it adopted on trust).
+    /// Reset the light chain to its anchor before syncing if it rests on an election block taken
+    /// on trust (the fallback from pico, which forgets what it adopted on trust; a verified chain
+    /// is kept and synced on from).
     pub reset_first: bool,
     /// Ask peers that serve proofs for the proof chain first (zero-knowledge light sync).
     pub zkp: Option<ZkpLightConfig>,
@@ -243,7 +244,11 @@ pub fn execute(chain: &SharedLightChain, work: LightWork) -> LightOutcome {
                 Err(e) => Err(PushFailure::Store(e.to_string())),
             })
         }
-        LightWork::Reset => LightOutcome::Reset(lock(chain).reset().map_err(|e| e.to_string())),
+        LightWork::Reset => {
+            let mut chain = lock(chain);
+            let result = if chain.is_optimistic() { chain.reset() } else { Ok(()) };
+            LightOutcome::Reset(result.map_err(|e| e.to_string()))
+        }
         LightWork::Push(blocks) => {
             let first = lock(chain).macro_verifier();
             // Blocks adopted already (by another round or live sync) need no verification.

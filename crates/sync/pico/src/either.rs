@@ -3,15 +3,19 @@
 //! On `fallback(peers)` while still pico: a Light Macro Sync is built over the same chain and
 //! network whose first job resets the light chain to its anchor (whatever pico adopted on trust is
 //! forgotten; the write runs off the executor like every other), and every peer is handed to it
-//! (duplicates removed). The conflicting peer is penalised mildly by the
-//! caller; a peer that served invalid blocks is banned by Light Macro Sync when verification fails.
-//! There is no way back to pico in the same session. See `docs/adr/0009-pico-and-light-sync.md`.
+//! (duplicates removed). Nobody is blamed for the conflict itself: the peer whose election block
+//! pico took on trust (its optimistic source) is banned once verification reaches that block's
+//! height with another block (`LightBlockchain::doubted`); a peer that served invalid blocks is
+//! banned by Light Macro Sync when verification fails; an honest peer that merely contradicted a
+//! lie costs nothing. There is no way back to pico in the same session. See
+//! `docs/adr/0009-pico-and-light-sync.md`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
-use petrel_network_api::{Network, PeerId};
+use petrel_network_api::{Network, PeerId, Penalty, PenaltyReason, Severity};
+use petrel_sync_api::light_chain::lock;
 use petrel_sync_api::{MacroSync, MacroSyncReturn};
 use petrel_sync_light::{LightConfig, LightMacroSync};
 
@@ -22,8 +26,31 @@ use crate::{PicoMacroSync, SharedLightChain};
 pub enum EitherSyncer<N: Network> {
     /// Fast optimistic sync.
     Normal(PicoMacroSync<N>, SharedLightChain, N, LightConfig),
-    /// Verifying sync after a conflict.
-    Fallback(LightMacroSync<N>),
+    /// Verifying sync after a conflict, and the trust to settle.
+    Fallback(LightMacroSync<N>, Option<Suspect<N>>),
+}
+
+/// The peer whose election block pico took on trust, to ban if verification proves it wrong.
+pub struct Suspect<N> {
+    peer: PeerId,
+    chain: SharedLightChain,
+    network: N,
+}
+
+impl<N: Network> Suspect<N> {
+    /// Whether the trust is settled: the suspect is banned if its block was a lie.
+    fn settled(&self) -> bool {
+        match lock(&self.chain).doubted() {
+            Some((number, _, Some(false))) => {
+                tracing::warn!(target: "sync::pico", peer = %self.peer, number, "the election block taken on trust was a lie: banning its source");
+                self.network.penalize(self.peer, Penalty::new(Severity::Malicious, PenaltyReason::ConflictingChain));
+                true
+            }
+            Some((_, _, Some(true))) => true,
+            // Not reached yet (or a proof jumped past it: nobody is blamed).
+            _ => false,
+        }
+    }
 }
 
 impl<N: Network> EitherSyncer<N> {
@@ -34,13 +61,13 @@ impl<N: Network> EitherSyncer<N> {
 
     /// Whether the fallback happened.
     pub fn is_fallback(&self) -> bool {
-        matches!(self, EitherSyncer::Fallback(_))
+        matches!(self, EitherSyncer::Fallback(..))
     }
 
     fn inner(&mut self) -> &mut dyn MacroSync {
         match self {
             EitherSyncer::Normal(p, ..) => p,
-            EitherSyncer::Fallback(l) => l,
+            EitherSyncer::Fallback(l, _) => l,
         }
     }
 }
@@ -51,7 +78,13 @@ impl<N: Network> Stream for EitherSyncer<N> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<MacroSyncReturn>> {
         match self.get_mut() {
             EitherSyncer::Normal(p, ..) => p.poll_next_unpin(cx),
-            EitherSyncer::Fallback(l) => l.poll_next_unpin(cx),
+            EitherSyncer::Fallback(l, suspect) => {
+                let next = l.poll_next_unpin(cx);
+                if suspect.as_ref().is_some_and(Suspect::settled) {
+                    *suspect = None;
+                }
+                next
+            }
         }
     }
 }
@@ -72,14 +105,14 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
     fn num_peers(&self) -> usize {
         match self {
             EitherSyncer::Normal(p, ..) => p.num_peers(),
-            EitherSyncer::Fallback(l) => l.num_peers(),
+            EitherSyncer::Fallback(l, _) => l.num_peers(),
         }
     }
 
     fn proof_stats(&self) -> Option<petrel_sync_api::ProofStats> {
         match self {
             EitherSyncer::Normal(p, ..) => p.proof_stats(),
-            EitherSyncer::Fallback(l) => l.proof_stats(),
+            EitherSyncer::Fallback(l, _) => l.proof_stats(),
         }
     }
 
@@ -90,11 +123,17 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
         all.sort();
         all.dedup();
         tracing::info!(target: "sync::pico", peers = all.len(), "conflict: falling back to light macro sync");
+        // Before the light sync exists: its first job resets the chain (on another thread).
+        let suspect = lock(chain)
+            .is_optimistic()
+            .then(|| pico.machine().optimistic_source())
+            .flatten()
+            .map(|peer| Suspect { peer, chain: chain.clone(), network: network.clone() });
         let config = LightConfig { reset_first: true, ..config.clone() };
         let mut light = LightMacroSync::new(network.clone(), chain.clone(), config);
         for peer in all {
             light.add_peer(peer);
         }
-        *self = EitherSyncer::Fallback(light);
+        *self = EitherSyncer::Fallback(light, suspect);
     }
 }

@@ -120,8 +120,15 @@ pub enum PicoOutcome {
     /// again.
     ProvenUpTo(Proven, Vec<ZkpSegment>),
     /// A block is at the height of one of ours with another hash, cannot be verified from our
-    /// chain, or fails verification: the peer's chain does not reconcile with ours.
+    /// chain, or fails verification, while our chain rests on a block taken on trust: the peer's
+    /// chain does not reconcile with ours, and only verification (the fallback) can tell who lied.
+    /// Also an election block beyond the next one on a verified chain not at its anchor (pico
+    /// cannot verify the jump; light sync can).
     Conflicting(String),
+    /// A block at the height of one of ours with another hash, or one that fails verification,
+    /// against a chain verified from its anchor (no trust involved): the peer lies. It is banned;
+    /// there is no fallback.
+    Lied(String),
     /// A block is older than our macro head: the peer is behind on this part.
     Behind,
     /// Our own light-chain store failed: not the peer's doing.
@@ -225,7 +232,7 @@ fn apply_blocks_checked(chain: &mut LightBlockchain, work: PicoWork, pre: Option
         }
         let number = block.block_number();
         if number == chain.election_head().block_number() || number == chain.macro_head().block_number() {
-            return PicoOutcome::Conflicting(format!("block {number} differs from ours"));
+            return conflict(chain, format!("block {number} differs from ours"));
         }
         if number < chain.macro_head().block_number() {
             return PicoOutcome::Behind;
@@ -286,11 +293,17 @@ fn apply_blocks_checked(chain: &mut LightBlockchain, work: PicoWork, pre: Option
         };
         match result {
             Ok(_) => {}
-            Err(e) if e.is_peer_fault() => return PicoOutcome::Conflicting(e.to_string()),
+            Err(e) if e.is_peer_fault() => return conflict(chain, e.to_string()),
             Err(e) => return PicoOutcome::StoreFailed(e.to_string()),
         }
     }
     PicoOutcome::Applied { optimistic, verified, proven }
+}
+
+/// A block that contradicts our chain: a conflict to settle by verification if our chain rests on
+/// trust, else the peer's lie (a verified chain has one block per height).
+fn conflict(chain: &LightBlockchain, why: String) -> PicoOutcome {
+    if chain.is_optimistic() { PicoOutcome::Conflicting(why) } else { PicoOutcome::Lied(why) }
 }
 
 /// Counters for tests, benches and progress.
@@ -589,6 +602,7 @@ impl PicoMachine {
                 self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, head, wanted, proofs });
             }
             PicoOutcome::Conflicting(_) => self.book.finish(peer, MacroSyncReturn::Conflicting(peer)),
+            PicoOutcome::Lied(_) => self.book.ban(peer, PenaltyReason::ConflictingChain),
             PicoOutcome::Behind | PicoOutcome::StoreFailed(_) | PicoOutcome::Stale => {
                 self.book.finish(peer, MacroSyncReturn::Outdated(peer))
             }

@@ -276,6 +276,52 @@ fn blocks_fetched_before_a_reset_are_not_applied_after_it() {
     assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Applied { optimistic: true, .. }));
 }
 
+#[test]
+fn a_block_contradicting_a_verified_chain_is_a_lie_one_contradicting_trust_a_conflict() {
+    let server = petrel_test_utils::TestChain::build(1, 8 * 3 + 4);
+    let at = |n: u32| match &server.blocks[n as usize - 1] {
+        Block::Macro(m) => m.clone(),
+        Block::Micro(_) => panic!("{n} is a macro block"),
+    };
+    let e1 = Policy::TEST.election_block_of(1);
+    // Verified from genesis: election block 1 by signatures.
+    let light = server.light_chain();
+    let generation = lock(&light).generation();
+    let work = PicoWork { blocks: vec![at(e1)], generation, proofs: None };
+    assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Applied { optimistic: false, .. }));
+    // Another block at that height: no verified chain has two, so the peer lies (banned, no
+    // fallback).
+    let mut forged = at(e1);
+    forged.header.timestamp += 1;
+    let work = PicoWork { blocks: vec![forged.clone()], generation, proofs: None };
+    assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Lied(_)));
+    let mut h = H::new(PicoConfig::default(), view(&at(e1), &at(e1), false));
+    let id = only_request(&h.join_peer(p(1)));
+    let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e1, &forged, &forged)))));
+    let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(forged.clone())))));
+    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    let a = h.input(Input::Applied { job, outcome: PicoOutcome::Lied("differs".into()) });
+    assert_eq!(
+        a,
+        vec![
+            Action::Penalize {
+                peer: p(1),
+                penalty: Penalty::new(Severity::Malicious, PenaltyReason::ConflictingChain)
+            },
+            Action::Disconnect { peer: p(1), reason: DisconnectReason::Malicious },
+        ]
+    );
+    // On a chain taken on trust the same block is a conflict: verification must tell who lied.
+    let light = server.light_chain();
+    let e3 = Policy::TEST.election_block_of(3);
+    let work = PicoWork { blocks: vec![at(e3)], generation, proofs: None };
+    assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Applied { optimistic: true, .. }));
+    let mut forged = at(e3);
+    forged.header.timestamp += 1;
+    let work = PicoWork { blocks: vec![forged], generation, proofs: None };
+    assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Conflicting(_)));
+}
+
 // ---- proofs ----
 
 fn zkp_config() -> PicoConfig {
