@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use petrel_network_api::{Network, NetworkEvent};
+use petrel_network_api::{Network, NetworkEvent, PeerId};
 use petrel_sync_api::driver::MachineDriver;
 use petrel_sync_api::{LiveSync, LiveSyncEvent, MacroSync, MacroSyncReturn};
 
@@ -81,24 +81,38 @@ pub struct Syncer<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> {
     driver: MachineDriver<SyncerMachine<C>, N>,
     macro_sync: M,
     live: L,
-    net_events: BoxStream<'static, NetworkEvent>,
+    net_events: BoxStream<'static, PeerEvent>,
     out: VecDeque<ConsensusEvent>,
     started: bool,
 }
 
-fn event_stream(rx: tokio::sync::broadcast::Receiver<NetworkEvent>) -> BoxStream<'static, NetworkEvent> {
+/// A network event, or word that some were lost (the channel is bounded).
+enum PeerEvent {
+    Event(NetworkEvent),
+    Lagged(u64),
+}
+
+fn event_stream(rx: tokio::sync::broadcast::Receiver<NetworkEvent>) -> BoxStream<'static, PeerEvent> {
     futures::stream::unfold(rx, |mut r| async move {
-        loop {
-            match r.recv().await {
-                Ok(e) => return Some((e, r)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(target: "consensus", missed = n, "peer events lagged");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
+        match r.recv().await {
+            Ok(e) => Some((PeerEvent::Event(e), r)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((PeerEvent::Lagged(n), r)),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     })
     .boxed()
+}
+
+/// What to tell the machine after events were lost: the peers it counts as connected that are
+/// gone, and the connected ones it does not know, in id order.
+pub fn reconcile(known: &[PeerId], connected: &[PeerId]) -> (Vec<PeerId>, Vec<PeerId>) {
+    let connected_set: std::collections::HashSet<_> = connected.iter().collect();
+    let known_set: std::collections::HashSet<_> = known.iter().collect();
+    let mut left: Vec<PeerId> = known.iter().copied().filter(|p| !connected_set.contains(p)).collect();
+    let mut joined: Vec<PeerId> = connected.iter().copied().filter(|p| !known_set.contains(p)).collect();
+    left.sort();
+    joined.sort();
+    (left, joined)
 }
 
 impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
@@ -119,6 +133,11 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Syncer<N, C, M, L> {
     /// Whether the node is established.
     pub fn is_established(&self) -> bool {
         self.driver.machine().is_established()
+    }
+
+    /// The peers the syncer counts as connected, in id order.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.driver.machine().connected_peers()
     }
 
     /// Counters.
@@ -182,8 +201,20 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
             while let Poll::Ready(Some(event)) = this.net_events.poll_next_unpin(cx) {
                 progressed = true;
                 match event {
-                    NetworkEvent::PeerJoined(peer, _) => this.driver.peer_joined(peer),
-                    NetworkEvent::PeerLeft(peer) => this.driver.peer_left(peer),
+                    PeerEvent::Event(NetworkEvent::PeerJoined(peer, _)) => this.driver.peer_joined(peer),
+                    PeerEvent::Event(NetworkEvent::PeerLeft(peer)) => this.driver.peer_left(peer),
+                    PeerEvent::Lagged(missed) => {
+                        // Joins and departures were lost: compare with the network's peer list.
+                        let connected: Vec<PeerId> = this.network.peers().into_iter().map(|(p, _)| p).collect();
+                        let (left, joined) = reconcile(&this.driver.machine().connected_peers(), &connected);
+                        tracing::warn!(target: "consensus", missed, left = left.len(), joined = joined.len(), "peer events lagged: reconciled with the network");
+                        for peer in left {
+                            this.driver.peer_left(peer);
+                        }
+                        for peer in joined {
+                            this.driver.peer_joined(peer);
+                        }
+                    }
                 }
             }
             if let Poll::Ready(Some(v)) = this.macro_sync.poll_next_unpin(cx) {

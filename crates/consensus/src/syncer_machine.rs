@@ -213,6 +213,13 @@ impl<C> SyncerMachine<C> {
         self.live.len()
     }
 
+    /// The peers the machine counts as connected, in id order.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        let mut peers: Vec<_> = self.connected.iter().copied().collect();
+        peers.sort();
+        peers
+    }
+
     fn add_live(&mut self, peer: PeerId) {
         if self.live.insert(peer) {
             self.book.emit(SyncerEvent::AddToLive(peer));
