@@ -75,3 +75,26 @@ async fn follows_in_order_out_of_order_and_after_a_gap() {
         && chain.lock().unwrap().head().block_hash == server_head(&server));
     run_until!(|events| syncer.is_established());
 }
+
+/// Live sync relays a known block only if it is exactly our copy: the same hash (a header) with
+/// another justification or body is not.
+#[test]
+fn a_known_block_is_held_exactly_only_with_the_same_justification_and_body() {
+    use petrel_consensus::SyncChain;
+    use petrel_primitives::Block;
+    let server = TestChain::build(1, 8 * 2 + 4);
+    let full = server.chain.clone();
+    let last = server.blocks.len() - 1;
+    let (macro_block, micro_block) = (server.blocks[15].clone(), server.blocks[last - 1].clone());
+    assert!(full.holds_exactly(&macro_block) && full.holds_exactly(&micro_block));
+    let Block::Macro(mut altered) = macro_block.clone() else { panic!("16 is a macro block") };
+    altered.justification = None;
+    let altered = Block::Macro(altered);
+    assert_eq!(altered.hash(), macro_block.hash(), "a block is named by its header");
+    assert!(!full.holds_exactly(&altered));
+    let Block::Micro(mut altered) = micro_block.clone() else { panic!("the block before the last is a micro block") };
+    assert!(full.holds_exactly(&Block::Micro(altered.clone()).without_body()), "headers compare as headers");
+    altered.body = Some(Default::default());
+    assert_ne!(Block::Micro(altered.clone()), micro_block, "the test chain's blocks carry transactions");
+    assert!(!full.holds_exactly(&Block::Micro(altered)), "another body under the same header");
+}

@@ -25,6 +25,10 @@ pub trait SyncChain: Clone + Send + Sync + Unpin + 'static {
     fn policy(&self) -> Policy;
     /// Whether a block with this hash is part of our chain (or its current batch).
     fn knows(&self, hash: &Blake2bHash) -> bool;
+    /// Whether we hold exactly this block: same hash and the same justification and body (a block
+    /// is named by its header, so a copy with the same hash may carry altered parts). `false` when
+    /// we cannot tell (the light chain keeps macro blocks without their justification).
+    fn holds_exactly(&self, block: &Block) -> bool;
     /// Locators for missing-block requests: the head, then back to the macro head.
     fn locators(&self) -> Vec<Blake2bHash>;
     /// Whether blocks are followed with bodies.
@@ -52,6 +56,11 @@ impl SyncChain for SharedLight {
             || c.macro_head().hash() == *hash
             || c.election_head().hash() == *hash
             || c.batch_headers().any(|b| b.hash() == *hash)
+    }
+    fn holds_exactly(&self, block: &Block) -> bool {
+        let c = self.lock().unwrap_or_else(|e| e.into_inner());
+        let header = block.clone().without_body();
+        *c.head_block() == header || c.batch_headers().any(|b| *b == header)
     }
     fn locators(&self) -> Vec<Blake2bHash> {
         let c = self.lock().unwrap_or_else(|e| e.into_inner());
@@ -85,6 +94,10 @@ impl SyncChain for SharedFull {
     }
     fn knows(&self, hash: &Blake2bHash) -> bool {
         self.read().unwrap_or_else(|e| e.into_inner()).contains(hash).unwrap_or(false)
+    }
+    fn holds_exactly(&self, block: &Block) -> bool {
+        let c = self.read().unwrap_or_else(|e| e.into_inner());
+        c.block_by_hash(&block.hash(), block.has_body()).ok().flatten().is_some_and(|b| b == *block)
     }
     fn locators(&self) -> Vec<Blake2bHash> {
         let c = self.read().unwrap_or_else(|e| e.into_inner());

@@ -9,7 +9,7 @@
 //! if any —, macro head `M`); each rule has a unit test in `live/tests.rs`:
 //! 1. from a peer not in live sync: Ignore;
 //! 2. body presence differs from what we follow: Reject;
-//! 3. known: Accept;
+//! 3. known: Accept if it is exactly our copy (justification and body too), else Ignore;
 //! 4. `b < H − tolerate_past_max`: Ignore, the sender is Behind;
 //! 5. parent is `H`: pushed (Accept, or Reject if invalid, when the push is done) if it is at the
 //!    next height (else Reject) and fewer than `window_ahead_max` blocks wait for a push (else
@@ -172,6 +172,9 @@ pub struct LiveView {
     pub wants_bodies: bool,
     /// For a gossip input, whether its block is known; for a peer's head, whether that head is.
     pub known: bool,
+    /// For a gossip input whose block is known: whether we hold exactly that copy (justification
+    /// and body too).
+    pub same_copy: bool,
     /// Our locators (head first), when the input may lead to a missing-blocks request; else empty.
     pub locators: Vec<Blake2bHash>,
 }
@@ -283,9 +286,12 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
 
     fn view(chain: &C, input: &Input<Vec<Pushed>, Block>) -> LiveView {
         let head = chain.head();
+        let mut same_copy = false;
         let (known, wants_locators) = match input {
             Input::Gossip(m) => {
-                (chain.knows(&m.item.hash()), m.item.block_number() > head.block_number.saturating_add(1))
+                let known = chain.knows(&m.item.hash());
+                same_copy = known && chain.holds_exactly(&m.item);
+                (known, m.item.block_number() > head.block_number.saturating_add(1))
             }
             Input::PeerHead { head: theirs, .. } => (chain.knows(&theirs.block_hash), true),
             Input::Applied { .. } | Input::Response { .. } | Input::Tick | Input::PeerLeft { .. } => (false, true),
@@ -296,6 +302,7 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
             macro_number: chain.macro_head_number(),
             wants_bodies: chain.wants_bodies(),
             known,
+            same_copy,
             locators: if wants_locators { chain.locators() } else { Vec::new() },
         }
     }
@@ -584,7 +591,11 @@ impl<C> LiveMachine<C> {
             return self.book.validate(id, Verdict::Reject);
         }
         if view.known {
-            return self.book.validate(id, Verdict::Accept);
+            // Relayed only if it is exactly our copy: a block is named by its header, so a copy
+            // with an altered justification or body must not be amplified (nor get us, its relay,
+            // blamed). Not rejected: an honest peer may hold another valid justification.
+            let verdict = if view.same_copy { Verdict::Accept } else { Verdict::Ignore };
+            return self.book.validate(id, verdict);
         }
         let (tip_hash, tip_number) = self.tip_or_head(view);
         let number = block.block_number();

@@ -36,6 +36,7 @@ fn view_at(head: &Block) -> LiveView {
         macro_number: 0,
         wants_bodies: false,
         known: false,
+        same_copy: false,
         locators: vec![h],
     }
 }
@@ -108,8 +109,13 @@ fn gossip_from_outside_live_sync_or_with_the_wrong_body_or_already_known() {
     let (id, a) = h.gossip(&with_body, p(1));
     assert_eq!(a, vec![Action::Validate { id, verdict: Verdict::Reject }], "headers only");
     h.h.view.known = true;
+    h.h.view.same_copy = true;
     let (id, a) = h.gossip(&c[1], p(1));
-    assert_eq!(a, vec![Action::Validate { id, verdict: Verdict::Accept }], "known");
+    assert_eq!(a, vec![Action::Validate { id, verdict: Verdict::Accept }], "known, exactly our copy");
+    // The same hash with another justification or body: not relayed (nor blamed on its sender).
+    h.h.view.same_copy = false;
+    let (id, a) = h.gossip(&c[1], p(1));
+    assert_eq!(a, vec![Action::Validate { id, verdict: Verdict::Ignore }], "an altered copy of a known block");
 }
 
 #[test]
