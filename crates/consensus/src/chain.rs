@@ -15,6 +15,20 @@ pub struct PushError {
     pub message: String,
 }
 
+/// Records a push for the metrics (`chain.blocks.pushed` by chain and result,
+/// `chain.push.duration`; docs/metrics.md).
+fn record_push(chain: &'static str, started: std::time::Instant, result: &Result<PushResult, PushError>) {
+    let outcome = match result {
+        Ok(PushResult::Extended) => "extended",
+        Ok(PushResult::Known) => "known",
+        Ok(PushResult::Ignored) => "ignored",
+        Err(e) if e.peer_fault => "invalid",
+        Err(_) => "store_failed",
+    };
+    metrics::counter!("chain.blocks.pushed", "chain" => chain, "result" => outcome).increment(1);
+    metrics::histogram!("chain.push.duration", "chain" => chain).record(started.elapsed().as_secs_f64());
+}
+
 /// A chain consensus can follow.
 pub trait SyncChain: Clone + Send + Sync + Unpin + 'static {
     /// Head summary.
@@ -74,8 +88,13 @@ impl SyncChain for SharedLight {
         false
     }
     fn push(&self, block: Block) -> Result<PushResult, PushError> {
+        let started = std::time::Instant::now();
         let mut c = self.lock().unwrap_or_else(|e| e.into_inner());
-        c.push(block.without_body()).map_err(|e| PushError { peer_fault: e.is_peer_fault(), message: e.to_string() })
+        let result = c
+            .push(block.without_body())
+            .map_err(|e| PushError { peer_fault: e.is_peer_fault(), message: e.to_string() });
+        record_push("light", started, &result);
+        result
     }
 }
 
@@ -109,7 +128,10 @@ impl SyncChain for SharedFull {
         true
     }
     fn push(&self, block: Block) -> Result<PushResult, PushError> {
+        let started = std::time::Instant::now();
         let mut c = self.write().unwrap_or_else(|e| e.into_inner());
-        c.push(block).map_err(|e| PushError { peer_fault: e.is_peer_fault(), message: e.to_string() })
+        let result = c.push(block).map_err(|e| PushError { peer_fault: e.is_peer_fault(), message: e.to_string() });
+        record_push("full", started, &result);
+        result
     }
 }

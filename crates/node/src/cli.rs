@@ -35,6 +35,22 @@ pub(crate) enum Command {
     /// Start a local network on loopback: a producing history node, two serving history nodes,
     /// and a pico and a light node that sync from them; show progress and a summary.
     Devnet(DevnetArgs),
+    /// Ask a running node (started with `--metrics ADDR`) where it is and what it waits on.
+    Status(StatusArgs),
+}
+
+/// Options of `petrel status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The node's metrics address (its `--metrics`), e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: String,
+    /// Seconds to wait for the answer (at most an hour).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) timeout_secs: u64,
+    /// One JSON line (or `{"ok": false, "error": ...}` on failure) instead of indented JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Options of `petrel node` (each also settable in the `--config` TOML file; flags win).
@@ -84,6 +100,10 @@ pub(crate) struct NodeArgs {
     /// Where proving keys are cached [default: $XDG_CACHE_HOME/petrel/zkp or ~/.cache/petrel/zkp].
     #[arg(long, value_name = "DIR")]
     pub(crate) zkp_cache: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics and the status as JSON on /status
+    /// (e.g. 127.0.0.1:9100; port 0 picks a free one, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
     /// TOML file with any of the options above.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,

@@ -6,6 +6,7 @@ mod chain_cmd;
 mod cli;
 mod devnet;
 mod errors;
+mod metrics;
 mod node;
 mod node_cmd;
 mod progress;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node_cmd::run(args),
         Command::Devnet(args) => devnet::run(args),
         Command::Query(args) => query::run(args),
+        Command::Status(args) => metrics::run_status(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -87,6 +87,7 @@ pub(crate) struct NodeConfig {
 pub(crate) struct NodeStatus {
     pub(crate) head_number: u32,
     pub(crate) head_hash: Blake2bHash,
+    pub(crate) macro_head_number: u32,
     pub(crate) macro_head_hash: Blake2bHash,
     pub(crate) established: bool,
     /// Time from start to the first "established".
@@ -105,6 +106,38 @@ pub(crate) struct NodeStatus {
     pub(crate) proofs: Option<ProofStatus>,
     /// Proving history nodes: what the prover did.
     pub(crate) prover: Option<crate::prover::ProverStatus>,
+    /// Peers in macro sync now.
+    pub(crate) macro_sync_peers: usize,
+    /// What the node waits for, in words ("nothing" once established).
+    pub(crate) waiting_on: String,
+    /// The connected peers: id, kind of node, whether in live sync, and macro sync's last verdict
+    /// on each (if any).
+    pub(crate) peers: Vec<PeerStatus>,
+}
+
+/// One connected peer, as the node sees it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct PeerStatus {
+    pub(crate) id: String,
+    /// `history`, `full`, `macro` or `light` (from its services).
+    pub(crate) class: &'static str,
+    /// Macro sync's last verdict on it: `good`, `outdated`, `incompatible` or `conflicting`.
+    pub(crate) last_verdict: Option<&'static str>,
+}
+
+/// What a node waits for, in words.
+fn waiting_on(s: &NodeStatus, min_peers: usize) -> String {
+    if s.established {
+        "nothing (established)".into()
+    } else if s.connected_peers == 0 {
+        "peers: none connected".into()
+    } else if let Some(target) = s.sync_target_number {
+        format!("macro sync: block {} of {target}, with {} peers", s.head_number, s.macro_sync_peers)
+    } else if s.macro_sync_peers > 0 {
+        format!("macro sync with {} peers", s.macro_sync_peers)
+    } else {
+        format!("live sync: {} of the {min_peers} peers needed to be established", s.live_peers)
+    }
 }
 
 /// What zero-knowledge light sync did (the light machine's counters).
@@ -376,7 +409,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             let macro_sync = HistoryMacroSync::new(net.clone(), chain.clone().into(), HistoryConfig::default());
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
             let syncer = Syncer::new(net.clone(), chain.clone(), macro_sync, live, syncer_config);
-            tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, prover_status)));
+            tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, prover_status, config.min_peers)));
         }
         Mode::Light | Mode::Pico => {
             let anchor = match config.checkpoint {
@@ -392,11 +425,11 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
                 let pico = PicoMacroSync::new(net.clone(), chain.clone(), pico_config);
                 let either = EitherSyncer::new(pico, chain.clone(), net.clone(), light_config);
                 let syncer = Syncer::new(net.clone(), chain.clone(), either, live, syncer_config);
-                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, None)));
+                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, None, config.min_peers)));
             } else {
                 let light = LightMacroSync::new(net.clone(), chain.clone(), light_config);
                 let syncer = Syncer::new(net.clone(), chain.clone(), light, live, syncer_config);
-                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, None)));
+                tasks.push(tokio::spawn(drive(syncer, chain, net, status_tx, started, None, config.min_peers)));
             }
         }
     }
@@ -454,6 +487,7 @@ async fn drive<N, C, M, L>(
     status: watch::Sender<NodeStatus>,
     started: Instant,
     prover: Option<watch::Receiver<crate::prover::ProverStatus>>,
+    min_peers: usize,
 ) where
     N: Network,
     C: SyncChain,
@@ -465,6 +499,8 @@ async fn drive<N, C, M, L>(
     let mut established_after = None;
     let mut established_head = None;
     let start_head = chain.head().block_number;
+    // Macro sync's last verdict per peer (pruned to the connected peers at each status).
+    let mut verdicts: std::collections::HashMap<petrel_network_api::PeerId, &'static str> = Default::default();
     loop {
         tokio::select! {
             event = syncer.next() => {
@@ -475,7 +511,16 @@ async fn drive<N, C, M, L>(
                         established_head.get_or_insert(chain.head().block_number);
                     }
                     ConsensusEvent::FellBack => fell_back = true,
-                    ConsensusEvent::Verdict(v) => tracing::debug!(target: "consensus", ?v, "macro sync verdict"),
+                    ConsensusEvent::Verdict(v) => {
+                        tracing::debug!(target: "consensus", ?v, "macro sync verdict");
+                        let (peer, name) = match v {
+                            petrel_sync_api::MacroSyncReturn::Good(p) => (*p, "good"),
+                            petrel_sync_api::MacroSyncReturn::Outdated(p) => (*p, "outdated"),
+                            petrel_sync_api::MacroSyncReturn::Incompatible(p) => (*p, "incompatible"),
+                            petrel_sync_api::MacroSyncReturn::Conflicting(p) => (*p, "conflicting"),
+                        };
+                        verdicts.insert(peer, name);
+                    }
                     ConsensusEvent::Lost => tracing::warn!(target: "consensus", "consensus lost"),
                     ConsensusEvent::Live(_) => {}
                 }
@@ -483,16 +528,28 @@ async fn drive<N, C, M, L>(
             _ = tick.tick() => {}
         }
         let head: HeadInfo = chain.head();
-        status.send_replace(NodeStatus {
+        let connected = net.peers();
+        verdicts.retain(|p, _| connected.iter().any(|(c, _)| c == p));
+        let mut peers: Vec<PeerStatus> = connected
+            .iter()
+            .map(|(p, info)| PeerStatus {
+                id: p.to_string(),
+                class: info.services.class(),
+                last_verdict: verdicts.get(p).copied(),
+            })
+            .collect();
+        peers.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut next = NodeStatus {
             head_number: head.block_number,
             head_hash: head.block_hash,
+            macro_head_number: chain.macro_head_number(),
             macro_head_hash: head.macro_hash,
             established: syncer.is_established(),
             established_after_secs: established_after,
             start_head_number: start_head,
             established_head_number: established_head,
             live_peers: petrel_sync_api::LiveSync::num_peers(syncer.live()),
-            connected_peers: net.peers().len(),
+            connected_peers: connected.len(),
             traffic: net.traffic(),
             fell_back,
             sync_target_number: petrel_sync_api::MacroSync::target(syncer.macro_sync()),
@@ -504,7 +561,12 @@ async fn drive<N, C, M, L>(
                 proven_epoch: p.proven_epoch,
             }),
             prover: prover.as_ref().map(|p| *p.borrow()),
-        });
+            macro_sync_peers: petrel_sync_api::MacroSync::num_peers(syncer.macro_sync()),
+            waiting_on: String::new(),
+            peers,
+        };
+        next.waiting_on = waiting_on(&next, min_peers);
+        status.send_replace(next);
     }
 }
 

@@ -31,6 +31,7 @@ struct FileConfig {
     max_epochs_stored: Option<u32>,
     prove: Option<bool>,
     zkp_cache: Option<PathBuf>,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Parses `NUMBER:HASH`.
@@ -41,8 +42,8 @@ pub(crate) fn parse_checkpoint(s: &str) -> Result<(u32, Blake2bHash)> {
     Ok((number, hash))
 }
 
-/// Merges flags over the file and checks the result.
-fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
+/// Merges flags over the file and checks the result; also the metrics address, if any.
+fn resolve(args: &NodeArgs) -> Result<(NodeConfig, Option<std::net::SocketAddr>)> {
     let file: FileConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -87,7 +88,8 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
         ..ProducerConfig::default()
     };
     let data_dir_for_cache = data_dir.clone();
-    Ok(NodeConfig {
+    let metrics = args.metrics.or(file.metrics);
+    let config = NodeConfig {
         mode,
         data_dir,
         genesis,
@@ -105,26 +107,38 @@ fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
             .clone()
             .or(file.zkp_cache)
             .unwrap_or_else(|| crate::prover::default_cache_dir(&data_dir_for_cache)),
-    })
+    };
+    Ok((config, metrics))
 }
 
 /// Runs `petrel node`.
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
-    let config = resolve(args)?;
+    let (config, metrics_addr) = resolve(args)?;
     let policy = config.genesis.policy;
+    let mode = config.mode;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async move {
         let mut node = start(config).await?;
+        let metrics = match metrics_addr {
+            Some(addr) => {
+                let handle = crate::metrics::install()?;
+                Some(crate::metrics::serve(addr, handle, mode, node.status.clone()).await?)
+            }
+            None => None,
+        };
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({ "event": "listening", "mode": node.mode.name(), "peer_id": node.peer_id, "addrs": node.dial_addrs() })
+                serde_json::json!({ "event": "listening", "mode": node.mode.name(), "peer_id": node.peer_id, "addrs": node.dial_addrs(), "metrics": metrics.map(|a| a.to_string()) })
             );
         } else {
             println!("peer id: {}", node.peer_id);
             for a in node.dial_addrs() {
                 println!("listening on {a}");
+            }
+            if let Some(a) = metrics {
+                println!("metrics on http://{a}/metrics, status on http://{a}/status");
             }
         }
         let mut status = node.status.clone();
@@ -152,6 +166,9 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
                 changed = status.changed() => {
                     if changed.is_err() { break; }
                     let s = status.borrow().clone();
+                    if metrics.is_some() {
+                        crate::metrics::record_status(mode, &s);
+                    }
                     if s.established != was_established {
                         was_established = s.established;
                         if args.json {
@@ -208,7 +225,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let from_file = resolve(&node_args(&["--config", config.to_str().unwrap()])).unwrap();
+        let from_file = resolve(&node_args(&["--config", config.to_str().unwrap()])).unwrap().0;
         assert_eq!(from_file.mode, Mode::History);
         assert_eq!(from_file.listen, vec!["/ip4/127.0.0.1/tcp/4001".to_string()]);
         assert!(from_file.produce.is_some());
@@ -223,8 +240,12 @@ mod tests {
             "3",
             "--block-interval-ms",
             "900",
+            "--metrics",
+            "127.0.0.1:9100",
         ]))
         .unwrap();
+        assert_eq!(flags.1, Some("127.0.0.1:9100".parse().unwrap()));
+        let flags = flags.0;
         assert_eq!(flags.listen, vec!["/ip4/127.0.0.1/tcp/5001".to_string()]);
         assert_eq!((flags.min_peers, flags.block_interval), (3, Duration::from_millis(900)));
         // Errors are clear values.
@@ -238,9 +259,9 @@ mod tests {
         let d = dir.path().to_str().unwrap();
         let err = resolve(&node_args(&["--mode", "history", "--max-epochs-stored", "2", "--data-dir", d])).unwrap_err();
         assert!(err.to_string().contains("--mode full"), "{err}");
-        let full = resolve(&node_args(&["--mode", "full", "--data-dir", d])).unwrap();
+        let full = resolve(&node_args(&["--mode", "full", "--data-dir", d])).unwrap().0;
         assert_eq!(full.max_epochs_stored, DEFAULT_EPOCHS_STORED);
-        let full = resolve(&node_args(&["--mode", "full", "--max-epochs-stored", "4", "--data-dir", d])).unwrap();
+        let full = resolve(&node_args(&["--mode", "full", "--max-epochs-stored", "4", "--data-dir", d])).unwrap().0;
         assert_eq!(full.max_epochs_stored, 4);
         assert!(parse_checkpoint("16:zz").is_err());
         let (n, h) = parse_checkpoint(&format!("16:{}", "ab".repeat(32))).unwrap();

@@ -19,6 +19,8 @@ struct Node {
     child: Child,
     lines: Receiver<String>,
     addr: String,
+    /// The `--metrics` address, if the node serves metrics.
+    metrics: Option<String>,
 }
 
 impl Drop for Node {
@@ -51,7 +53,8 @@ impl Node {
         let v: Value = serde_json::from_str(&first).expect("JSON line");
         assert_eq!(v["event"], "listening", "{v}");
         let addr = v["addrs"][0].as_str().expect("an address").to_string();
-        Node { child, lines, addr }
+        let metrics = v["metrics"].as_str().map(str::to_string);
+        Node { child, lines, addr, metrics }
     }
 
     /// Waits for an event line of this kind.
@@ -447,4 +450,107 @@ fn a_second_node_on_the_same_data_dir_is_refused() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("another petrel process is using"), "{stderr}");
     drop(first);
+}
+
+/// A minimal HTTP GET on loopback: the body of the answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics address");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of the first sample of `name` (with any labels) in Prometheus text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split(['{', ' ']).next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_node_serves_metrics_and_status_that_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("history");
+    generate(&served, "2");
+    let genesis = served.join("genesis.toml");
+    let producer = Node::start(&[
+        "--mode",
+        "history",
+        "--produce",
+        "--block-interval-ms",
+        "100",
+        "--min-peers",
+        "0",
+        "--data-dir",
+        served.to_str().unwrap(),
+    ]);
+    let light_dir = dir.path().join("light");
+    let light = Node::start(&[
+        "--mode",
+        "light",
+        "--min-peers",
+        "1",
+        "--metrics",
+        "127.0.0.1:0",
+        "--peer",
+        &producer.addr,
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--data-dir",
+        light_dir.to_str().unwrap(),
+    ]);
+    let addr = light.metrics.clone().expect("the listening line names the metrics address");
+    light.wait_event("established", Duration::from_secs(60));
+    let first = http_get(&addr, "/metrics");
+    for name in [
+        "chain_head_number",
+        "chain_macro_head_number",
+        "sync_established",
+        "sync_mode",
+        "sync_live_peers",
+        "net_peers_connected",
+        "net_peers",
+        "net_requests_sent",
+        "net_bytes_received",
+        "sync_verdicts",
+    ] {
+        assert!(sample(&first, name).is_some(), "no {name} in:\n{first}");
+    }
+    assert_eq!(sample(&first, "sync_established"), Some(1.0));
+    // The producer keeps producing: the light node's head and its pushes move.
+    let head = sample(&first, "chain_head_number").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let later = loop {
+        let now = http_get(&addr, "/metrics");
+        if sample(&now, "chain_head_number").unwrap() >= head + 3.0 {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the head stayed at {head}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sample(&later, "chain_blocks_pushed").is_some_and(|n| n >= 1.0), "{later}");
+    // `petrel status`: where the node is and what it waits on.
+    let out = petrel().args(["status", "--json", "--metrics", &addr]).output().expect("run petrel status");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).expect("JSON status");
+    assert_eq!(status["mode"], "light");
+    assert_eq!(status["status"]["established"], true);
+    assert_eq!(status["status"]["waiting_on"], "nothing (established)");
+    let peers = status["status"]["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0]["class"], "history");
+    assert_eq!(peers[0]["last_verdict"], "good");
+    // A node that is not running: a clear error.
+    let out = petrel().args(["status", "--json", "--metrics", "127.0.0.1:1"]).output().unwrap();
+    assert!(!out.status.success());
+    let line: Value = serde_json::from_slice(&out.stdout).expect("a JSON error line");
+    assert_eq!(line["ok"], false);
 }

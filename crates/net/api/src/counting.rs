@@ -1,6 +1,8 @@
 //! A network wrapper that counts its user's outbound requests: requests sent and failed, request
 //! and response payload bytes. Used for summaries, progress and benchmarks; it adds
-//! two atomic increments per request.
+//! two atomic increments per request. The same counts go to the `metrics` facade by request type
+//! and peer class (`net.requests.sent`, `net.requests.failed`, `net.bytes.sent`,
+//! `net.bytes.received`; docs/metrics.md), a no-op unless the process installed a recorder.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -110,6 +112,10 @@ impl<N: Network> Network for Counting<N> {
         let hook = self.on_received.clone();
         traffic.requests_sent.fetch_add(1, Ordering::Relaxed);
         traffic.bytes_sent.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let class = self.inner.peer_info(&peer).map_or("unknown", |i| i.services.class());
+        let kind = type_id.to_string();
+        metrics::counter!("net.requests.sent", "type" => kind.clone(), "class" => class).increment(1);
+        metrics::counter!("net.bytes.sent", "type" => kind.clone(), "class" => class).increment(payload.len() as u64);
         let fut = self.inner.request_raw(peer, type_id, payload, max_response);
         async move {
             let result = fut.await;
@@ -117,12 +123,14 @@ impl<N: Network> Network for Counting<N> {
                 Ok(frame) => {
                     let len = frame.payload().len() as u64;
                     let total = traffic.bytes_received.fetch_add(len, Ordering::Relaxed) + len;
+                    metrics::counter!("net.bytes.received", "type" => kind, "class" => class).increment(len);
                     if let Some(hook) = &hook {
                         hook(total);
                     }
                 }
                 Err(_) => {
                     traffic.requests_failed.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("net.requests.failed", "type" => kind, "class" => class).increment(1);
                 }
             }
             result

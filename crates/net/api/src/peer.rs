@@ -67,6 +67,19 @@ impl Services {
     pub fn union(self, other: Services) -> Services {
         Services(self.0 | other.0)
     }
+    /// The kind of node these services describe, for metrics and status: `history`, `full`,
+    /// `macro` (serves the macro chain only) or `light` (light and pico nodes serve nothing).
+    pub fn class(self) -> &'static str {
+        if self.contains(Self::HISTORY) {
+            "history"
+        } else if self.contains(Self::FULL_BLOCKS) {
+            "full"
+        } else if self.contains(Self::MACRO_CHAIN) {
+            "macro"
+        } else {
+            "light"
+        }
+    }
 }
 
 impl fmt::Debug for Services {

@@ -284,6 +284,12 @@ impl EventLoop {
             return;
         }
         let reason = penalty.reason.as_str();
+        let severity = match penalty.severity {
+            Severity::Minor => "minor",
+            Severity::InvalidData => "invalid_data",
+            Severity::Malicious => "malicious",
+        };
+        metrics::counter!("net.penalties", "reason" => reason, "severity" => severity).increment(1);
         let Some(points) = penalty.points(PENALTY) else {
             return self.ban(peer, reason);
         };
@@ -301,6 +307,7 @@ impl EventLoop {
         let (new, lifted) = self.bans.ban(peer);
         if new {
             tracing::info!(target: "net", %peer, reason, "banning peer");
+            metrics::counter!("net.bans").increment(1);
         }
         if let Some(old) = lifted {
             self.swarm.behaviour_mut().blocked.unblock_peer(old);
@@ -348,6 +355,7 @@ impl EventLoop {
         status: ResponseStatus,
         penalty: Penalty,
     ) {
+        metrics::counter!("net.requests.refused", "status" => format!("{status:?}").to_lowercase()).increment(1);
         self.respond(channel, status_frame(status));
         self.penalize(peer, penalty);
     }
@@ -380,6 +388,7 @@ impl EventLoop {
         }
         let id = state.id;
         let type_id = request.type_id;
+        metrics::counter!("net.requests.received", "type" => type_id.to_string()).increment(1);
         // The handler is used under the read lock (every step below is non-blocking), which spares
         // cloning its queue's sender for every request.
         let handlers = read(&self.shared.handlers);
@@ -429,9 +438,11 @@ impl EventLoop {
                     let frame = tokio::time::timeout(timeout, answer).await.ok().and_then(Result::ok);
                     (channel, frame, max)
                 }));
+                metrics::gauge!("net.requests.inbound_pending").set(self.pending_responses.len() as f64);
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::debug!(target: "net", type_id, "handler queue full");
+                metrics::counter!("net.requests.refused", "status" => "busy").increment(1);
                 self.respond(channel, status_frame(ResponseStatus::Busy));
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -448,6 +459,7 @@ impl EventLoop {
     }
 
     fn on_handler_answer(&mut self, channel: ResponseChannel<WireResponse>, frame: Option<Vec<u8>>, max: usize) {
+        metrics::gauge!("net.requests.inbound_pending").set(self.pending_responses.len() as f64);
         let response = match frame {
             Some(frame) if !frame.is_empty() && frame.len() <= max.saturating_add(1) => WireResponse(frame),
             Some(frame) => {
@@ -509,11 +521,12 @@ impl EventLoop {
             tracing::debug!(target: "net", ?id, "verdict for an unknown or expired gossip message");
             return;
         };
-        let acceptance = match verdict {
-            Verdict::Accept => gossipsub::MessageAcceptance::Accept,
-            Verdict::Reject => gossipsub::MessageAcceptance::Reject,
-            Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+        let (acceptance, name) = match verdict {
+            Verdict::Accept => (gossipsub::MessageAcceptance::Accept, "accept"),
+            Verdict::Reject => (gossipsub::MessageAcceptance::Reject, "reject"),
+            Verdict::Ignore => (gossipsub::MessageAcceptance::Ignore, "ignore"),
         };
+        metrics::counter!("net.gossip.verdicts", "verdict" => name).increment(1);
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
         if verdict == Verdict::Reject {
             self.penalize(source, Penalty::new(Severity::InvalidData, PenaltyReason::RejectedGossip));
