@@ -36,6 +36,12 @@ pub struct Libp2pConfig {
     pub max_connections: u32,
     /// Most established connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Connections of `max_connections` that inbound connections may not take: kept for the
+    /// peers we dial (bootstrap peers), so that inbound connections alone cannot fill the node
+    /// (eclipse).
+    pub reserved_outbound: u32,
+    /// Most inbound connections from one IP address.
+    pub max_inbound_per_ip: u32,
     /// Most connections being set up (each direction).
     pub max_pending_connections: u32,
     /// Most request-response streams open at once on one connection (both directions).
@@ -72,6 +78,8 @@ impl Libp2pConfig {
             request_timeout: Duration::from_secs(10),
             max_connections: 64,
             max_connections_per_peer: 1,
+            reserved_outbound: 8,
+            max_inbound_per_ip: 8,
             max_pending_connections: 32,
             max_concurrent_streams: 64,
             ban_threshold: -100,
@@ -100,8 +108,11 @@ impl Libp2pConfig {
     /// Checks the values that libp2p would otherwise reject later or misbehave with.
     pub(crate) fn check(&self) -> Result<(), Error> {
         let bad = |what: &str| Err(Error::Config(what.to_string()));
-        if self.max_connections == 0 || self.max_connections_per_peer == 0 {
+        if self.max_connections == 0 || self.max_connections_per_peer == 0 || self.max_inbound_per_ip == 0 {
             return bad("connection limits must be at least 1");
+        }
+        if self.reserved_outbound >= self.max_connections {
+            return bad("reserved_outbound must leave room for inbound connections (below max_connections)");
         }
         if self.max_concurrent_streams == 0 {
             return bad("max_concurrent_streams must be at least 1");

@@ -6,6 +6,7 @@
 //! bounded (see each field).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,12 @@ pub struct EventLoop {
     redial_max_backoff: Duration,
     /// Peers with an open connection (bounded by the connection limit).
     connected: HashMap<libp2p::PeerId, Connected>,
+    /// Established inbound connections and the IP address each came from (bounded by the
+    /// connection limit).
+    inbound: HashMap<ConnectionId, Option<IpAddr>>,
+    /// Most inbound connections at once: `max_connections - reserved_outbound`.
+    max_inbound: usize,
+    max_inbound_per_ip: usize,
     /// Our id → transport id, for connected peers and peers with a reputation (bounded by both).
     ids: HashMap<PeerId, libp2p::PeerId>,
     /// Outbound requests awaiting their response (bounded by the handles' command queue and the
@@ -163,6 +170,9 @@ impl EventLoop {
             redial_initial_backoff: config.redial_initial_backoff,
             redial_max_backoff: config.redial_max_backoff,
             connected: HashMap::new(),
+            inbound: HashMap::new(),
+            max_inbound: config.max_connections.saturating_sub(config.reserved_outbound) as usize,
+            max_inbound_per_ip: config.max_inbound_per_ip as usize,
             ids: HashMap::new(),
             pending_outbound: HashMap::new(),
             pending_responses: FuturesUnordered::new(),
@@ -601,6 +611,23 @@ impl EventLoop {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
+                if let ConnectedPoint::Listener { send_back_addr, .. } = &endpoint {
+                    let ip = send_back_addr.iter().find_map(|p| match p {
+                        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+                        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+                        _ => None,
+                    });
+                    let from_ip = self.inbound.values().filter(|i| ip.is_some() && **i == ip).count();
+                    if self.inbound.len() >= self.max_inbound || from_ip >= self.max_inbound_per_ip {
+                        // The slots left are for the peers we dial; one address gets a few.
+                        tracing::debug!(target: "net", peer = %peer_id, %send_back_addr, inbound = self.inbound.len(), from_ip, "inbound connection over the limits: closed");
+                        metrics::counter!("net.connections.refused", "why" => if from_ip >= self.max_inbound_per_ip { "per_ip" } else { "inbound" }).increment(1);
+                        self.update_counts(|c| c.denied += 1);
+                        self.swarm.close_connection(connection_id);
+                        return;
+                    }
+                    self.inbound.insert(connection_id, ip);
+                }
                 let address = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => address.clone(),
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
@@ -616,8 +643,9 @@ impl EventLoop {
                 });
                 tracing::debug!(target: "net", peer = %peer_id, %address, "connection established");
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
                 self.update_counts(|c| c.open = c.open.saturating_sub(1));
+                self.inbound.remove(&connection_id);
                 tracing::debug!(target: "net", peer = %peer_id, ?cause, "connection closed");
                 if num_established == 0 {
                     self.leave(&peer_id);

@@ -474,3 +474,39 @@ async fn mutual_bootstrap_ends_with_one_connection() {
     b.wait_counts("one connection on b", |n| n.open == 1).await;
     assert_eq!(within("request", b.net.request(a.id(), &RequestHead)).await, Err(RequestError::Unsupported));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_connections_are_capped_per_ip_and_leave_room_for_the_peers_we_dial() {
+    // Per IP: every client dials from 127.0.0.1; the third is closed once established.
+    let mut a = start(Libp2pConfig { max_inbound_per_ip: 2, ..config(1, genesis(), Services::NONE, vec![]) });
+    let addr = a.dial_addr().await;
+    let clients: Vec<Node> = (2..=4).map(|i| start(config(i, genesis(), Services::NONE, vec![addr.clone()]))).collect();
+    a.wait_counts("an inbound connection over the per-IP limit", |n| n.denied >= 1).await;
+    // Which two got in depends on timing; two did.
+    let mut joined = 0;
+    while joined < 2 {
+        a.next_event("a client joining", |e| matches!(e, NetworkEvent::PeerJoined(..)).then_some(())).await;
+        joined += 1;
+    }
+    assert_eq!(a.net.peers().len(), 2);
+
+    // Reserved outbound: 3 connections, 1 kept for the peers we dial. Inbound fills 2; the
+    // bootstrap peer still gets in.
+    let mut e = start(config(10, genesis(), Services::FULL_NODE, vec![]));
+    let e_addr = e.dial_addr().await;
+    let mut f = start(Libp2pConfig {
+        max_connections: 3,
+        reserved_outbound: 1,
+        ..config(11, genesis(), Services::NONE, vec![e_addr])
+    });
+    let f_addr = f.dial_addr().await;
+    let others: Vec<Node> =
+        (12..=14).map(|i| start(config(i, genesis(), Services::NONE, vec![f_addr.clone()]))).collect();
+    f.joined(e.id()).await;
+    e.joined(f.id()).await;
+    f.wait_counts("an inbound connection over the inbound share", |n| n.denied >= 1).await;
+    let peers: Vec<PeerId> = f.net.peers().into_iter().map(|(p, _)| p).collect();
+    assert!(peers.contains(&e.id()), "the dialled peer keeps its slot: {peers:?}");
+    assert!(peers.len() <= 3);
+    drop((clients, others));
+}
