@@ -15,7 +15,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use petrel_blockchain::Blockchain;
 use petrel_consensus::handlers::Answer;
-use petrel_network_api::{DisconnectReason, InboundRequest, Network, NetworkExt, PeerId, Request, Services};
+use petrel_network_api::{
+    DisconnectReason, InboundRequest, Network, NetworkExt, PeerId, Request, ResponseStatus, Services,
+};
 use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
 use petrel_network_mock::{HubConfig, MockHub, MockNetwork, ScriptedReply};
 use petrel_primitives::Blake2bHash;
@@ -179,6 +181,8 @@ pub enum Misbehaviour {
     Silence,
     /// Drops the connection.
     Disconnect,
+    /// Answers `Busy` to everything, forever.
+    Busy,
 }
 
 const GARBAGE: [u8; 5] = [0, 0xff, 0xfe, 0xfd, 0x07];
@@ -252,6 +256,7 @@ impl Fabric for MockFabric {
             Misbehaviour::Garbage => ScriptedReply::Frame(GARBAGE.to_vec()),
             Misbehaviour::Silence => ScriptedReply::Silence,
             Misbehaviour::Disconnect => ScriptedReply::Disconnect,
+            Misbehaviour::Busy => ScriptedReply::Frame(vec![ResponseStatus::Busy as u8]),
         };
         let peer = self.hub.scripted_node(services, move |_, _, _| reply.clone());
         self.hub.connect(self.node.peer_id(), peer.peer_id()).expect("connect");
@@ -371,6 +376,7 @@ impl Fabric for Libp2pFabric {
                         // Held, never answered: the requester times out.
                         Misbehaviour::Silence => silenced.lock().unwrap_or_else(|e| e.into_inner()).push(inbound),
                         Misbehaviour::Disconnect => net.disconnect(inbound.peer, DisconnectReason::Other).await,
+                        Misbehaviour::Busy => drop(inbound.respond_frame(vec![ResponseStatus::Busy as u8])),
                     }
                 }
             }));
@@ -569,6 +575,25 @@ pub async fn every_peer_failing<R: Runner, F: Fabric>() {
     assert_eq!(h.macro_head(), server.genesis.genesis_hash().expect("genesis"));
 }
 
+/// Sybils that never answer, or answer `Busy` forever, do not stall the sync: an honest peer that
+/// joins after them gets us synced, and each sybil ends Outdated (asked again only at the next
+/// check); silence costs a minor penalty.
+pub async fn sybils_do_not_stall_an_honest_peer<R: Runner, F: Fabric>() {
+    let server = TestChain::build(1, 8 * 5 + 4);
+    let mut h = Harness::<R, F>::new(&server).await;
+    let silent = h.misbehaving(Services::HISTORY_NODE, Misbehaviour::Silence).await;
+    let busy = h.misbehaving(Services::HISTORY_NODE, Misbehaviour::Busy).await;
+    let honest = h.honest(&server).await;
+    let verdicts = h.next_n(3).await;
+    for expected in [MacroSyncReturn::Good(honest), MacroSyncReturn::Outdated(silent), MacroSyncReturn::Outdated(busy)]
+    {
+        assert!(verdicts.contains(&Some(expected)), "no {expected:?} in {verdicts:?}");
+    }
+    assert_eq!(h.macro_head(), head_of(&server));
+    assert!(h.fabric.standing(&silent).await.penalty_points > 0.0, "silence costs");
+    assert_eq!(h.fabric.standing(&honest).await.penalty_points, 0.0);
+}
+
 /// A peer without the required services is Incompatible and never asked anything.
 pub async fn peer_without_services<R: Runner, F: Fabric>() {
     let server = TestChain::build(1, 8);
@@ -610,7 +635,8 @@ macro_rules! macro_sync_conformance {
             use $crate::conformance as c;
             $crate::macro_sync_conformance!(@tests $runner, $fabric, $flavor,
                 empty_chain, peer_ahead, peer_behind, peer_on_fork, disconnect_mid_request,
-                garbage_answers, every_peer_failing, peer_without_services, invalid_answers);
+                garbage_answers, every_peer_failing, peer_without_services, invalid_answers,
+                sybils_do_not_stall_an_honest_peer);
         }
     };
     (@tests $runner:ty, $fabric:ty, $flavor:tt, $($scenario:ident),*) => {
