@@ -44,7 +44,8 @@ COMMANDS:
                                   2. cargo clippy --workspace --all-targets --locked -- -D warnings
                                   3. cargo test --workspace --locked   (includes the xtask tidy checks)
                                   4. cargo doc --workspace --no-deps --locked   (RUSTDOCFLAGS=-D warnings)
-                                  5. cargo deny check licenses bans sources   (installs cargo-deny if missing)
+                                  5. cargo check of the fuzz targets (fuzz/, stable, no libFuzzer link)
+                                  6. cargo deny check licenses bans sources   (installs cargo-deny if missing)
     bench [-- ARGS]             Run the criterion benchmarks of the workspace (ARGS are passed to criterion,
                                 e.g. `cargo xtask bench -- --quick`), then the scenario benchmarks
                                 (history-rss: peak RSS of history and full nodes syncing 50 and 200 epochs,
@@ -52,6 +53,10 @@ COMMANDS:
     bench --scenario NAME [ARGS]
                                 Run one scenario benchmark alone, e.g.
                                 `cargo xtask bench --scenario history-rss --rss-epochs 50,200`.
+    sim [--nodes N]             Run the network simulation (tests/sim): N nodes (default 1000, 20 % adversarial)
+                                of the four types with latency, loss and churn, in virtual time; prints
+                                time-to-established percentiles per type and traffic per node, writes
+                                target/sim.json, fails if an honest node never establishes on the right chain.
     fuzz TARGET [--seconds N]   Run the cargo-fuzz target TARGET in fuzz/ for N seconds (default 60).
                                 Installs cargo-fuzz if missing; uses RUSTC_BOOTSTRAP=1 on a stable toolchain.
     help                        Print this text.
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         "ci" => ci(rest),
         "bench" => bench(rest),
         "fuzz" => fuzz(rest),
+        "sim" => sim(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -75,6 +81,28 @@ fn main() -> ExitCode {
             eprintln!("xtask: unknown command `{other}`\n");
             eprint!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `cargo xtask sim [--nodes N]`: the simulation bench, in release.
+fn sim(args: &[String]) -> ExitCode {
+    let mut cmd = cargo_cmd(["bench", "--locked", "-p", "petrel-it", "--bench", "sim", "--", "--sim"]);
+    match args {
+        [] => {}
+        [flag, n] if flag == "--nodes" && n.parse::<usize>().is_ok() => {
+            cmd.args(["--nodes", n]);
+        }
+        _ => {
+            eprintln!("usage: cargo xtask sim [--nodes N]");
+            return ExitCode::from(2);
+        }
+    }
+    match run(&mut cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask sim: {message}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -167,6 +195,12 @@ fn doc() -> Command {
     cmd
 }
 
+/// The fuzz targets, type-checked on the pinned stable toolchain so they cannot rot (running them
+/// needs cargo-fuzz: `cargo xtask fuzz`); their corpora are replayed by `tests/tests/fuzz_corpora.rs`.
+fn fuzz_check() -> Command {
+    cargo_cmd(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins", "--locked", "--no-default-features"])
+}
+
 fn deny_check() -> Command {
     // Not `advisories`: the advisory database cannot be fetched on the project's machines (see deny.toml).
     cargo_cmd(["deny", "--locked", "check", "licenses", "bans", "sources"])
@@ -204,6 +238,7 @@ fn ci_steps() -> Vec<Step> {
         Step { name: "clippy", run: || run(&mut clippy()), describe: || display(&clippy()) },
         Step { name: "test", run: || run(&mut test()), describe: || display(&test()) },
         Step { name: "doc", run: || run(&mut doc()), describe: || display(&doc()) },
+        Step { name: "fuzz", run: || run(&mut fuzz_check()), describe: || display(&fuzz_check()) },
         Step { name: "deny", run: deny_step, describe: || display(&deny_check()) },
     ]
 }
