@@ -37,6 +37,31 @@ pub(crate) enum Command {
     Devnet(DevnetArgs),
     /// Ask a running node (started with `--metrics ADDR`) where it is and what it waits on.
     Status(StatusArgs),
+    /// Attack nodes for testing: peers that speak the protocol and misbehave (docs/adversary.md).
+    Adversary(AdversaryArgs),
+}
+
+/// Options of `petrel adversary`.
+#[derive(Debug, Args)]
+pub(crate) struct AdversaryArgs {
+    /// A node to attack, with its /p2p/ id (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) peer: Vec<String>,
+    /// Genesis TOML of the nodes' network.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) genesis: PathBuf,
+    /// Identities (libp2p nodes), taking the behaviours in turn.
+    #[arg(long, value_name = "N", default_value_t = 11, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) identities: u16,
+    /// Behaviours (repeatable or comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub(crate) behaviour: Vec<crate::adversary::Behaviour>,
+    /// Seconds to run (at most a day).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) duration_secs: u64,
+    /// JSON lines: `started` with the identities, `done` with what each did.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// Options of `petrel status`.

@@ -2,6 +2,7 @@
 //! maps errors to exit codes: 0 success, 1 failure (one `error: …` line on stderr with the cause
 //! chain), 2 usage error (from clap).
 
+mod adversary;
 mod chain_cmd;
 mod cli;
 mod devnet;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Devnet(args) => devnet::run(args),
         Command::Query(args) => query::run(args),
         Command::Status(args) => metrics::run_status(args),
+        Command::Adversary(args) => adversary::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

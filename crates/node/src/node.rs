@@ -154,6 +154,8 @@ pub(crate) struct ProofStatus {
 pub(crate) struct NodeHandle {
     pub(crate) mode: Mode,
     pub(crate) peer_id: String,
+    /// Our id as statuses and logs show peers (the short form of Petrel's `PeerId`).
+    pub(crate) short_id: String,
     pub(crate) listen_addrs: Vec<String>,
     pub(crate) status: watch::Receiver<NodeStatus>,
     /// Pauses (true) or resumes block production.
@@ -345,6 +347,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
     let mut tasks = vec![tokio::spawn(event_loop.run())];
     let listen_addrs: Vec<String> = network.listen_addrs().await.iter().map(ToString::to_string).collect();
     let peer_id = network.local_libp2p_peer_id();
+    let short_id = network.local_peer_id().to_string();
     let mut net = Counting::new(network);
     if let Some(limit) = config.crash_after_bytes {
         net = net.with_received_hook(std::sync::Arc::new(move |total| {
@@ -433,7 +436,7 @@ pub(crate) async fn start(config: NodeConfig) -> Result<NodeHandle> {
             }
         }
     }
-    Ok(NodeHandle { mode: config.mode, peer_id, listen_addrs, status, production, tasks, _lock: lock })
+    Ok(NodeHandle { mode: config.mode, peer_id, short_id, listen_addrs, status, production, tasks, _lock: lock })
 }
 
 /// Light sync's settings: with the network's proof verifier when the genesis has a `[zkp]`

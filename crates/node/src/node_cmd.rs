@@ -130,7 +130,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({ "event": "listening", "mode": node.mode.name(), "peer_id": node.peer_id, "addrs": node.dial_addrs(), "metrics": metrics.map(|a| a.to_string()) })
+                serde_json::json!({ "event": "listening", "mode": node.mode.name(), "peer_id": node.peer_id, "id": node.short_id, "addrs": node.dial_addrs(), "metrics": metrics.map(|a| a.to_string()) })
             );
         } else {
             println!("peer id: {}", node.peer_id);

@@ -21,6 +21,8 @@ struct Node {
     addr: String,
     /// The `--metrics` address, if the node serves metrics.
     metrics: Option<String>,
+    /// Its id as other nodes' statuses show it.
+    id: String,
 }
 
 impl Drop for Node {
@@ -54,7 +56,8 @@ impl Node {
         assert_eq!(v["event"], "listening", "{v}");
         let addr = v["addrs"][0].as_str().expect("an address").to_string();
         let metrics = v["metrics"].as_str().map(str::to_string);
-        Node { child, lines, addr, metrics }
+        let id = v["id"].as_str().expect("an id").to_string();
+        Node { child, lines, addr, metrics, id }
     }
 
     /// Waits for an event line of this kind.
@@ -82,6 +85,15 @@ fn query(peer: &str, genesis: &Path, what: &[&str]) -> Value {
         .expect("run petrel query");
     assert!(out.status.success(), "query {what:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("JSON answer")
+}
+
+/// Starts a node of `mode` that syncs from `peer` (`--min-peers 1`), with `extra` arguments.
+fn follower(mode: &str, peer: &str, genesis: &Path, data: &Path, extra: &[&str]) -> Node {
+    let mut args = vec!["--mode", mode, "--min-peers", "1", "--peer", peer, "--genesis"];
+    args.push(genesis.to_str().unwrap());
+    args.extend(["--data-dir", data.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    Node::start(&args)
 }
 
 fn generate(dir: &Path, epochs: &str) {
@@ -159,19 +171,7 @@ fn pico_and_light_processes_establish_and_follow_new_blocks() {
     ]);
     let mut followers = Vec::new();
     for mode in ["pico", "light"] {
-        let data = dir.path().join(mode);
-        let node = Node::start(&[
-            "--mode",
-            mode,
-            "--min-peers",
-            "1",
-            "--peer",
-            &producer.addr,
-            "--genesis",
-            genesis.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ]);
+        let node = follower(mode, &producer.addr, &genesis, &dir.path().join(mode), &[]);
         node.wait_event("established", Duration::from_secs(60));
         followers.push(node);
     }
@@ -492,21 +492,7 @@ fn a_node_serves_metrics_and_status_that_move() {
         "--data-dir",
         served.to_str().unwrap(),
     ]);
-    let light_dir = dir.path().join("light");
-    let light = Node::start(&[
-        "--mode",
-        "light",
-        "--min-peers",
-        "1",
-        "--metrics",
-        "127.0.0.1:0",
-        "--peer",
-        &producer.addr,
-        "--genesis",
-        genesis.to_str().unwrap(),
-        "--data-dir",
-        light_dir.to_str().unwrap(),
-    ]);
+    let light = follower("light", &producer.addr, &genesis, &dir.path().join("light"), &["--metrics", "127.0.0.1:0"]);
     let addr = light.metrics.clone().expect("the listening line names the metrics address");
     light.wait_event("established", Duration::from_secs(60));
     let first = http_get(&addr, "/metrics");
@@ -553,4 +539,96 @@ fn a_node_serves_metrics_and_status_that_move() {
     assert!(!out.status.success());
     let line: Value = serde_json::from_slice(&out.stdout).expect("a JSON error line");
     assert_eq!(line["ok"], false);
+}
+
+/// Peak resident memory of a process, in KiB (Linux `VmHWM`).
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `/status` of a node, once `cond` holds (within 60 s).
+fn status_when(node: &Node, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let addr = node.metrics.as_deref().expect("started with --metrics");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: Value = serde_json::from_str(&http_get(addr, "/status")).expect("JSON status");
+        if cond(&status["status"]) {
+            return status["status"].clone();
+        }
+        assert!(Instant::now() < deadline, "{what}: {status}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn honest_nodes_of_every_type_withstand_the_adversary_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("producer");
+    generate(&served, "3");
+    let genesis = served.join("genesis.toml");
+    let mut producer = Node::start(&[
+        "--mode",
+        "history",
+        "--produce",
+        "--block-interval-ms",
+        "200",
+        "--min-peers",
+        "0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--data-dir",
+        served.to_str().unwrap(),
+    ]);
+    let mut followers = Vec::new();
+    for mode in ["history", "full", "light", "pico"] {
+        let node = follower(mode, &producer.addr, &genesis, &dir.path().join(mode), &["--metrics", "127.0.0.1:0"]);
+        node.wait_event("established", Duration::from_secs(60));
+        followers.push((mode, node));
+    }
+    // Every behaviour of the catalogue, one identity each, against all five nodes.
+    let mut adversary = petrel();
+    adversary.args(["adversary", "--json", "--identities", "11", "--duration-secs", "20", "--genesis"]).arg(&genesis);
+    for node in std::iter::once(&producer).chain(followers.iter().map(|(_, n)| n)) {
+        adversary.args(["--peer", &node.addr]);
+    }
+    let out = adversary.env("RUST_LOG", "warn").output().expect("run petrel adversary");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let done: Value = serde_json::from_str(stdout.lines().last().expect("a summary")).expect("JSON summary");
+    assert_eq!(done["event"], "done", "{stdout}");
+    println!("adversary: {done}");
+    let acted = done["identities"].as_array().unwrap();
+    assert_eq!(acted.len(), 11);
+    assert!(
+        acted.iter().any(|i| i["answered"].as_u64() > Some(0))
+            && acted.iter().any(|i| i["published"].as_u64() > Some(0)),
+        "the adversary was asked things and published gossip: {done}"
+    );
+
+    // No crash; every honest node established on the producer's chain, still connected to the
+    // producer (nobody banned an honest peer), in bounded memory.
+    assert!(producer.child.try_wait().unwrap().is_none(), "the producer is running");
+    for (mode, node) in &mut followers {
+        assert!(node.child.try_wait().unwrap().is_none(), "{mode} crashed");
+        let status = status_when(node, mode, |s| {
+            s["established"] == true
+                && s["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["id"] == producer.id.as_str()))
+        });
+        let head = status["head_hash"].as_str().unwrap();
+        let on_chain = query(&producer.addr, &genesis, &["block", head]);
+        assert_eq!(on_chain["hash"], head, "{mode} is on the producer's chain");
+        let rss = peak_rss_kb(node.child.id());
+        assert!(rss < 256 * 1024, "{mode}: peak RSS {rss} KiB");
+    }
+    let status = status_when(&producer, "producer", |s| {
+        let peers = s["peers"].as_array().cloned().unwrap_or_default();
+        followers.iter().all(|(_, n)| peers.iter().any(|p| p["id"] == n.id.as_str()))
+    });
+    assert!(status["connected_peers"].as_u64().unwrap() >= 4);
+    assert!(peak_rss_kb(producer.child.id()) < 256 * 1024);
 }
