@@ -126,6 +126,8 @@ pub struct NodeResult {
     pub kind: Kind,
     /// Virtual time from the start to its first "established".
     pub established_after: Option<Duration>,
+    /// Whether it was established at the end.
+    pub established_at_end: bool,
     /// Whether it ended on the reference chain.
     pub correct: bool,
     pub churned: bool,
@@ -146,7 +148,7 @@ pub struct SimReport {
 impl SimReport {
     /// The honest nodes that never became established or ended on another chain.
     pub fn failures(&self) -> Vec<&NodeResult> {
-        self.honest.iter().filter(|r| r.established_after.is_none() || !r.correct).collect()
+        self.honest.iter().filter(|r| !r.established_at_end || !r.correct).collect()
     }
 
     /// Time-to-established percentiles (p50, p90, p99, max) of one kind, in seconds.
@@ -239,22 +241,33 @@ struct Honest {
     net: MockNetwork,
     chain: NodeChain,
     established: Arc<AtomicU64>,
+    /// Established now (after the last Established or Lost).
+    now: Arc<std::sync::atomic::AtomicBool>,
     churned: bool,
 }
 
 const NOT_YET: u64 = u64::MAX;
 
 /// Runs `syncer` for good, recording (in ms of virtual time since `start`) its first
-/// "established".
-fn drive<S>(mut syncer: S, start: tokio::time::Instant, established: Arc<AtomicU64>)
-where
+/// "established", and whether it is established now.
+fn drive<S>(
+    mut syncer: S,
+    start: tokio::time::Instant,
+    established: Arc<AtomicU64>,
+    now: Arc<std::sync::atomic::AtomicBool>,
+) where
     S: futures::Stream<Item = ConsensusEvent> + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
         while let Some(event) = syncer.next().await {
-            if event == ConsensusEvent::Established {
-                let ms = start.elapsed().as_millis() as u64;
-                let _ = established.compare_exchange(NOT_YET, ms, Ordering::Relaxed, Ordering::Relaxed);
+            match event {
+                ConsensusEvent::Established => {
+                    let ms = start.elapsed().as_millis() as u64;
+                    let _ = established.compare_exchange(NOT_YET, ms, Ordering::Relaxed, Ordering::Relaxed);
+                    now.store(true, Ordering::Relaxed);
+                }
+                ConsensusEvent::Lost => now.store(false, Ordering::Relaxed),
+                _ => {}
             }
         }
     });
@@ -277,6 +290,7 @@ fn start_honest(
     let policy = reference.genesis.policy;
     let live_config = LiveConfig::for_batch(policy.blocks_per_batch);
     let established = Arc::new(AtomicU64::new(NOT_YET));
+    let now = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let chain = match kind {
         Kind::Pico | Kind::Light => {
             let chain =
@@ -287,11 +301,11 @@ fn start_honest(
                 let pico = PicoMacroSync::new(net.clone(), chain.clone(), PicoConfig::default());
                 let either = EitherSyncer::new(pico, chain.clone(), net.clone(), LightConfig::default());
                 let syncer = Syncer::new(net.clone(), chain.clone(), either, live, syncer_config(&policy));
-                drive(syncer, start, established.clone());
+                drive(syncer, start, established.clone(), now.clone());
             } else {
                 let light = LightMacroSync::new(net.clone(), chain.clone(), LightConfig::default());
                 let syncer = Syncer::new(net.clone(), chain.clone(), light, live, syncer_config(&policy));
-                drive(syncer, start, established.clone());
+                drive(syncer, start, established.clone(), now.clone());
             }
             NodeChain::Light(chain)
         }
@@ -304,11 +318,11 @@ fn start_honest(
             let macro_sync = HistoryMacroSync::new(net.clone(), chain.clone().into(), HistoryConfig::default());
             let live = block_live_sync(net.clone(), chain.clone(), live_config);
             let syncer = Syncer::new(net.clone(), chain.clone(), macro_sync, live, syncer_config(&policy));
-            drive(syncer, start, established.clone());
+            drive(syncer, start, established.clone(), now.clone());
             NodeChain::Full(chain)
         }
     };
-    Honest { kind, net: net.clone(), chain, established, churned: false }
+    Honest { kind, net: net.clone(), chain, established, now, churned: false }
 }
 
 /// An adversary's script, by its number.
@@ -389,7 +403,7 @@ pub async fn run(config: SimConfig) -> SimReport {
     }
 
     // Churn: six waves, 10 s apart; each node out for 10 s, then back with fresh peers.
-    let per_wave = honest_count * config.churn_percent / 100 / 6;
+    let per_wave = (honest_count * config.churn_percent).div_ceil(600);
     for _wave in 0..6 {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let victims: Vec<usize> =
@@ -417,7 +431,8 @@ pub async fn run(config: SimConfig) -> SimReport {
         }
     };
     loop {
-        let done = honest.iter().all(|h| h.established.load(Ordering::Relaxed) != NOT_YET && correct(h));
+        // Established now (churned nodes again), on the reference chain.
+        let done = honest.iter().all(|h| h.now.load(Ordering::Relaxed) && correct(h));
         if done || start.elapsed() >= config.deadline {
             break;
         }
@@ -432,6 +447,7 @@ pub async fn run(config: SimConfig) -> SimReport {
             NodeResult {
                 kind: h.kind,
                 established_after: (ms != NOT_YET).then(|| Duration::from_millis(ms)),
+                established_at_end: h.now.load(Ordering::Relaxed),
                 correct: correct(h),
                 churned: h.churned,
                 requests: stats.requests_sent,

@@ -14,4 +14,5 @@ async fn every_honest_node_of_a_small_network_establishes_on_the_right_chain() {
         assert!(report.honest.iter().any(|r| r.kind == kind), "no {kind:?} node");
     }
     assert!(report.adversaries > 0);
+    assert!(report.honest.iter().any(|r| r.churned), "some nodes were churned (and established again)");
 }

@@ -37,7 +37,7 @@ use petrel_network_api::{
 use petrel_primitives::codec::encoded_len;
 use petrel_primitives::wire::HeadInfo;
 use petrel_primitives::{Blake2bHash, Block};
-use petrel_protocol::{AnyResponse, BlockHeaders, FullBlocks, RequestMissingBlocks};
+use petrel_protocol::{AnyResponse, BlockHeaders, FullBlocks, MissingBlocksError, RequestMissingBlocks};
 use petrel_sync_api::driver::MachineDriver;
 use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
 use petrel_sync_api::{LiveSyncEvent, PeerList};
@@ -196,7 +196,7 @@ pub struct LiveStats {
 struct Pushing {
     job: JobId,
     blocks: Vec<(Blake2bHash, Origin)>,
-    targets: Vec<Gap>,
+    targets: Vec<(Gap, PeerId)>,
 }
 
 /// A gap to fill: the block `target` at height `number`, which `peer` announced (a child of it on
@@ -206,6 +206,8 @@ struct Gap {
     target: Blake2bHash,
     number: u32,
     peer: PeerId,
+    /// A server that already failed this gap (it is asked of another one, once).
+    avoid: Option<PeerId>,
 }
 
 /// A buffered block, its announcer and its encoded size.
@@ -243,7 +245,7 @@ pub struct LiveMachine<C> {
     /// The push job running.
     pushing: Option<Pushing>,
     /// Targets of answers waiting in `queued`.
-    queued_targets: Vec<Gap>,
+    queued_targets: Vec<(Gap, PeerId)>,
     /// The last block queued or being pushed, while there is one: new blocks extend it.
     tip: Option<(Blake2bHash, u32)>,
     stats: LiveStats,
@@ -325,7 +327,7 @@ impl<C: SyncChain> Machine for LiveMachine<C> {
             Input::Gossip(message) => self.on_gossip(message, view),
             Input::PeerHead { peer, head } => {
                 if self.peers.contains(&peer) && !view.known && head.block_number > self.tip_or_head(view).1 {
-                    self.want(Gap { target: head.block_hash, number: head.block_number, peer });
+                    self.want(Gap { target: head.block_hash, number: head.block_number, peer, avoid: None });
                 }
             }
             Input::Response { id, response } => self.on_missing(id, response, view),
@@ -516,10 +518,11 @@ impl<C> LiveMachine<C> {
     /// Who is asked for `gap`: its announcer if it serves blocks (when it is free); else the next
     /// free live peer that does, round robin. `None`: wait.
     fn server_for(&mut self, gap: &Gap) -> Option<PeerId> {
-        if self.serves(&gap.peer) {
+        if self.serves(&gap.peer) && gap.avoid != Some(gap.peer) {
             return (!self.busy(&gap.peer)).then_some(gap.peer);
         }
-        let mut servers: Vec<PeerId> = self.peers.iter().copied().filter(|p| self.serves(p) && !self.busy(p)).collect();
+        let mut servers: Vec<PeerId> =
+            self.peers.iter().copied().filter(|p| self.serves(p) && !self.busy(p) && gap.avoid != Some(*p)).collect();
         if servers.is_empty() {
             return None;
         }
@@ -580,6 +583,10 @@ impl<C> LiveMachine<C> {
             self.book.penalize(server, Severity::Minor, reason);
             self.unbuffer_peer(&server);
         }
+        // Asked of another server once (a silent relay of honest blocks must not stall the gap).
+        if gap.avoid.is_none() && self.peers.contains(&gap.peer) {
+            self.want(Gap { avoid: Some(server), ..gap });
+        }
     }
 
     fn on_gossip(&mut self, message: GossipMessage<Block>, view: &LiveView) {
@@ -625,7 +632,7 @@ impl<C> LiveMachine<C> {
         let parent = *block.parent_hash();
         self.buffer_block(block, source);
         // Even with a full buffer the gap is worth fetching: the next announcement then connects.
-        self.want(Gap { target: parent, number: number - 1, peer: source });
+        self.want(Gap { target: parent, number: number - 1, peer: source, avoid: None });
         self.book.validate(id, Verdict::Ignore);
     }
 
@@ -640,10 +647,12 @@ impl<C> LiveMachine<C> {
         }
         let blocks = match response {
             Ok(AnyResponse::MissingBlocks(Ok(answer))) if !answer.blocks.is_empty() => answer.blocks,
-            // It does not have what it announced (or nothing after our locators): useless.
-            Ok(AnyResponse::MissingBlocks(_)) => {
+            // It does not have what it announced (or nothing after our locators): useless. A
+            // store failure or a target now off its main chain is not a lie: no penalty.
+            Ok(AnyResponse::MissingBlocks(Ok(_) | Err(MissingBlocksError::TargetHashNotFound))) => {
                 return self.gap_failed(gap, server, PenaltyReason::MissingAnnounced, view);
             }
+            Ok(AnyResponse::MissingBlocks(Err(_))) => return,
             Ok(_) => return self.book.penalize(peer, Severity::InvalidData, PenaltyReason::WrongAnswer),
             Err(e) => {
                 if e.is_peer_fault() {
@@ -690,7 +699,7 @@ impl<C> LiveMachine<C> {
         for block in taken.into_iter().skip(start) {
             self.queue(block, Origin::Missing { peer });
         }
-        self.queued_targets.push(gap);
+        self.queued_targets.push((gap, server));
     }
 
     fn on_pushed(&mut self, job: JobId, results: Vec<Pushed>, view: &LiveView) {
@@ -756,8 +765,9 @@ impl<C> LiveMachine<C> {
         }
         // One answer covers at most a batch: continue towards the target if this answer made
         // progress and did not reach it (an answer that advances nothing is not asked again).
-        for gap in targets {
-            if from_peer.get(&gap.peer).copied().unwrap_or(0) > 0
+        // Progress is the server's (the peer asked, which may not be the announcer).
+        for (gap, server) in targets {
+            if from_peer.get(&server).copied().unwrap_or(0) > 0
                 && !reached.contains(&gap.target)
                 && self.peers.contains(&gap.peer)
             {

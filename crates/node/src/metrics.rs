@@ -72,7 +72,11 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors or the like: back off rather than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
             // Over the limit: closed at once (dropped).
             let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
             let (handle, status) = (handle.clone(), status.clone());
@@ -92,8 +96,12 @@ async fn answer(
     mode: Mode,
     status: &watch::Receiver<NodeStatus>,
 ) -> std::io::Result<()> {
-    let head = read_head(&mut stream).await?;
-    let (code, content_type, body) = route(&head, || handle.render(), mode, &status.borrow());
+    // A client must send its request head within a second (a slow one does not hold a slot).
+    let head = tokio::time::timeout(Duration::from_secs(1), read_head(&mut stream))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow request head"))??;
+    let current = status.borrow().clone();
+    let (code, content_type, body) = route(&head, || handle.render(), mode, &current);
     let response = format!(
         "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

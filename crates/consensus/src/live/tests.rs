@@ -491,3 +491,27 @@ fn gaps_are_asked_only_of_peers_that_serve_blocks_and_unsupported_goes_elsewhere
     assert!(missing_requests(&h.gossip(&c[4], light).1).is_empty());
     assert_eq!(h.h.machine.wanted(), 0);
 }
+
+#[test]
+fn a_gap_its_silent_announcer_fails_goes_to_another_server_and_continues_there() {
+    let c = chain(12, 1);
+    let mut h = H::at(&c[1]);
+    // p(1) relays an honest block after a gap first, then never answers.
+    let (id, who, _) = missing_requests(&h.gossip(&c[9], p(1)).1)[0];
+    assert_eq!(who, p(1));
+    let a = h.h.respond(id, Err(RequestError::Timeout));
+    let retry = missing_requests(&a);
+    assert_eq!(retry.len(), 1, "{a:?}");
+    let (id, server, target) = retry[0];
+    assert_ne!(server, p(1));
+    assert_eq!(target, c[8].hash());
+    // The other server answers one batch; the rest is asked of a server again, not of the silent
+    // announcer.
+    let answer = Ok(AnyResponse::MissingBlocks(Ok(ResponseBlocks { blocks: c[2..=4].to_vec() })));
+    let (job, _) = job_of(&h.h.respond(id, answer));
+    let a = h.applied(job, vec![Pushed::Extended; 3], &c[4]);
+    let next = missing_requests(&a);
+    assert_eq!(next.len(), 1, "{a:?}");
+    assert_eq!(next[0].2, c[8].hash());
+    assert_ne!(next[0].1, p(1), "not the silent announcer");
+}

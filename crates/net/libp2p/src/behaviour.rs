@@ -68,6 +68,9 @@ fn behaviour(key: &Keypair, config: &Libp2pConfig) -> Result<Behaviour, Error> {
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
+        // Inbound connections never take the slots kept for the peers we dial (refused before
+        // they count; the per-IP cap is checked by the event loop once the address is known).
+        .with_max_established_incoming(Some(config.max_connections.saturating_sub(config.reserved_outbound)))
         .with_max_pending_incoming(Some(config.max_pending_connections))
         .with_max_pending_outgoing(Some(config.max_pending_connections));
 

@@ -398,7 +398,10 @@ impl EventLoop {
         }
         let id = state.id;
         let type_id = request.type_id;
-        metrics::counter!("net.requests.received", "type" => type_id.to_string()).increment(1);
+        // Labelled only by the protocol's own types: a peer cannot create label values.
+        let kind =
+            if self.promises.iter().any(|(id, _)| *id == type_id) { type_id.to_string() } else { "unknown".into() };
+        metrics::counter!("net.requests.received", "type" => kind).increment(1);
         // The handler is used under the read lock (every step below is non-blocking), which spares
         // cloning its queue's sender for every request.
         let handlers = read(&self.shared.handlers);

@@ -336,6 +336,9 @@ pub struct PicoMachine {
     book: PeerBook<PeerState, PicoWork>,
     /// The peer whose election block we adopted optimistically, if any.
     optimistic_source: Option<PeerId>,
+    /// Whether the chain rested on trust as of the last input (jobs finish one at a time, so a
+    /// job after which it does, and before which it did not, adopted on trust).
+    was_optimistic: Option<bool>,
     /// Peers that stand behind our trusted election block on another one (bounded by the peers).
     doubters: HashSet<PeerId>,
     /// Jobs running: job → (peer, round). At most one per peer.
@@ -366,6 +369,9 @@ impl Machine for PicoMachine {
         execute(chain, work)
     }
     fn handle(&mut self, input: Input<PicoOutcome>, _now: Time, view: &LightView) {
+        if !matches!(input, Input::Applied { .. }) {
+            self.was_optimistic.get_or_insert(view.optimistic);
+        }
         match input {
             Input::PeerJoined { peer, services } => self.add_peer(peer, services),
             Input::PeerLeft { peer } => {
@@ -564,6 +570,12 @@ impl PicoMachine {
 
     fn on_applied(&mut self, job: JobId, outcome: PicoOutcome, view: &LightView) {
         let Some((peer, round)) = self.jobs.remove(&job) else { return };
+        // A job that adopted on trust and then failed on a later block of the same peer (a head
+        // below it, a conflict, our store) still made this peer the source of the trust.
+        if view.optimistic && self.was_optimistic == Some(false) && self.optimistic_source.is_none() {
+            self.optimistic_source = Some(peer);
+        }
+        self.was_optimistic = Some(view.optimistic);
         if let PicoOutcome::Applied { optimistic, verified, proven } = outcome {
             // The chain changed whether or not the peer is still here.
             if optimistic {

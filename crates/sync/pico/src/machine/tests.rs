@@ -499,3 +499,18 @@ fn an_election_block_offered_with_proofs_is_adopted_only_as_proven() {
     assert_eq!(lock(&light).proven_epoch(), Some(1));
     assert!(LightView::of_shared(&light).at_proven);
 }
+
+#[test]
+fn a_job_that_adopts_on_trust_and_then_fails_still_names_its_peer_as_the_source() {
+    let g = genesis();
+    let e = block(Policy::TEST.election_block_of(3), 1);
+    let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
+    let id = only_request(&h.join_peer(p(1)));
+    let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
+    let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    // The job took the election block on trust, then found the peer's next block behind it.
+    h.view = view(&e, &e, true);
+    h.input(Input::Applied { job, outcome: PicoOutcome::Behind });
+    assert_eq!(h.machine.optimistic_source(), Some(p(1)));
+}
