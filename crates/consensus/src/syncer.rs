@@ -218,13 +218,7 @@ impl<N: Network, C: SyncChain, M: MacroSync, L: LiveSync> Stream for Syncer<N, C
                 }
             }
             if let Poll::Ready(Some(v)) = this.macro_sync.poll_next_unpin(cx) {
-                let verdict = match &v {
-                    MacroSyncReturn::Good(_) => "good",
-                    MacroSyncReturn::Outdated(_) => "outdated",
-                    MacroSyncReturn::Incompatible(_) => "incompatible",
-                    MacroSyncReturn::Conflicting(_) => "conflicting",
-                };
-                metrics::counter!("sync.verdicts", "verdict" => verdict).increment(1);
+                metrics::counter!("sync.verdicts", "verdict" => v.name()).increment(1);
                 this.driver.report(SyncerReport::Verdict(v));
                 progressed = true;
             }

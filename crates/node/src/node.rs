@@ -516,13 +516,7 @@ async fn drive<N, C, M, L>(
                     ConsensusEvent::FellBack => fell_back = true,
                     ConsensusEvent::Verdict(v) => {
                         tracing::debug!(target: "consensus", ?v, "macro sync verdict");
-                        let (peer, name) = match v {
-                            petrel_sync_api::MacroSyncReturn::Good(p) => (*p, "good"),
-                            petrel_sync_api::MacroSyncReturn::Outdated(p) => (*p, "outdated"),
-                            petrel_sync_api::MacroSyncReturn::Incompatible(p) => (*p, "incompatible"),
-                            petrel_sync_api::MacroSyncReturn::Conflicting(p) => (*p, "conflicting"),
-                        };
-                        verdicts.insert(peer, name);
+                        verdicts.insert(v.peer(), v.name());
                     }
                     ConsensusEvent::Lost => tracing::warn!(target: "consensus", "consensus lost"),
                     ConsensusEvent::Live(_) => {}

@@ -46,6 +46,17 @@ impl MacroSyncReturn {
             Self::Good(p) | Self::Outdated(p) | Self::Incompatible(p) | Self::Conflicting(p) => p,
         }
     }
+
+    /// The verdict's name for metrics and status: `good`, `outdated`, `incompatible` or
+    /// `conflicting`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Good(_) => "good",
+            Self::Outdated(_) => "outdated",
+            Self::Incompatible(_) => "incompatible",
+            Self::Conflicting(_) => "conflicting",
+        }
+    }
 }
 
 /// A macro sync strategy: a stream of per-peer verdicts.
