@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use petrel_network_api::{DisconnectReason, InboundRequest, Network, PeerId, Request, ResponseStatus, Services, Topic};
+use anyhow::{Context, Result, bail};
+use petrel_network_api::{
+    DisconnectReason, InboundRequest, Network, NetworkExt, PeerId, Request, ResponseStatus, Services, Topic,
+};
 use petrel_network_libp2p::{Libp2pConfig, Libp2pNetwork};
 use petrel_primitives::{Blake2bHash, Block, GenesisConfig, MacroBlock, codec};
 use petrel_producer::{Producer, ProducerConfig};
@@ -164,9 +166,9 @@ async fn lie<N: Network>(net: &N, behaviour: Behaviour, genesis: &GenesisConfig)
                     if !info.services.contains(Services::MACRO_CHAIN) {
                         continue;
                     }
-                    let Ok(head) = net_request(net, peer, &RequestHead).await else { continue };
+                    let Ok(head) = net.request(peer, &RequestHead).await else { continue };
                     if let Ok(Ok(Block::Macro(b))) =
-                        net_request(net, peer, &RequestBlock { hash: head.election_hash, include_body: false }).await
+                        net.request(peer, &RequestBlock { hash: head.election_hash, include_body: false }).await
                         && b.block_number() > 0
                     {
                         break 'found b;
@@ -201,10 +203,6 @@ async fn lie<N: Network>(net: &N, behaviour: Behaviour, genesis: &GenesisConfig)
         }
         _ => None,
     }
-}
-
-async fn net_request<N: Network, R: Request>(net: &N, peer: PeerId, request: &R) -> Result<R::Response> {
-    petrel_network_api::NetworkExt::request(net, peer, request).await.map_err(|e| anyhow!("{e}"))
 }
 
 /// Serves and acts as `behaviour`, for good.

@@ -87,6 +87,15 @@ fn query(peer: &str, genesis: &Path, what: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON answer")
 }
 
+/// Starts a history node producing a block every `interval_ms` on the store in `data`
+/// (`--min-peers 0`), with `extra` arguments.
+fn producer(data: &Path, interval_ms: &str, extra: &[&str]) -> Node {
+    let mut args = vec!["--mode", "history", "--produce", "--block-interval-ms", interval_ms, "--min-peers", "0"];
+    args.extend(["--data-dir", data.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    Node::start(&args)
+}
+
 /// Starts a node of `mode` that syncs from `peer` (`--min-peers 1`), with `extra` arguments.
 fn follower(mode: &str, peer: &str, genesis: &Path, data: &Path, extra: &[&str]) -> Node {
     let mut args = vec!["--mode", mode, "--min-peers", "1", "--peer", peer, "--genesis"];
@@ -158,17 +167,7 @@ fn pico_and_light_processes_establish_and_follow_new_blocks() {
     let served = dir.path().join("history");
     generate(&served, "3");
     let genesis = served.join("genesis.toml");
-    let producer = Node::start(&[
-        "--mode",
-        "history",
-        "--produce",
-        "--block-interval-ms",
-        "150",
-        "--min-peers",
-        "0",
-        "--data-dir",
-        served.to_str().unwrap(),
-    ]);
+    let producer = producer(&served, "150", &[]);
     let mut followers = Vec::new();
     for mode in ["pico", "light"] {
         let node = follower(mode, &producer.addr, &genesis, &dir.path().join(mode), &[]);
@@ -481,17 +480,7 @@ fn a_node_serves_metrics_and_status_that_move() {
     let served = dir.path().join("history");
     generate(&served, "2");
     let genesis = served.join("genesis.toml");
-    let producer = Node::start(&[
-        "--mode",
-        "history",
-        "--produce",
-        "--block-interval-ms",
-        "100",
-        "--min-peers",
-        "0",
-        "--data-dir",
-        served.to_str().unwrap(),
-    ]);
+    let producer = producer(&served, "100", &[]);
     let light = follower("light", &producer.addr, &genesis, &dir.path().join("light"), &["--metrics", "127.0.0.1:0"]);
     let addr = light.metrics.clone().expect("the listening line names the metrics address");
     light.wait_event("established", Duration::from_secs(60));
@@ -571,19 +560,7 @@ fn honest_nodes_of_every_type_withstand_the_adversary_catalogue() {
     let served = dir.path().join("producer");
     generate(&served, "3");
     let genesis = served.join("genesis.toml");
-    let mut producer = Node::start(&[
-        "--mode",
-        "history",
-        "--produce",
-        "--block-interval-ms",
-        "200",
-        "--min-peers",
-        "0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--data-dir",
-        served.to_str().unwrap(),
-    ]);
+    let mut producer = producer(&served, "200", &["--metrics", "127.0.0.1:0"]);
     let mut followers = Vec::new();
     for mode in ["history", "full", "light", "pico"] {
         let node = follower(mode, &producer.addr, &genesis, &dir.path().join(mode), &["--metrics", "127.0.0.1:0"]);

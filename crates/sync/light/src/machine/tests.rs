@@ -429,6 +429,19 @@ fn proven(end: &MacroBlock) -> Proven {
     }
 }
 
+/// `p(1)`, serving proofs, joins; its one-segment chain to `end` checks out: the request for the
+/// proven block.
+fn proven_block_request(h: &mut H, end: &MacroBlock) -> RequestId {
+    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
+    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, end)])));
+    let a = h.input(Input::Applied {
+        job,
+        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(end), 1))), micros: 1 },
+    });
+    let [(id, _, _)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    id
+}
+
 fn zkp_request(actions: &[Action<LightWork>]) -> Option<(RequestId, PeerId, u32)> {
     requests(actions).into_iter().find_map(|(id, peer, r)| match r {
         AnyRequest::Zkp(z) => Some((id, peer, z.from_epoch)),
@@ -501,13 +514,7 @@ fn a_full_proof_chain_is_followed_by_another_request_and_silence_costs() {
         z.max_segments = 1;
     }
     let mut h = at_genesis(config);
-    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
-    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[1])])));
-    let a = h.input(Input::Applied {
-        job,
-        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(&chain[1]), 1))), micros: 1 },
-    });
-    let [(id, _, _)] = block_requests(&a)[..] else { panic!("{a:?}") };
+    let id = proven_block_request(&mut h, &chain[1]);
     let (job, _) = applied_job(&h.respond(id, block_answer(&chain[1])));
     h.view = light_view(&chain[1], &chain[1], false);
     h.view.at_proven = true;
@@ -584,24 +591,12 @@ fn peers_without_proofs_or_with_proofs_from_elsewhere_lead_to_signature_sync() {
 fn a_proof_that_ends_at_a_block_the_peer_cannot_show_costs_it() {
     let chain = elections(4, 1);
     let mut h = at_genesis(zkp_config());
-    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
-    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[2])])));
-    let a = h.input(Input::Applied {
-        job,
-        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(&chain[2]), 1))), micros: 1 },
-    });
-    let [(id, _, _)] = block_requests(&a)[..] else { panic!() };
+    let id = proven_block_request(&mut h, &chain[2]);
     let a = h.respond(id, Ok(AnyResponse::Block(Err(BlockRequestError::TargetHashNotFound))));
     assert!(banned(p(1), PenaltyReason::MissingAnnounced).iter().all(|b| a.contains(b)), "{a:?}");
     // Another block than proven: banned too.
     let mut h = at_genesis(zkp_config());
-    let (id, _, _) = zkp_request(&h.join(p(1), with_proofs())).unwrap();
-    let (job, _) = applied_job(&h.respond(id, zkp_answer(vec![segment(0, &chain[2])])));
-    let a = h.input(Input::Applied {
-        job,
-        outcome: LightOutcome::ProofsChecked { result: Ok(Some((proven(&chain[2]), 1))), micros: 1 },
-    });
-    let [(id, _, _)] = block_requests(&a)[..] else { panic!() };
+    let id = proven_block_request(&mut h, &chain[2]);
     let a = h.respond(id, block_answer(&chain[1]));
     assert!(banned(p(1), PenaltyReason::WrongAnswer).iter().all(|b| a.contains(b)), "{a:?}");
     // More segments than asked.

@@ -34,11 +34,20 @@ type H = Harness<PicoMachine>;
 
 trait Join {
     fn join_peer(&mut self, peer: PeerId) -> Vec<Action<PicoWork>>;
+    /// `peer` joins, announces `e` as its head and serves it: the job that applies it.
+    fn apply_job(&mut self, peer: PeerId, e: &MacroBlock) -> JobId;
 }
 
 impl Join for H {
     fn join_peer(&mut self, peer: PeerId) -> Vec<Action<PicoWork>> {
         self.join(peer, Services::MACRO_CHAIN)
+    }
+    fn apply_job(&mut self, peer: PeerId, e: &MacroBlock) -> JobId {
+        let id = only_request(&self.join_peer(peer));
+        let id = only_request(&self.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), e, e)))));
+        let a = self.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
+        let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+        job
     }
 }
 
@@ -126,10 +135,7 @@ fn job_outcomes_map_to_verdicts() {
     ];
     for (outcome, verdict) in cases {
         let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
-        let id = only_request(&h.join_peer(p(1)));
-        let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
-        let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
-        let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+        let job = h.apply_job(p(1), &e);
         assert_eq!(h.input(Input::Applied { job, outcome }), vec![Action::Emit(verdict)]);
     }
 }
@@ -239,16 +245,9 @@ fn a_job_of_a_peer_that_left_and_came_back_does_not_count_for_its_new_round() {
     let g = genesis();
     let e = block(Policy::TEST.election_block_of(3), 1);
     let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
-    let fetch = |h: &mut H| {
-        let id = only_request(&h.join_peer(p(1)));
-        let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
-        let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
-        let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
-        job
-    };
-    let old = fetch(&mut h);
+    let old = h.apply_job(p(1), &e);
     h.input(Input::PeerLeft { peer: p(1) });
-    let new = fetch(&mut h);
+    let new = h.apply_job(p(1), &e);
     // The old job's "conflicting" is not the new round's.
     assert!(h.input(Input::Applied { job: old, outcome: PicoOutcome::Conflicting("old".into()) }).is_empty());
     let a = h.input(Input::Applied {
@@ -296,10 +295,7 @@ fn a_block_contradicting_a_verified_chain_is_a_lie_one_contradicting_trust_a_con
     let work = PicoWork { blocks: vec![forged.clone()], generation, proofs: None };
     assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Lied(_)));
     let mut h = H::new(PicoConfig::default(), view(&at(e1), &at(e1), false));
-    let id = only_request(&h.join_peer(p(1)));
-    let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e1, &forged, &forged)))));
-    let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(forged.clone())))));
-    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    let job = h.apply_job(p(1), &forged);
     let a = h.input(Input::Applied { job, outcome: PicoOutcome::Lied("differs".into()) });
     assert_eq!(
         a,
@@ -505,10 +501,7 @@ fn a_job_that_adopts_on_trust_and_then_fails_still_names_its_peer_as_the_source(
     let g = genesis();
     let e = block(Policy::TEST.election_block_of(3), 1);
     let mut h = H::new(PicoConfig::default(), view(&g, &g, false));
-    let id = only_request(&h.join_peer(p(1)));
-    let id = only_request(&h.respond(id, Ok(AnyResponse::Head(head_of(e.block_number(), &e, &e)))));
-    let a = h.respond(id, Ok(AnyResponse::Block(Ok(Block::Macro(e.clone())))));
-    let [Action::Apply { job, .. }] = a[..] else { panic!("{a:?}") };
+    let job = h.apply_job(p(1), &e);
     // The job took the election block on trust, then found the peer's next block behind it.
     h.view = view(&e, &e, true);
     h.input(Input::Applied { job, outcome: PicoOutcome::Behind });
