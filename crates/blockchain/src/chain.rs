@@ -182,8 +182,10 @@ impl Blockchain {
                 .election_head
                 .header
                 .validators
-                .clone()
-                .ok_or_else(|| ChainError::corrupted("meta", "election head without validators"))?;
+                .as_ref()
+                .ok_or_else(|| ChainError::corrupted("meta", "election head without validators"))?
+                .check_keys()
+                .map_err(|e| ChainError::corrupted("blocks", format!("election head: {e}")))?;
             state.head = head.without_body();
             state.head_hash = info.head_hash;
 

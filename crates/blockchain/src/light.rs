@@ -80,6 +80,8 @@ impl MacroVerifier {
         Block::Macro(header_only(block)).verify_intrinsic(self.network, &self.policy, false).map_err(err)?;
         block.verify_macro_successor(&self.macro_head, &self.policy).map_err(err)?;
         block.verify_justification(&self.validators, &self.policy).map_err(err)?;
+        // Signed by the current set: now the next set's keys are worth their subgroup checks.
+        block.check_next_keys().map_err(err)?;
         Ok(())
     }
 

@@ -243,7 +243,11 @@ impl ChainState {
         if let Block::Macro(m) = &header_only {
             undo.macro_head = Some(std::mem::replace(&mut self.macro_head, m.clone()));
             if let Some(v) = &m.header.validators {
-                let old_validators = std::mem::replace(&mut self.validators, v.clone());
+                // The keys passed their subgroup checks when the block was verified; the copy kept
+                // for the epoch carries that, so its justifications aggregate without cache
+                // lookups. (A key that failed would only be checked, and refused, again on use.)
+                let v = v.check_keys().unwrap_or_else(|_| v.clone());
+                let old_validators = std::mem::replace(&mut self.validators, v);
                 undo.election = Some((std::mem::replace(&mut self.election_head, m.clone()), old_validators));
             }
         }

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use petrel_blockchain::{ChainError, LightBlockchain, LightError, PushResult};
 use petrel_primitives::block::BlockError;
-use petrel_primitives::validators::JustificationError;
+use petrel_primitives::validators::{JustificationError, ValidatorsError};
 use petrel_primitives::{Block, MacroBlock};
 use petrel_producer::{Producer, ProducerConfig};
 
@@ -164,6 +164,23 @@ fn a_checkpoint_anchor_and_invented_validators() {
             err,
             LightError::Chain(ChainError::InvalidBlock {
                 source: BlockError::InvalidJustification(JustificationError::BadSignature),
+                ..
+            })
+        ),
+        "{err}"
+    );
+    // Signed by the real validators but naming a key outside the prime-order subgroup: refused for
+    // the key, checked once the justification verified.
+    let mut light = LightBlockchain::new(&g, None, None).unwrap();
+    let mut bad = macro_at(&blocks, 8);
+    bad.header.validators.as_mut().unwrap().0[1].public_key = order_two_key();
+    p.sign_macro(&mut bad, &g.validator_set().unwrap(), &g.policy).unwrap();
+    let err = light.push_macro(bad).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LightError::Chain(ChainError::InvalidBlock {
+                source: BlockError::InvalidValidators(ValidatorsError::InvalidKey(1)),
                 ..
             })
         ),

@@ -223,6 +223,21 @@ fn bad_macro_blocks_are_rejected_without_side_effects() {
     set.0[staying].proof_of_possession = set.0[entering].proof_of_possession;
     let Block::Macro(b) = resign(b) else { unreachable!() };
     assert_eq!(b.verify_entering_keys(&validators), Ok(()));
+    // A key outside the prime-order subgroup in the next set. Decoding does not check it (the
+    // check is deferred until the block is plausible): the block decodes; unsigned it is refused
+    // for its justification before any key is checked; signed, for the key.
+    let mut b = good.clone();
+    b.header.validators.as_mut().unwrap().0[entering].public_key = order_two_key();
+    let decoded: Block = petrel_primitives::codec::decode(
+        &petrel_primitives::codec::encode_infallible(&Block::Macro(b.clone())),
+        1 << 20,
+    )
+    .expect("a small-order key is not checked at decode");
+    assert_eq!(justification_err(rejects(&mut chain, decoded)), JustificationError::BadSignature);
+    assert_eq!(
+        block_err(rejects(&mut chain, resign(b))),
+        BlockError::InvalidValidators(ValidatorsError::InvalidKey(entering))
+    );
     // Wrong parent election hash.
     let mut b = good.clone();
     b.header.parent_election_hash = Blake2bHash::digest(b"other epoch");

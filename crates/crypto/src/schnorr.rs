@@ -22,7 +22,11 @@
 //!   curve), and `s·G == R + e·PK` must hold exactly (no cofactor multiplication). Since `s·G` and
 //!   `e·PK` lie in the prime-order subgroup, the equation can only hold if `R` does too, so a
 //!   signature whose `R` has a small-order component is always rejected without a separate
-//!   subgroup check. Public keys are fully validated when decoded ([`SchnorrPublicKey::from_bytes`]).
+//!   subgroup check. Public keys are fully validated before they take part in any signature
+//!   check: [`SchnorrPublicKey::from_bytes`] validates at once; keys decoded by serde (validator
+//!   lists of blocks) are checked to be canonical curve points other than the identity, and their
+//!   prime-order subgroup check is deferred to their first use ([`SchnorrPublicKey::check`]), so
+//!   that decoding a message costs no scalar multiplications.
 //! * Point encoding (arkworks' compressed form): the 32-byte little-endian canonical `y`, with
 //!   bit 7 of the last byte set iff `x > -x` (as canonical integers). Only the canonical
 //!   encoding of a point is accepted.
@@ -225,14 +229,28 @@ pub const KEY_CACHE_CAPACITY: usize = 4096;
 static KEY_CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<[u8; 32], EdwardsAffine>>> =
     std::sync::OnceLock::new();
 
-/// A validated public key: a point of the prime-order subgroup other than the identity.
+/// A public key: the canonical encoding of a curve point other than the identity, which must lie
+/// in the prime-order subgroup to verify anything.
+///
+/// Keys from [`SchnorrPublicKey::from_bytes`] and from secret keys are known to be in the
+/// subgroup. Keys decoded by serde ([`SchnorrPublicKey::from_bytes_deferred`]) have only had the
+/// cheap checks (about 4 µs: decompression); their subgroup check (about 70 µs, a full scalar
+/// multiplication) runs on first use: [`SchnorrPublicKey::verify`], [`aggregate_public_keys`]
+/// and [`SchnorrPublicKey::check`] all refuse a key outside the subgroup with
+/// [`CryptoError::SmallSubgroupPoint`]. A large validator list therefore costs nothing to decode
+/// beyond its decompressions, and its keys are checked only once the block carrying it is
+/// plausible (see `Validators::check_keys` in `petrel-primitives`).
 ///
 /// Equality, ordering and hashing follow the 32-byte compressed encoding. Serde: 32 raw bytes in
-/// binary formats, lower-case hex in human-readable ones; deserialising validates.
+/// binary formats, lower-case hex in human-readable ones.
+///
+/// [`aggregate_public_keys`]: crate::aggregate_public_keys
 #[derive(Clone, Copy)]
 pub struct SchnorrPublicKey {
     point: EdwardsAffine,
     bytes: [u8; 32],
+    /// Whether the point is known to be in the prime-order subgroup.
+    in_subgroup: bool,
 }
 
 /// Empties the process-wide cache of validated public keys, so that the next decode of every key
@@ -243,9 +261,16 @@ pub fn clear_key_cache() {
     }
 }
 
+/// The point of a key that passed its subgroup check, if the cache remembers it.
+fn cached_key(bytes: &[u8; 32]) -> Option<EdwardsAffine> {
+    KEY_CACHE.get()?.lock().unwrap_or_else(|e| e.into_inner()).get(bytes).copied()
+}
+
 impl SchnorrPublicKey {
+    /// A key from a point known to be in the subgroup (a multiple of the generator, or a sum of
+    /// checked keys).
     fn from_point_unchecked(point: EdwardsAffine) -> Self {
-        Self { point, bytes: encode_point(&point) }
+        Self { point, bytes: encode_point(&point), in_subgroup: true }
     }
 
     /// The compressed 32-byte encoding.
@@ -266,28 +291,50 @@ impl SchnorrPublicKey {
     /// election block, so keys that passed are remembered in a process-wide cache of at most
     /// [`KEY_CACHE_CAPACITY`] entries (cleared when full). Only valid keys are cached.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
-        let cache = KEY_CACHE.get_or_init(Default::default);
-        if let Some(point) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(bytes) {
-            return Ok(Self { point: *point, bytes: *bytes });
+        if let Some(point) = cached_key(bytes) {
+            return Ok(Self { point, bytes: *bytes, in_subgroup: true });
         }
-        let key = Self::from_bytes_uncached(bytes)?;
-        let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= KEY_CACHE_CAPACITY {
-            map.clear();
-        }
-        map.insert(*bytes, key.point);
-        Ok(key)
+        Self::from_bytes_deferred(bytes)?.check()
     }
 
-    fn from_bytes_uncached(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
+    /// Decodes a public key with the cheap checks only: the canonical encoding of a curve point
+    /// ([`CryptoError::InvalidPoint`]), not the identity ([`CryptoError::IdentityKey`]). The
+    /// subgroup check is left to the key's first use (a key already in the cache of checked keys
+    /// is marked checked at once). Serde decodes keys this way.
+    pub fn from_bytes_deferred(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
+        if let Some(point) = cached_key(bytes) {
+            return Ok(Self { point, bytes: *bytes, in_subgroup: true });
+        }
         let point = decode_point(bytes)?;
         if point.is_zero() {
             return Err(CryptoError::IdentityKey);
         }
-        if !point.is_in_correct_subgroup_assuming_on_curve() {
+        Ok(Self { point, bytes: *bytes, in_subgroup: false })
+    }
+
+    /// This key with its subgroup membership established: itself if already known, else after
+    /// the check (remembered in the process-wide cache of [`KEY_CACHE_CAPACITY`] entries, cleared
+    /// when full; only keys that pass are cached). [`CryptoError::SmallSubgroupPoint`] if the point
+    /// has a small-order component.
+    pub fn check(&self) -> Result<Self, CryptoError> {
+        if self.in_subgroup || cached_key(&self.bytes).is_some() {
+            return Ok(Self { in_subgroup: true, ..*self });
+        }
+        if !self.point.is_in_correct_subgroup_assuming_on_curve() {
             return Err(CryptoError::SmallSubgroupPoint);
         }
-        Ok(Self { point, bytes: *bytes })
+        let cache = KEY_CACHE.get_or_init(Default::default);
+        let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= KEY_CACHE_CAPACITY {
+            map.clear();
+        }
+        map.insert(self.bytes, self.point);
+        Ok(Self { in_subgroup: true, ..*self })
+    }
+
+    /// Whether the key is known to be in the prime-order subgroup (without checking).
+    pub fn is_checked(&self) -> bool {
+        self.in_subgroup
     }
 
     /// Lower-case hex of the encoding.
@@ -295,7 +342,8 @@ impl SchnorrPublicKey {
         hex::encode(self.bytes)
     }
 
-    /// The key as an arkworks affine point (for circuit witnesses, `petrel-zkp`).
+    /// The key as an arkworks affine point (for circuit witnesses, `petrel-zkp`). A curve point;
+    /// in the subgroup if [`Self::is_checked`].
     pub fn to_affine(&self) -> EdwardsAffine {
         self.point
     }
@@ -307,8 +355,10 @@ impl SchnorrPublicKey {
 
     /// Verifies `sig` on `msg`: [`CryptoError::NonCanonicalScalar`] if `s ≥ r`,
     /// [`CryptoError::InvalidPoint`] if `R` does not decode, [`CryptoError::InvalidSignature`] if
-    /// `s·G ≠ R + e·PK`.
+    /// `s·G ≠ R + e·PK`, [`CryptoError::SmallSubgroupPoint`] if the key is outside the
+    /// prime-order subgroup (checked here if it was decoded with the check deferred).
     pub fn verify(&self, msg: &FieldElement, sig: &SchnorrSignature) -> Result<(), CryptoError> {
+        self.check()?;
         let s = scalar_from_canonical_bytes(&sig.s)?;
         let r = decode_point(&sig.r)?;
         let e = challenge(&r, self, msg);
@@ -364,7 +414,7 @@ impl Serialize for SchnorrPublicKey {
 impl<'de> Deserialize<'de> for SchnorrPublicKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let bytes = crate::serde_bytes::deserialize::<D, 32>(deserializer)?;
-        Self::from_bytes(&bytes).map_err(serde::de::Error::custom)
+        Self::from_bytes_deferred(&bytes).map_err(serde::de::Error::custom)
     }
 }
 
@@ -648,6 +698,44 @@ mod tests {
         assert_eq!(encode_point(&order_two()), bigint_to_bytes(p_minus_1));
     }
 
+    /// Serde decodes keys with the subgroup check deferred: a key with a small-order component
+    /// decodes, but cannot verify a signature, take part in an aggregate or pass `check`; an
+    /// honest key decoded the same way verifies as before. Non-points and the identity are still
+    /// refused at decode.
+    #[test]
+    fn deferred_keys_are_checked_on_first_use() {
+        // A seed no other test uses, so that no other test puts this key in the cache.
+        let sk = SchnorrSecretKey::from_seed(&seed(0xdefe_44ed));
+        let honest = sk.public_key();
+        let sig = sk.sign(&msg(1));
+        for t in [order_two(), order_four()] {
+            let mixed = encode_point(&(honest.point.into_group() + t).into_affine());
+            let key: SchnorrPublicKey = json_decode(&mixed);
+            assert!(!key.is_checked());
+            assert_eq!(key.check(), Err(CryptoError::SmallSubgroupPoint));
+            assert_eq!(key.verify(&msg(1), &sig), Err(CryptoError::SmallSubgroupPoint));
+            assert_eq!(crate::aggregate_public_keys([&honest, &key]), Err(CryptoError::SmallSubgroupPoint));
+            // A failed check is not remembered: it fails again.
+            assert_eq!(key.check(), Err(CryptoError::SmallSubgroupPoint));
+        }
+        clear_key_cache();
+        let decoded: SchnorrPublicKey = json_decode(honest.as_bytes());
+        assert!(!decoded.is_checked());
+        assert_eq!(decoded.verify(&msg(1), &sig), Ok(()));
+        assert!(decoded.check().unwrap().is_checked());
+        // Once checked, the cache marks later decodes of the same key checked at once.
+        let again: SchnorrPublicKey = json_decode(honest.as_bytes());
+        assert!(again.is_checked());
+        assert_eq!(again, honest);
+        let id = encode_point(&EdwardsAffine::zero());
+        assert_eq!(SchnorrPublicKey::from_bytes_deferred(&id), Err(CryptoError::IdentityKey));
+        assert_eq!(SchnorrPublicKey::from_bytes_deferred(&[0x7f; 32]), Err(CryptoError::InvalidPoint));
+    }
+
+    fn json_decode(bytes: &[u8; 32]) -> SchnorrPublicKey {
+        serde_json::from_str(&format!("\"{}\"", hex::encode(bytes))).unwrap()
+    }
+
     #[test]
     fn batch_verification() {
         let items: Vec<_> = (0..11u64)
@@ -709,11 +797,15 @@ mod tests {
         let back: (SchnorrPublicKey, SchnorrSignature) = serde_json::from_str(&json).unwrap();
         assert_eq!(back, (pk, sig));
 
-        // Deserialising validates keys.
+        // Deserialising refuses non-points and the identity; the subgroup check is deferred to the
+        // key's first use (`deferred_keys_are_checked_on_first_use`).
         let small = encode_point(&order_two());
-        assert!(bincode::serde::decode_from_slice::<SchnorrPublicKey, _>(&small, cfg).is_err());
-        let json = format!("\"{}\"", hex::encode(small));
-        assert!(serde_json::from_str::<SchnorrPublicKey>(&json).is_err());
+        let (key, _) = bincode::serde::decode_from_slice::<SchnorrPublicKey, _>(&small, cfg).unwrap();
+        assert_eq!(key.check(), Err(CryptoError::SmallSubgroupPoint));
+        let identity = encode_point(&EdwardsAffine::zero());
+        assert!(bincode::serde::decode_from_slice::<SchnorrPublicKey, _>(&identity, cfg).is_err());
+        assert!(bincode::serde::decode_from_slice::<SchnorrPublicKey, _>(&[0x7f; 32], cfg).is_err());
+        assert!(serde_json::from_str::<SchnorrPublicKey>(&format!("\"{}\"", hex::encode(identity))).is_err());
         assert!(serde_json::from_str::<SchnorrPublicKey>("\"00\"").is_err());
     }
 

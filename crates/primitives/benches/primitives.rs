@@ -38,6 +38,42 @@ fn justification(c: &mut Criterion) {
     });
 }
 
+/// A validator list at the cap, cold cache: decoding costs decompressions only; the deferred
+/// subgroup checks are paid by `check_keys`, once the block carrying the list is plausible.
+fn validator_keys(c: &mut Criterion) {
+    let set = Validators(
+        (0..petrel_primitives::validators::MAX_VALIDATORS as u64)
+            .map(|i| {
+                let k = SchnorrSecretKey::from_seed(Blake2bHash::digest(&i.to_be_bytes()).as_bytes());
+                Validator {
+                    public_key: k.public_key(),
+                    reward_address: Address([0; 32]),
+                    slots: 1,
+                    proof_of_possession: k.prove_possession(),
+                }
+            })
+            .collect(),
+    );
+    let bytes = petrel_primitives::codec::encode_infallible(&set);
+    let decode = || petrel_primitives::codec::decode::<Validators>(&bytes, 1 << 20).unwrap();
+    let mut g = c.benchmark_group("validators_1024_cold_cache");
+    g.sample_size(10);
+    g.bench_function("decode", |b| {
+        b.iter_batched(petrel_primitives::clear_key_cache, |()| decode(), BatchSize::SmallInput)
+    });
+    g.bench_function("check_keys", |b| {
+        b.iter_batched(
+            || {
+                petrel_primitives::clear_key_cache();
+                decode()
+            },
+            |set| set.check_keys().unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 fn leaves(n: u64) -> Vec<Blake2bHash> {
     (0..n).map(|i| Blake2bHash::digest(&i.to_be_bytes())).collect()
 }
@@ -61,5 +97,5 @@ fn history(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, justification, history);
+criterion_group!(benches, justification, validator_keys, history);
 criterion_main!(benches);

@@ -324,14 +324,27 @@ impl MacroBlock {
         Ok(())
     }
 
-    /// For an election block, checks the proof of possession of every key of the next set that is
-    /// not in `current` (the keys entering the validator set; members of `current` were checked
-    /// when they entered). Nodes that verify full election blocks call this; light nodes rely on
-    /// the 2f+1 signers having done so (see `docs/adr/0014-aggregated-justification.md`).
+    /// For an election block, checks that every key of the next set is in the prime-order
+    /// subgroup ([`Validators::check_keys`], deferred from decoding) and the proof of possession
+    /// of every key that is not in `current` (the keys entering the validator set; members of
+    /// `current` were checked when they entered). Nodes that verify full election blocks call this
+    /// after the justification; light nodes check only the keys ([`Self::check_next_keys`]) and
+    /// rely on the 2f+1 signers for the proofs (see `docs/adr/0014-aggregated-justification.md`).
     pub fn verify_entering_keys(&self, current: &Validators) -> Result<(), BlockError> {
+        self.check_next_keys()?;
         if let Some(next) = &self.header.validators {
             let known: std::collections::HashSet<_> = current.0.iter().map(|v| v.public_key).collect();
             next.verify_possession(|k| known.contains(k))?;
+        }
+        Ok(())
+    }
+
+    /// For an election block, checks that every key of the next set is in the prime-order
+    /// subgroup. Call it once the block is plausible (its justification verified), so that an
+    /// implausible block never costs the scalar multiplications; see `docs/adr/0017`.
+    pub fn check_next_keys(&self) -> Result<(), BlockError> {
+        if let Some(next) = &self.header.validators {
+            next.check_keys()?;
         }
         Ok(())
     }

@@ -55,8 +55,12 @@ pub struct Validator {
 
 /// A validator set: who may produce and sign blocks during one epoch.
 ///
-/// Decoding refuses more than [`MAX_VALIDATORS`] entries before it decodes (and subgroup-checks)
-/// any key, so a large message cannot buy seconds of key validation.
+/// Decoding refuses more than [`MAX_VALIDATORS`] entries before it decodes any key, and decodes
+/// keys with their subgroup checks deferred ([`SchnorrPublicKey::from_bytes_deferred`]): a
+/// message costs at most 1,024 decompressions (about 4 ms), never 1,024 scalar multiplications.
+/// The keys are checked, in one pass, by [`Validators::check_keys`] once the block carrying them
+/// is plausible (in the chain: after its justification by the current set verified), and in any
+/// case before they verify a signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Validators(pub Vec<Validator>);
 
@@ -125,6 +129,9 @@ pub enum ValidatorsError {
     /// A key appears twice.
     #[error("validator {0} repeats an earlier key")]
     DuplicateKey(usize),
+    /// A key is not in the prime-order subgroup (found by [`Validators::check_keys`]).
+    #[error("validator {0} has a key outside the prime-order subgroup")]
+    InvalidKey(usize),
 }
 
 /// Why a macro justification does not justify a block.
@@ -184,6 +191,17 @@ impl Validators {
             return Err(ValidatorsError::SlotCountMismatch { expected: policy.slots, got: total });
         }
         Ok(())
+    }
+
+    /// Checks every key's subgroup membership (the check decoding deferred; keys already checked
+    /// or in the cache cost a lookup): [`ValidatorsError::InvalidKey`] names the first bad one.
+    /// Returns the set with every key marked checked, so that later aggregations skip the lookups.
+    pub fn check_keys(&self) -> Result<Validators, ValidatorsError> {
+        let mut out = self.clone();
+        for (i, v) in out.0.iter_mut().enumerate() {
+            v.public_key = v.public_key.check().map_err(|_| ValidatorsError::InvalidKey(i))?;
+        }
+        Ok(out)
     }
 
     /// Number of validators.

@@ -44,3 +44,18 @@ pub fn next(chain: &Blockchain, p: &Producer) -> Block {
     let mut scratch = chain.state().clone();
     p.produce(&mut scratch).unwrap()
 }
+
+/// `(0, -1)`, the point of order 2: its encoding is `p - 1` little-endian (`x = 0`, sign bit
+/// clear), `p` the BLS12-377 scalar field's modulus. On the curve, not the identity, outside the
+/// prime-order subgroup.
+pub fn order_two_key() -> petrel_primitives::SchnorrPublicKey {
+    let p_minus_1 = [
+        0x12ab_655e_9a2c_a556u64.to_be_bytes(),
+        0x60b4_4d1e_5c37_b001u64.to_be_bytes(),
+        0x59aa_76fe_d000_0001u64.to_be_bytes(),
+        0x0a11_8000_0000_0000u64.to_be_bytes(),
+    ];
+    let mut le: [u8; 32] = p_minus_1.concat().try_into().unwrap();
+    le.reverse();
+    petrel_primitives::SchnorrPublicKey::from_bytes_deferred(&le).unwrap()
+}

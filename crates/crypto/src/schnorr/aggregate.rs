@@ -38,11 +38,15 @@ const AGGREGATE_NONCE_DOMAIN: &[u8] = b"petrel/schnorr/aggregate-nonce/v1";
 pub const TAG_POSSESSION: u64 = 0x5045_5452_454c_504f;
 
 /// The sum of `keys`: the key a set of signers signs under together. [`CryptoError::IdentityKey`]
-/// for an empty set or keys that sum to the identity.
+/// for an empty set or keys that sum to the identity, [`CryptoError::SmallSubgroupPoint`] if a
+/// key is outside the prime-order subgroup (keys decoded with the check deferred are checked here).
 pub fn aggregate_public_keys<'a>(
     keys: impl IntoIterator<Item = &'a SchnorrPublicKey>,
 ) -> Result<SchnorrPublicKey, CryptoError> {
-    let sum = keys.into_iter().fold(EdwardsProjective::ZERO, |acc, k| acc + k.point);
+    let mut sum = EdwardsProjective::ZERO;
+    for key in keys {
+        sum += key.check()?.point;
+    }
     if sum.is_zero() {
         return Err(CryptoError::IdentityKey);
     }

@@ -118,7 +118,8 @@ impl BatchSetVerifier {
             }
             prev_len = size.leaves;
             if let (true, Some(next)) = (block.is_election(), &block.header.validators) {
-                validators = next.clone();
+                // Signed by the current set: plausible, so now its keys are worth checking.
+                validators = next.check_keys().map_err(|e| invalid(e.into()))?;
             }
             prev = without_body(block);
             out.push(VerifiedBatchSet { block: block.clone(), history_len: size.leaves });
