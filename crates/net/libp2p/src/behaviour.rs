@@ -4,12 +4,14 @@
 //! cheap refusals come first.
 //!
 //! 1. `limits`: connection limits (total, per peer, pending) — refuses before anything else runs.
-//! 2. `blocked`: the ban list — refuses banned peers and closes their open connections.
-//! 3. `identify`: exchanges genesis hash (protocol version) and services (agent version); a peer
+//! 2. `per_ip`: inbound connections per remote IP address, counted from TCP accept and refused
+//!    before the handshake ([`crate::per_ip`]).
+//! 3. `blocked`: the ban list — refuses banned peers and closes their open connections.
+//! 4. `identify`: exchanges genesis hash (protocol version) and services (agent version); a peer
 //!    joins only after this succeeds.
-//! 4. `ping`: liveness; a timed-out ping closes the connection.
-//! 5. `request_response`: the one protocol [`crate::codec::PROTOCOL_NAME`].
-//! 6. `gossipsub`: signed messages, strict validation, content-addressed message ids, and an
+//! 5. `ping`: liveness; a timed-out ping closes the connection.
+//! 6. `request_response`: the one protocol [`crate::codec::PROTOCOL_NAME`].
+//! 7. `gossipsub`: signed messages, strict validation, content-addressed message ids, and an
 //!    explicit verdict per message.
 
 use libp2p::identity::Keypair;
@@ -29,6 +31,7 @@ use crate::config::Libp2pConfig;
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) per_ip: crate::per_ip::Behaviour,
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
@@ -68,8 +71,8 @@ fn behaviour(key: &Keypair, config: &Libp2pConfig) -> Result<Behaviour, Error> {
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
-        // Inbound connections never take the slots kept for the peers we dial (refused before
-        // they count; the per-IP cap is checked by the event loop once the address is known).
+        // Inbound connections never take the slots kept for the peers we dial (refused once the
+        // handshake names the peer, before they count; the per-IP cap refuses before it).
         .with_max_established_incoming(Some(config.max_connections.saturating_sub(config.reserved_outbound)))
         .with_max_pending_incoming(Some(config.max_pending_connections))
         .with_max_pending_outgoing(Some(config.max_pending_connections));
@@ -101,6 +104,7 @@ fn behaviour(key: &Keypair, config: &Libp2pConfig) -> Result<Behaviour, Error> {
 
     Ok(Behaviour {
         limits: connection_limits::Behaviour::new(limits),
+        per_ip: crate::per_ip::Behaviour::new(config.max_inbound_per_ip as usize),
         blocked: allow_block_list::Behaviour::default(),
         identify,
         ping: ping::Behaviour::new(ping::Config::new()),

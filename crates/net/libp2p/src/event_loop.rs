@@ -5,8 +5,7 @@
 //! from local request handlers, then swarm events, then the redial timer. Every map it keeps is
 //! bounded (see each field).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,12 +92,10 @@ pub struct EventLoop {
     redial_max_backoff: Duration,
     /// Peers with an open connection (bounded by the connection limit).
     connected: HashMap<libp2p::PeerId, Connected>,
-    /// Established inbound connections and the IP address each came from (bounded by the
-    /// connection limit).
-    inbound: HashMap<ConnectionId, Option<IpAddr>>,
+    /// Established inbound connections (bounded by the connection limit).
+    inbound: HashSet<ConnectionId>,
     /// Most inbound connections at once: `max_connections - reserved_outbound`.
     max_inbound: usize,
-    max_inbound_per_ip: usize,
     /// Our id → transport id, for connected peers and peers with a reputation (bounded by both).
     ids: HashMap<PeerId, libp2p::PeerId>,
     /// Outbound requests awaiting their response (bounded by the handles' command queue and the
@@ -170,9 +167,8 @@ impl EventLoop {
             redial_initial_backoff: config.redial_initial_backoff,
             redial_max_backoff: config.redial_max_backoff,
             connected: HashMap::new(),
-            inbound: HashMap::new(),
+            inbound: HashSet::new(),
             max_inbound: config.max_connections.saturating_sub(config.reserved_outbound) as usize,
-            max_inbound_per_ip: config.max_inbound_per_ip as usize,
             ids: HashMap::new(),
             pending_outbound: HashMap::new(),
             pending_responses: FuturesUnordered::new(),
@@ -615,21 +611,17 @@ impl EventLoop {
                     return;
                 }
                 if let ConnectedPoint::Listener { send_back_addr, .. } = &endpoint {
-                    let ip = send_back_addr.iter().find_map(|p| match p {
-                        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-                        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-                        _ => None,
-                    });
-                    let from_ip = self.inbound.values().filter(|i| ip.is_some() && **i == ip).count();
-                    if self.inbound.len() >= self.max_inbound || from_ip >= self.max_inbound_per_ip {
-                        // The slots left are for the peers we dial; one address gets a few.
-                        tracing::debug!(target: "net", peer = %peer_id, %send_back_addr, inbound = self.inbound.len(), from_ip, "inbound connection over the limits: closed");
-                        metrics::counter!("net.connections.refused", "why" => if from_ip >= self.max_inbound_per_ip { "per_ip" } else { "inbound" }).increment(1);
+                    // The per-IP limit refused before the handshake (`per_ip`); the inbound share
+                    // is enforced by the connection limits too, this is the second line.
+                    if self.inbound.len() >= self.max_inbound {
+                        // The slots left are for the peers we dial.
+                        tracing::debug!(target: "net", peer = %peer_id, %send_back_addr, inbound = self.inbound.len(), "inbound connection over the limits: closed");
+                        metrics::counter!("net.connections.refused", "why" => "inbound").increment(1);
                         self.update_counts(|c| c.denied += 1);
                         self.swarm.close_connection(connection_id);
                         return;
                     }
-                    self.inbound.insert(connection_id, ip);
+                    self.inbound.insert(connection_id);
                 }
                 let address = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => address.clone(),
@@ -681,6 +673,7 @@ impl EventLoop {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Limits(never) | BehaviourEvent::Blocked(never) => match never {},
+            BehaviourEvent::PerIp(never) => match never {},
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.on_identified(peer_id, info)
             }

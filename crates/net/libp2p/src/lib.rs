@@ -23,6 +23,7 @@ mod config;
 mod event_loop;
 mod gossip_ids;
 mod network;
+mod per_ip;
 mod reputation;
 
 pub use codec::{MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME, PROTOCOL_NAME};

@@ -475,6 +475,23 @@ async fn mutual_bootstrap_ends_with_one_connection() {
     assert_eq!(within("request", b.net.request(a.id(), &RequestHead)).await, Err(RequestError::Unsupported));
 }
 
+/// Raw TCP connections that never start their handshake count towards the per-IP limit from the
+/// moment they are accepted, so one more from the same address is refused before any Noise work
+/// (a limit checked once the handshake is done would never see these at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_ip_limit_counts_connections_still_in_their_handshake() {
+    let a = start(Libp2pConfig { max_inbound_per_ip: 2, ..config(1, genesis(), Services::NONE, vec![]) });
+    let listen = within("listen address", a.net.listen_addrs()).await[0].to_string();
+    let port: u16 = listen.rsplit('/').next().and_then(|p| p.parse().ok()).expect("a tcp listen address");
+    let mut raw = Vec::new();
+    for _ in 0..3 {
+        raw.push(within("tcp connect", tokio::net::TcpStream::connect(("127.0.0.1", port))).await.unwrap());
+    }
+    a.wait_counts("a connection over the per-IP limit, still before its handshake", |n| n.denied >= 1).await;
+    assert!(a.net.peers().is_empty(), "no handshake was ever completed");
+    drop(raw);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_connections_are_capped_per_ip_and_leave_room_for_the_peers_we_dial() {
     // Per IP: every client dials from 127.0.0.1; the third is closed once established.
