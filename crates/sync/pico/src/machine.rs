@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use petrel_blockchain::{LightBlockchain, PushResult};
 use petrel_network_api::{PeerId, PenaltyReason, Services};
 use petrel_primitives::{Blake2bHash, Block, MacroBlock};
-use petrel_protocol::{AnyResponse, MAX_ZKP_SEGMENTS, RequestBlock, RequestHead, RequestZkp, ResponseHead, ZkpSegment};
+use petrel_protocol::{AnyResponse, RequestBlock, RequestHead, RequestZkp, ResponseHead, ZkpSegment};
 use petrel_sync_api::MacroSyncReturn;
 use petrel_sync_api::light_chain::{LightView, SharedLightChain, lock};
 use petrel_sync_api::machine::{Action, Input, JobId, Machine, PeerBook, RequestId, Time};
@@ -95,8 +95,20 @@ pub struct PicoWork {
     /// The chain generation they were fetched for: after a reset (the fallback to light sync)
     /// they are not applied.
     pub generation: u64,
-    /// The proof chain the peer served from our election head, with the network's verifier.
-    pub proofs: Option<(VerifierHandle, Vec<ZkpSegment>)>,
+    /// The proof chain the peer served from our election head.
+    pub proofs: Option<ServedProofs>,
+}
+
+/// A proof chain a peer served, with what it needs to be judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedProofs {
+    /// The network's verifier.
+    pub verifier: VerifierHandle,
+    /// The segments, from our election head.
+    pub segments: Vec<ZkpSegment>,
+    /// The most segments we asked for (`RequestZkp::max_segments`): a chain this long that ends
+    /// below the offered block may go on, so what it proves is progress, not a dead end.
+    pub asked: usize,
 }
 
 /// What [`apply_blocks`] did.
@@ -195,13 +207,13 @@ fn offered_election(policy: &petrel_primitives::Policy, work: &PicoWork) -> Opti
 /// if the chain moved meanwhile, the proofs are checked again under the lock.
 pub fn execute(chain: &SharedLightChain, work: PicoWork) -> PicoOutcome {
     let pre = match &work.proofs {
-        Some((verifier, segments)) => {
+        Some(served) => {
             let (from, policy) = {
                 let c = lock(chain);
                 (proof_start(&c), *c.policy())
             };
             offered_election(&policy, &work).map(|(epoch, hash)| {
-                (from, check_offered(verifier, from, segments, usize::from(MAX_ZKP_SEGMENTS), epoch, hash))
+                (from, check_offered(&served.verifier, from, &served.segments, served.asked, epoch, hash))
             })
         }
         None => None,
@@ -247,14 +259,9 @@ fn apply_blocks_checked(chain: &mut LightBlockchain, work: PicoWork, pre: Option
             let from = proof_start(chain);
             let check = match (pre.take(), &work.proofs) {
                 (Some((checked_from, check)), _) if checked_from == from => check,
-                (_, Some((verifier, segments))) => check_offered(
-                    verifier,
-                    from,
-                    segments,
-                    usize::from(MAX_ZKP_SEGMENTS),
-                    policy.epoch_at(number),
-                    hash,
-                ),
+                (_, Some(served)) => {
+                    check_offered(&served.verifier, from, &served.segments, served.asked, policy.epoch_at(number), hash)
+                }
                 (_, None) => Ok(ProofCheck::Unusable),
             };
             match check {
@@ -560,7 +567,9 @@ impl PicoMachine {
         };
         let blocks = wanted.into_iter().filter_map(|(_, b)| b).collect();
         let proofs = match (proofs, &self.config.zkp) {
-            (ProofsWanted::Got(segments), Some(zkp)) if !segments.is_empty() => Some((zkp.verifier.clone(), segments)),
+            (ProofsWanted::Got(segments), Some(zkp)) if !segments.is_empty() => {
+                Some(ServedProofs { verifier: zkp.verifier.clone(), segments, asked: usize::from(zkp.max()) })
+            }
             _ => None,
         };
         let job = self.book.apply(PicoWork { blocks, generation, proofs });

@@ -356,7 +356,8 @@ fn blocks_and_proofs_are_asked_together_and_a_proven_adoption_needs_no_second_he
     let a = h.respond(r[1].0, Ok(AnyResponse::Zkp(petrel_protocol::ZkpChain { segments: vec![segment] })));
     let [Action::Apply { job, work }] = &a[..] else { panic!("one job: {a:?}") };
     assert_eq!(work.blocks, vec![e.clone()]);
-    assert_eq!(work.proofs.as_ref().map(|(_, s)| s.len()), Some(1));
+    assert_eq!(work.proofs.as_ref().map(|s| s.segments.len()), Some(1));
+    assert_eq!(work.proofs.as_ref().map(|s| s.asked), Some(8), "judged against what was asked");
     let job = *job;
     h.view = view(&e, &e, false);
     let a = h.input(Input::Applied {
@@ -395,7 +396,7 @@ fn a_proof_chain_short_of_the_offered_block_fetches_the_proven_block_first() {
     let a = h.respond(r[0].0, Ok(AnyResponse::Block(Ok(Block::Macro(e1.clone())))));
     let [Action::Apply { work, .. }] = &a[..] else { panic!("{a:?}") };
     assert_eq!(work.blocks, vec![e1]);
-    assert_eq!(work.proofs.as_ref().map(|(_, s)| s.clone()), Some(vec![segment]));
+    assert_eq!(work.proofs.as_ref().map(|s| s.segments.clone()), Some(vec![segment]));
 }
 
 #[test]
@@ -451,16 +452,19 @@ fn an_election_block_offered_with_proofs_is_adopted_only_as_proven() {
         to_wire(&w.segment, &prove(&pk, &shape, w.clone()).unwrap())
     };
     let (to_one, to_two) = (segment(1), segment(2));
-    let run = |block: MacroBlock, segments: Vec<ZkpSegment>| {
+    let served =
+        |segments: Vec<ZkpSegment>, asked: usize| Some(ServedProofs { verifier: verifier.clone(), segments, asked });
+    let run_asking = |block: MacroBlock, segments: Vec<ZkpSegment>, asked: usize| {
         let light = server.light_chain();
         let generation = lock(&light).generation();
         let outcome = apply_blocks(
             &mut lock(&light),
-            PicoWork { blocks: vec![block], generation, proofs: Some((verifier.clone(), segments)) },
+            PicoWork { blocks: vec![block], generation, proofs: served(segments, asked) },
         );
         let chain = lock(&light);
         (outcome, chain.proven_epoch(), chain.is_optimistic(), chain.at_anchor())
     };
+    let run = |block: MacroBlock, segments: Vec<ZkpSegment>| run_asking(block, segments, 64);
     // Proven: adopted, not on trust.
     assert_eq!(
         run(election(2), vec![to_two]),
@@ -478,6 +482,10 @@ fn an_election_block_offered_with_proofs_is_adopted_only_as_proven() {
         run(election(2), vec![to_one]),
         (PicoOutcome::Applied { optimistic: true, .. }, None, true, false)
     ));
+    // Unless the chain is as long as we asked (one segment): more may follow, so what it proves is
+    // progress, judged against what we asked, not against the protocol's maximum.
+    let (outcome, ..) = run_asking(election(2), vec![to_one], 1);
+    assert!(matches!(outcome, PicoOutcome::ProvenUpTo(p, _) if p.epoch == 1), "{outcome:?}");
     // Proofs that go on past the offered block's epoch (a segment to epoch 3, dropped unverified):
     // what they prove below it (epoch 1) is to be fetched and adopted first.
     let mut past = to_two;
@@ -490,7 +498,7 @@ fn an_election_block_offered_with_proofs_is_adopted_only_as_proven() {
     // That block with those segments: adopted as proven; from there, the next chain may start.
     let light = server.light_chain();
     let generation = lock(&light).generation();
-    let work = PicoWork { blocks: vec![election(1)], generation, proofs: Some((verifier.clone(), vec![to_one])) };
+    let work = PicoWork { blocks: vec![election(1)], generation, proofs: served(vec![to_one], 64) };
     assert!(matches!(execute(&light, work), PicoOutcome::Applied { proven: Some(1), .. }));
     assert_eq!(lock(&light).proven_epoch(), Some(1));
     assert!(LightView::of_shared(&light).at_proven);
