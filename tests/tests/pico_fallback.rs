@@ -8,34 +8,44 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use petrel_consensus::ConsensusEvent;
-use petrel_network_api::{Request, Services};
-use petrel_network_mock::{HubConfig, MockHub, ScriptedReply};
-use petrel_primitives::{Block, codec};
+use petrel_network_api::{NetworkExt, Request, Services};
+use petrel_network_mock::{HubConfig, MockHub, ScriptedPeer, ScriptedReply};
+use petrel_primitives::{Block, MacroBlock, codec};
 use petrel_protocol::*;
 use petrel_sync_api::MacroSyncReturn;
 use petrel_test_utils::{TestChain, serve, test_producer};
 
 #[tokio::test(start_paused = true)]
 async fn a_lying_first_peer_is_caught_and_banned() {
-    lying_first_peer(None, false).await;
+    lying_first_peer(None, false, false).await;
 }
 
 /// The liar goes silent once the node falls back, so light sync never sees its blocks: it is
 /// banned because verification found another election block where it had served one.
 #[tokio::test(start_paused = true)]
 async fn a_liar_that_falls_silent_is_banned_by_what_verification_found() {
-    lying_first_peer(None, true).await;
+    lying_first_peer(None, true, false).await;
 }
 
 /// The liar's election block claims to be far in the future: honest peers are then "behind" the
 /// node, which must still treat them as conflicting (the trusted block is unverified).
 #[tokio::test(start_paused = true)]
 async fn a_lie_from_the_future_is_caught_too() {
-    lying_first_peer(Some(8 * 50), false).await;
+    lying_first_peer(Some(8 * 50), false, false).await;
 }
 
-async fn lying_first_peer(claimed_number: Option<u32>, silent_after_fallback: bool) {
-    let honest = TestChain::build(1, 8 * 2 + 4);
+/// A silent liar whose election block claims the next epoch, above everything verification can
+/// reach: nothing can be said until the chain gets there. The question stays open, and live sync
+/// settles it when it pushes the real election block at that height: the liar is banned then.
+#[tokio::test(start_paused = true)]
+async fn a_silent_lie_above_the_verified_chain_is_settled_when_the_chain_reaches_it() {
+    lying_first_peer(Some(8 * 3), true, true).await;
+}
+
+/// `grow_to_claim`: once established, the honest chain grows to the claimed height and announces
+/// its blocks.
+async fn lying_first_peer(claimed_number: Option<u32>, silent_after_fallback: bool, grow_to_claim: bool) {
+    let mut honest = TestChain::build(1, 8 * 2 + 4);
     let policy = honest.genesis.policy;
     // The liar's election block 16: the honest header with validators it invented, signed by them.
     let Block::Macro(mut forged) = honest.blocks[15].clone() else { panic!("16 is an election block") };
@@ -56,22 +66,7 @@ async fn lying_first_peer(claimed_number: Option<u32>, silent_after_fallback: bo
 
     let hub = MockHub::new(HubConfig { seed: 3, latency: Duration::from_millis(30), ..Default::default() });
     let node = hub.node(Services::NONE);
-    let liar = hub.scripted_node(Services::HISTORY_NODE, move |_, type_id, payload| match type_id {
-        RequestHead::TYPE_ID => ScriptedReply::ok::<RequestHead>(&fake_head),
-        RequestBlock::TYPE_ID => {
-            let req: RequestBlock = codec::decode(&payload, 1024).unwrap();
-            let answer = if req.hash == forged_hash {
-                Ok(Block::Macro(petrel_primitives::MacroBlock { body: None, ..forged.clone() }))
-            } else {
-                Err(BlockRequestError::TargetHashNotFound)
-            };
-            ScriptedReply::ok::<RequestBlock>(&answer)
-        }
-        RequestMacroChain::TYPE_ID if !silent_after_fallback => {
-            ScriptedReply::ok::<RequestMacroChain>(&Ok(MacroChain { epochs: vec![forged_hash], checkpoint: None }))
-        }
-        _ => ScriptedReply::Silence,
-    });
+    let liar = lying_server(&hub, fake_head, forged, !silent_after_fallback);
 
     let chain = honest.light_chain();
     let mut syncer = common::pico_syncer(&node, &chain, &policy, 1);
@@ -103,6 +98,14 @@ async fn lying_first_peer(claimed_number: Option<u32>, silent_after_fallback: bo
             break;
         }
     }
+    if grow_to_claim {
+        let claimed = claimed_number.expect("a claimed height to grow to");
+        assert_eq!(chain.lock().unwrap().doubted().map(|(n, _, verdict)| (n, verdict)), Some((claimed, None)));
+        assert!(!node.is_banned(&liar.peer_id()), "nothing proves the lie yet");
+        for block in honest.extend(claimed as usize - honest.blocks.len()) {
+            good.publish::<BlockHeaders>(&block.without_body()).await.unwrap();
+        }
+    }
     // The verdict on the trusted block lands with the verification that reaches its height; give
     // the syncer the turns it takes to act on it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -127,4 +130,77 @@ async fn lying_first_peer(claimed_number: Option<u32>, silent_after_fallback: bo
         "honest peers that contradicted the lie cost nothing: {:?}",
         honest_peers.iter().map(|p| node.score(p)).collect::<Vec<_>>()
     );
+}
+
+/// The other way round: pico takes an honest election block on trust, and a liar answers with
+/// another block at that height. That conflict forces the fallback (verification must tell), and
+/// when verification reaches the height with the trusted block, the liar pays for it; the honest
+/// source does not.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_contradicts_a_trusted_block_that_proves_right_is_banned() {
+    let honest = TestChain::build(1, 8 * 2 + 4);
+    let policy = honest.genesis.policy;
+    let Block::Macro(mut forged) = honest.blocks[15].clone() else { panic!("16 is an election block") };
+    forged.header.timestamp += 1;
+    let forged_hash = forged.hash();
+    // At our head's height (not behind us), with its own election block 16.
+    let liar_head = ResponseHead {
+        block_number: 8 * 2 + 4,
+        block_hash: forged_hash,
+        macro_hash: forged_hash,
+        election_hash: forged_hash,
+    };
+
+    let hub = MockHub::new(HubConfig { seed: 5, latency: Duration::from_millis(30), ..Default::default() });
+    let node = hub.node(Services::NONE);
+    let chain = honest.light_chain();
+    let mut syncer = common::pico_syncer(&node, &chain, &policy, 1);
+    let mut next = async || tokio::time::timeout(Duration::from_secs(300), syncer.next()).await.unwrap().unwrap();
+
+    // The honest peer answers first: pico takes its election block on trust.
+    let good = serve(&hub, &honest, Services::HISTORY_NODE);
+    hub.connect(node.peer_id(), good.peer_id()).unwrap();
+    while next().await != ConsensusEvent::Verdict(MacroSyncReturn::Good(good.peer_id())) {}
+    assert!(chain.lock().unwrap().is_optimistic(), "adopted on trust");
+    let trusted = chain.lock().unwrap().election_head().hash();
+    assert_eq!(trusted, honest.blocks[15].hash());
+
+    // The liar serves another block at that height (and nothing else).
+    let liar = lying_server(&hub, liar_head, forged, false);
+    hub.connect(node.peer_id(), liar.peer_id()).unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    while !(seen.contains(&ConsensusEvent::FellBack) && node.is_banned(&liar.peer_id())) {
+        assert!(tokio::time::Instant::now() < deadline, "the contradiction was never settled: {seen:?}");
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(1), syncer.next()).await {
+            seen.push(e);
+        }
+    }
+    assert!(seen.contains(&ConsensusEvent::Verdict(MacroSyncReturn::Conflicting(liar.peer_id()))), "{seen:?}");
+    let light = chain.lock().unwrap();
+    assert_eq!(light.doubted(), Some((16, trusted, Some(true))), "verification found the trusted block");
+    assert_eq!(light.macro_head().hash(), honest.chain.read().unwrap().head().macro_hash);
+    assert!(!node.is_banned(&good.peer_id()) && node.score(&good.peer_id()) == 0, "the honest source pays nothing");
+}
+
+/// A scripted peer that announces `head`, serves `forged` (and only it) by hash, and, if
+/// `macro_chain`, a macro chain made of it; silent to everything else.
+fn lying_server(hub: &MockHub, head: ResponseHead, forged: MacroBlock, macro_chain: bool) -> ScriptedPeer {
+    let forged_hash = forged.hash();
+    hub.scripted_node(Services::HISTORY_NODE, move |_, type_id, payload| match type_id {
+        RequestHead::TYPE_ID => ScriptedReply::ok::<RequestHead>(&head),
+        RequestBlock::TYPE_ID => {
+            let req: RequestBlock = codec::decode(&payload, 1024).unwrap();
+            let answer = if req.hash == forged_hash {
+                Ok(Block::Macro(MacroBlock { body: None, ..forged.clone() }))
+            } else {
+                Err(BlockRequestError::TargetHashNotFound)
+            };
+            ScriptedReply::ok::<RequestBlock>(&answer)
+        }
+        RequestMacroChain::TYPE_ID if macro_chain => {
+            ScriptedReply::ok::<RequestMacroChain>(&Ok(MacroChain { epochs: vec![forged_hash], checkpoint: None }))
+        }
+        _ => ScriptedReply::Silence,
+    })
 }

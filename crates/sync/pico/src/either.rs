@@ -3,12 +3,14 @@
 //! On `fallback(peers)` while still pico: a Light Macro Sync is built over the same chain and
 //! network whose first job resets the light chain to its anchor (whatever pico adopted on trust is
 //! forgotten; the write runs off the executor like every other), and every peer is handed to it
-//! (duplicates removed). Nobody is blamed for the conflict itself: the peer whose election block
-//! pico took on trust (its optimistic source) is banned once verification reaches that block's
-//! height with another block (`LightBlockchain::doubted`); a peer that served invalid blocks is
-//! banned by Light Macro Sync when verification fails; an honest peer that merely contradicted a
-//! lie costs nothing. There is no way back to pico in the same session. See
-//! `docs/adr/0009-pico-and-light-sync.md`.
+//! (duplicates removed). Nobody is blamed for the conflict itself; verification settles it once it
+//! reaches the trusted block's height (`LightBlockchain::doubted`), whether in the fallback or
+//! later, as live sync extends the chain: if it finds another block there, the peer whose election
+//! block pico took on trust (its optimistic source) is banned; if it finds the same block, the
+//! peers whose blocks contradicted the trusted chain (`PicoMachine::contradictors`) are. A peer
+//! that served invalid blocks is banned by Light Macro Sync when verification fails; an honest
+//! peer that merely stood behind, or ahead, costs nothing. There is no way back to pico in the
+//! same session. See `docs/adr/0009-pico-and-light-sync.md` and `docs/adr/0017`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -30,26 +32,37 @@ pub enum EitherSyncer<N: Network> {
     Fallback(LightMacroSync<N>, Option<Suspect<N>>),
 }
 
-/// The peer whose election block pico took on trust, to ban if verification proves it wrong.
+/// The trust to settle: the peer whose election block pico took on trust, to ban if verification
+/// proves it wrong, and the peers that contradicted it, to ban if verification proves it right.
 pub struct Suspect<N> {
-    peer: PeerId,
+    source: Option<PeerId>,
+    contradictors: Vec<PeerId>,
     chain: SharedLightChain,
     network: N,
 }
 
 impl<N: Network> Suspect<N> {
-    /// Whether the trust is settled: the suspect is banned if its block was a lie.
+    /// Whether the trust is settled, and whoever lied banned.
     fn settled(&self) -> bool {
-        match lock(&self.chain).doubted() {
-            Some((number, _, Some(false))) => {
-                tracing::warn!(target: "sync::pico", peer = %self.peer, number, "the election block taken on trust was a lie: banning its source");
-                self.network.penalize(self.peer, Penalty::new(Severity::Malicious, PenaltyReason::ConflictingChain));
-                true
-            }
-            Some((_, _, Some(true))) => true,
+        let (liars, number, what) = match lock(&self.chain).doubted() {
+            Some((number, _, Some(false))) => (
+                self.source.iter().copied().collect::<Vec<_>>(),
+                number,
+                "the election block taken on trust was a lie: banning its source",
+            ),
+            Some((number, _, Some(true))) => (
+                self.contradictors.clone(),
+                number,
+                "the election block taken on trust proved right: banning the peers that contradicted it",
+            ),
             // Not reached yet (or a proof jumped past it: nobody is blamed).
-            _ => false,
+            _ => return false,
+        };
+        for peer in liars {
+            tracing::warn!(target: "sync::pico", %peer, number, "{what}");
+            self.network.penalize(peer, Penalty::new(Severity::Malicious, PenaltyReason::ConflictingChain));
         }
+        true
     }
 }
 
@@ -124,11 +137,12 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
         all.dedup();
         tracing::info!(target: "sync::pico", peers = all.len(), "conflict: falling back to light macro sync");
         // Before the light sync exists: its first job resets the chain (on another thread).
-        let suspect = lock(chain)
-            .is_optimistic()
-            .then(|| pico.machine().optimistic_source())
-            .flatten()
-            .map(|peer| Suspect { peer, chain: chain.clone(), network: network.clone() });
+        let suspect = lock(chain).is_optimistic().then(|| Suspect {
+            source: pico.machine().optimistic_source(),
+            contradictors: pico.machine().contradictors().to_vec(),
+            chain: chain.clone(),
+            network: network.clone(),
+        });
         let config = LightConfig { reset_first: true, ..config.clone() };
         let mut light = LightMacroSync::new(network.clone(), chain.clone(), config);
         for peer in all {

@@ -11,6 +11,11 @@
 //! - checkpoint equal to our macro head: skip; otherwise verify it by the macro-successor rule and
 //!   the current validators' justification; failure is Conflicting.
 //!
+//! While our chain rests on trust, a peer whose block contradicts it (another block at one of our
+//! heights, or one that fails verification) is recorded as a contradictor
+//! ([`PicoMachine::contradictors`]): the fallback's verification decides whether it or the trusted
+//! block's source lied (`EitherSyncer`).
+//!
 //! A peer whose macro head is older than ours is Outdated (the reference looped on it).
 //!
 //! On a network with proofs (`PicoConfig::zkp`), a peer that serves them is asked for the proof
@@ -131,12 +136,16 @@ pub enum PicoOutcome {
     /// follow): that block is to be fetched and adopted with these segments, then the peer asked
     /// again.
     ProvenUpTo(Proven, Vec<ZkpSegment>),
-    /// A block is at the height of one of ours with another hash, cannot be verified from our
-    /// chain, or fails verification, while our chain rests on a block taken on trust: the peer's
-    /// chain does not reconcile with ours, and only verification (the fallback) can tell who lied.
-    /// Also an election block beyond the next one on a verified chain not at its anchor (pico
-    /// cannot verify the jump; light sync can).
+    /// An election block pico cannot place: beyond the next one while our chain rests on trust, or
+    /// on a verified chain not at its anchor (pico cannot verify the jump; light sync can). The
+    /// peer may simply be ahead: a conflict to hand to verification (the fallback), charging
+    /// nobody.
     Conflicting(String),
+    /// A block at the height of one of ours with another hash, or one that fails verification,
+    /// while our chain rests on a block taken on trust: the peer contradicts our chain, and only
+    /// verification (the fallback) can tell who lied. If it proves the trusted block right, this
+    /// peer served a block that is not on the chain and pays for the fallback (ADR 0017).
+    Contradicts(String),
     /// A block at the height of one of ours with another hash, or one that fails verification,
     /// against a chain verified from its anchor (no trust involved): the peer lies. It is banned;
     /// there is no fallback.
@@ -310,7 +319,7 @@ fn apply_blocks_checked(chain: &mut LightBlockchain, work: PicoWork, pre: Option
 /// A block that contradicts our chain: a conflict to settle by verification if our chain rests on
 /// trust, else the peer's lie (a verified chain has one block per height).
 fn conflict(chain: &LightBlockchain, why: String) -> PicoOutcome {
-    if chain.is_optimistic() { PicoOutcome::Conflicting(why) } else { PicoOutcome::Lied(why) }
+    if chain.is_optimistic() { PicoOutcome::Contradicts(why) } else { PicoOutcome::Lied(why) }
 }
 
 /// Counters for tests, benches and progress.
@@ -336,6 +345,10 @@ pub struct PicoStats {
     pub proven_epoch: Option<u32>,
 }
 
+/// Most contradicting peers remembered until verification settles the trust (one fallback needs
+/// only the first; the rest are kept so that each pays).
+pub const MAX_CONTRADICTORS: usize = 64;
+
 /// The pico machine.
 #[derive(Debug, Default)]
 pub struct PicoMachine {
@@ -348,6 +361,9 @@ pub struct PicoMachine {
     was_optimistic: Option<bool>,
     /// Peers that stand behind our trusted election block on another one (bounded by the peers).
     doubters: HashSet<PeerId>,
+    /// Peers that served a block contradicting our chain while it rested on trust (at most
+    /// [`MAX_CONTRADICTORS`]): they pay if verification proves the trusted block right.
+    contradictors: Vec<PeerId>,
     /// Jobs running: job → (peer, round). At most one per peer.
     jobs: HashMap<JobId, (PeerId, u32)>,
     /// The services of the peers being synced.
@@ -451,6 +467,12 @@ impl PicoMachine {
     /// The peer whose election block was adopted on trust.
     pub fn optimistic_source(&self) -> Option<PeerId> {
         self.optimistic_source
+    }
+
+    /// The peers that served blocks contradicting our chain while it rested on trust, oldest
+    /// first: to charge if verification proves the trusted block right.
+    pub fn contradictors(&self) -> &[PeerId] {
+        &self.contradictors
     }
 
     fn request_head(&mut self, peer: PeerId, round: u32) {
@@ -623,6 +645,12 @@ impl PicoMachine {
                 self.book.peers.insert(peer, PeerState::AwaitingBlocks { round, head, wanted, proofs });
             }
             PicoOutcome::Conflicting(_) => self.book.finish(peer, MacroSyncReturn::Conflicting(peer)),
+            PicoOutcome::Contradicts(_) => {
+                if !self.contradictors.contains(&peer) && self.contradictors.len() < MAX_CONTRADICTORS {
+                    self.contradictors.push(peer);
+                }
+                self.book.finish(peer, MacroSyncReturn::Conflicting(peer))
+            }
             PicoOutcome::Lied(_) => self.book.ban(peer, PenaltyReason::ConflictingChain),
             PicoOutcome::Behind | PicoOutcome::StoreFailed(_) | PicoOutcome::Stale => {
                 self.book.finish(peer, MacroSyncReturn::Outdated(peer))

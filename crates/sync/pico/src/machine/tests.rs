@@ -307,15 +307,28 @@ fn a_block_contradicting_a_verified_chain_is_a_lie_one_contradicting_trust_a_con
             Action::Disconnect { peer: p(1), reason: DisconnectReason::Malicious },
         ]
     );
-    // On a chain taken on trust the same block is a conflict: verification must tell who lied.
+    // On a chain taken on trust the same block contradicts it: verification must tell who lied.
     let light = server.light_chain();
     let e3 = Policy::TEST.election_block_of(3);
     let work = PicoWork { blocks: vec![at(e3)], generation, proofs: None };
     assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Applied { optimistic: true, .. }));
     let mut forged = at(e3);
     forged.header.timestamp += 1;
-    let work = PicoWork { blocks: vec![forged], generation, proofs: None };
-    assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Conflicting(_)));
+    let work = PicoWork { blocks: vec![forged.clone()], generation, proofs: None };
+    assert!(matches!(apply_blocks(&mut lock(&light), work), PicoOutcome::Contradicts(_)));
+    // The machine makes the peer Conflicting (no penalty yet) and remembers it, once, as a
+    // contradictor for the fallback to charge if the trusted block proves right; a peer that is
+    // merely ahead (Conflicting) is not remembered.
+    let mut h = H::new(PicoConfig::default(), view(&at(e3), &at(e3), true));
+    for _ in 0..2 {
+        let job = h.apply_job(p(1), &forged);
+        let a = h.input(Input::Applied { job, outcome: PicoOutcome::Contradicts("differs".into()) });
+        assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Conflicting(p(1)))]);
+    }
+    let job = h.apply_job(p(2), &forged);
+    let a = h.input(Input::Applied { job, outcome: PicoOutcome::Conflicting("ahead".into()) });
+    assert_eq!(a, vec![Action::Emit(MacroSyncReturn::Conflicting(p(2)))]);
+    assert_eq!(h.machine.contradictors(), &[p(1)]);
 }
 
 // ---- proofs ----
