@@ -42,9 +42,16 @@ pub struct Suspect<N> {
 }
 
 impl<N: Network> Suspect<N> {
-    /// Whether the trust is settled, and whoever lied banned.
+    /// Whether the trust is settled, and whoever lied banned. Never waits for the chain's lock:
+    /// a job holding it (the one that may settle the question) wakes the syncer when done, and
+    /// the next poll looks again.
     fn settled(&self) -> bool {
-        let (liars, number, what) = match lock(&self.chain).doubted() {
+        let doubted = match self.chain.try_lock() {
+            Ok(chain) => chain.doubted(),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().doubted(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        let (liars, number, what) = match doubted {
             Some((number, _, Some(false))) => (
                 self.source.iter().copied().collect::<Vec<_>>(),
                 number,
@@ -137,17 +144,38 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
         all.dedup();
         tracing::info!(target: "sync::pico", peers = all.len(), "conflict: falling back to light macro sync");
         // Before the light sync exists: its first job resets the chain (on another thread).
-        let suspect = lock(chain).is_optimistic().then(|| Suspect {
-            source: pico.machine().optimistic_source(),
-            contradictors: pico.machine().contradictors().to_vec(),
-            chain: chain.clone(),
-            network: network.clone(),
-        });
+        let (source, contradictors) = (pico.machine().optimistic_source(), pico.machine().contradictors().to_vec());
+        let suspect = (lock(chain).is_optimistic() && (source.is_some() || !contradictors.is_empty()))
+            .then(|| Suspect { source, contradictors, chain: chain.clone(), network: network.clone() });
         let config = LightConfig { reset_first: true, ..config.clone() };
         let mut light = LightMacroSync::new(network.clone(), chain.clone(), config);
         for peer in all {
             light.add_peer(peer);
         }
         *self = EitherSyncer::Fallback(light, suspect);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use petrel_network_api::Services;
+    use petrel_network_mock::{HubConfig, MockHub};
+
+    use super::*;
+
+    /// Settling is asked on every poll, on the runtime's thread: it must never wait for the
+    /// chain's lock (a job may hold it for a whole push), only look again at the next poll.
+    #[tokio::test]
+    async fn settling_never_waits_for_the_chain() {
+        let server = petrel_test_utils::TestChain::build(1, 8 * 2 + 4);
+        let chain = server.light_chain();
+        let hub = MockHub::new(HubConfig::default());
+        let (node, liar) = (hub.node(Services::NONE), hub.node(Services::HISTORY_NODE));
+        let suspect =
+            Suspect { source: Some(liar.peer_id()), contradictors: vec![], chain: chain.clone(), network: node };
+        let held = lock(&chain);
+        assert!(!suspect.settled(), "busy chain: not settled yet, and no wait");
+        drop(held);
+        assert!(!suspect.settled(), "nothing doubted yet");
     }
 }
