@@ -133,6 +133,8 @@ pub struct NodeResult {
     pub churned: bool,
     pub requests: u64,
     pub bytes_received: u64,
+    /// Honest nodes (seeds included) it banned at the end.
+    pub honest_banned: usize,
 }
 
 /// The outcome of a run.
@@ -193,6 +195,7 @@ impl SimReport {
             self.honest.iter().filter(|r| r.established_at_end).count(),
             self.virtual_time.as_secs_f64()
         );
+        out.push_str(&format!("honest nodes banned by honest nodes: {}\n", self.honest_bans()));
         out.push_str("kind     nodes  established  p50 s   p90 s   p99 s   max s   requests/node  KB/node\n");
         for kind in Kind::ALL {
             let n = self.honest.iter().filter(|r| r.kind == kind).count();
@@ -210,6 +213,11 @@ impl SimReport {
             ));
         }
         out
+    }
+
+    /// Honest nodes banned by honest nodes at the end (pairs).
+    pub fn honest_bans(&self) -> usize {
+        self.honest.iter().map(|r| r.honest_banned).sum()
     }
 
     /// One JSON object.
@@ -234,6 +242,7 @@ impl SimReport {
             "failures": self.failures().len(), "kinds": kinds,
             "established_at_end": self.honest.iter().filter(|r| r.established_at_end).count(),
             "churned": self.honest.iter().filter(|r| r.churned).count(),
+            "honest_bans": self.honest_bans(),
         })
     }
 }
@@ -447,6 +456,8 @@ pub async fn run(config: SimConfig) -> SimReport {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let virtual_time = start.elapsed();
+    let honest_ids: Vec<PeerId> =
+        honest.iter().map(|h| h.net.peer_id()).chain(seeds.iter().map(|s| s.peer_id())).collect();
     let results = honest
         .iter()
         .map(|h| {
@@ -460,6 +471,7 @@ pub async fn run(config: SimConfig) -> SimReport {
                 churned: h.churned,
                 requests: stats.requests_sent,
                 bytes_received: stats.bytes_received,
+                honest_banned: honest_ids.iter().filter(|p| h.net.is_banned(p)).count(),
             }
         })
         .collect();

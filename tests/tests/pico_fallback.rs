@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use petrel_consensus::ConsensusEvent;
-use petrel_network_api::{NetworkExt, Request, Services};
-use petrel_network_mock::{HubConfig, MockHub, ScriptedPeer, ScriptedReply};
+use petrel_network_api::{NetworkExt, PeerId, Request, Services};
+use petrel_network_mock::{HubConfig, MockHub, MockNetwork, ScriptedPeer, ScriptedReply};
 use petrel_primitives::{Block, MacroBlock, codec};
 use petrel_protocol::*;
 use petrel_sync_api::MacroSyncReturn;
@@ -139,7 +139,6 @@ async fn lying_first_peer(claimed_number: Option<u32>, silent_after_fallback: bo
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_contradicts_a_trusted_block_that_proves_right_is_banned() {
     let honest = TestChain::build(1, 8 * 2 + 4);
-    let policy = honest.genesis.policy;
     let Block::Macro(mut forged) = honest.blocks[15].clone() else { panic!("16 is an election block") };
     forged.header.timestamp += 1;
     let forged_hash = forged.hash();
@@ -151,36 +150,57 @@ async fn a_peer_that_contradicts_a_trusted_block_that_proves_right_is_banned() {
         election_hash: forged_hash,
     };
 
-    let hub = MockHub::new(HubConfig { seed: 5, latency: Duration::from_millis(30), ..Default::default() });
-    let node = hub.node(Services::NONE);
-    let chain = honest.light_chain();
-    let mut syncer = common::pico_syncer(&node, &chain, &policy, 1);
-    let mut next = async || tokio::time::timeout(Duration::from_secs(300), syncer.next()).await.unwrap().unwrap();
-
-    // The honest peer answers first: pico takes its election block on trust.
-    let good = serve(&hub, &honest, Services::HISTORY_NODE);
-    hub.connect(node.peer_id(), good.peer_id()).unwrap();
-    while next().await != ConsensusEvent::Verdict(MacroSyncReturn::Good(good.peer_id())) {}
-    assert!(chain.lock().unwrap().is_optimistic(), "adopted on trust");
+    let mut t = Trusting::new(&honest, 5).await;
+    let (node, chain, good) = (t.node.clone(), t.chain.clone(), t.good.peer_id());
     let trusted = chain.lock().unwrap().election_head().hash();
     assert_eq!(trusted, honest.blocks[15].hash());
 
     // The liar serves another block at that height (and nothing else).
-    let liar = lying_server(&hub, liar_head, forged, false);
-    hub.connect(node.peer_id(), liar.peer_id()).unwrap();
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    while !(seen.contains(&ConsensusEvent::FellBack) && node.is_banned(&liar.peer_id())) {
-        assert!(tokio::time::Instant::now() < deadline, "the contradiction was never settled: {seen:?}");
-        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(1), syncer.next()).await {
-            seen.push(e);
-        }
-    }
+    let liar = lying_server(&t.hub, liar_head, forged, false);
+    t.hub.connect(node.peer_id(), liar.peer_id()).unwrap();
+    let seen = t.until_fallen_back_and_banned(liar.peer_id()).await;
     assert!(seen.contains(&ConsensusEvent::Verdict(MacroSyncReturn::Conflicting(liar.peer_id()))), "{seen:?}");
     let light = chain.lock().unwrap();
     assert_eq!(light.doubted(), Some((16, trusted, Some(true))), "verification found the trusted block");
     assert_eq!(light.macro_head().hash(), honest.chain.read().unwrap().head().macro_hash);
-    assert!(!node.is_banned(&good.peer_id()) && node.score(&good.peer_id()) == 0, "the honest source pays nothing");
+    assert!(!node.is_banned(&good) && node.score(&good) == 0, "the honest source pays nothing");
+}
+
+/// A pico node that took an honest election block on trust from the one peer it had.
+struct Trusting {
+    hub: MockHub,
+    node: MockNetwork,
+    chain: std::sync::Arc<std::sync::Mutex<petrel_blockchain::LightBlockchain>>,
+    syncer: common::PicoSyncer,
+    good: MockNetwork,
+}
+
+impl Trusting {
+    async fn new(honest: &TestChain, seed: u64) -> Self {
+        let hub = MockHub::new(HubConfig { seed, latency: Duration::from_millis(30), ..Default::default() });
+        let node = hub.node(Services::NONE);
+        let chain = honest.light_chain();
+        let mut syncer = common::pico_syncer(&node, &chain, &honest.genesis.policy, 1);
+        let good = serve(&hub, honest, Services::HISTORY_NODE);
+        hub.connect(node.peer_id(), good.peer_id()).unwrap();
+        let good_verdict = ConsensusEvent::Verdict(MacroSyncReturn::Good(good.peer_id()));
+        while tokio::time::timeout(Duration::from_secs(300), syncer.next()).await.unwrap().unwrap() != good_verdict {}
+        assert!(chain.lock().unwrap().is_optimistic(), "adopted on trust");
+        Trusting { hub, node, chain, syncer, good }
+    }
+
+    /// Drives the syncer until it fell back and `peer` is banned; the events seen.
+    async fn until_fallen_back_and_banned(&mut self, peer: PeerId) -> Vec<ConsensusEvent> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        while !(seen.contains(&ConsensusEvent::FellBack) && self.node.is_banned(&peer)) {
+            assert!(tokio::time::Instant::now() < deadline, "{peer} was never judged: {seen:?}");
+            if let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(1), self.syncer.next()).await {
+                seen.push(e);
+            }
+        }
+        seen
+    }
 }
 
 /// A scripted peer that announces `head`, serves `forged` (and only it) by hash, and, if
@@ -203,4 +223,33 @@ fn lying_server(hub: &MockHub, head: ResponseHead, forged: MacroBlock, macro_cha
         }
         _ => ScriptedReply::Silence,
     })
+}
+
+/// Doubt is judged too: a sybil that claims to stand behind our trusted election block, on an
+/// election block of its own, helps force the fallback; verification then adopts the real
+/// election block at the height it claimed, and the sybil is banned. An honest peer that is
+/// really behind (on the real election block) costs nothing, and neither does the trusted source.
+#[tokio::test(start_paused = true)]
+async fn a_doubter_whose_claimed_election_block_is_not_on_the_verified_chain_is_banned() {
+    let honest = TestChain::build(1, 8 * 2 + 4);
+    let behind = TestChain::build(1, 8 + 4);
+    assert_eq!(behind.blocks[7].hash(), honest.blocks[7].hash(), "the same chain, shorter");
+    let mut t = Trusting::new(&honest, 9).await;
+    let (hub, node, chain, good) = (t.hub.clone(), t.node.clone(), t.chain.clone(), t.good.peer_id());
+
+    // A sybil "behind us" at block 10, on a made-up election block 8; an honest peer behind at 12.
+    let fake = petrel_primitives::Blake2bHash::digest(b"made-up election block 8");
+    let head = ResponseHead { block_number: 10, block_hash: fake, macro_hash: fake, election_hash: fake };
+    let sybil = hub.scripted_node(Services::HISTORY_NODE, move |_, type_id, _| match type_id {
+        RequestHead::TYPE_ID => ScriptedReply::ok::<RequestHead>(&head),
+        _ => ScriptedReply::Silence,
+    });
+    let slow = serve(&hub, &behind, Services::HISTORY_NODE);
+    hub.connect(node.peer_id(), sybil.peer_id()).unwrap();
+    hub.connect(node.peer_id(), slow.peer_id()).unwrap();
+    t.until_fallen_back_and_banned(sybil.peer_id()).await;
+    assert_eq!(chain.lock().unwrap().macro_head().hash(), honest.chain.read().unwrap().head().macro_hash);
+    for honest_peer in [good, slow.peer_id()] {
+        assert!(!node.is_banned(&honest_peer) && node.score(&honest_peer) == 0, "{honest_peer} pays nothing");
+    }
 }

@@ -7,21 +7,26 @@
 //! reaches the trusted block's height (`LightBlockchain::doubted`), whether in the fallback or
 //! later, as live sync extends the chain: if it finds another block there, the peer whose election
 //! block pico took on trust (its optimistic source) is banned; if it finds the same block, the
-//! peers whose blocks contradicted the trusted chain (`PicoMachine::contradictors`) are. A peer
-//! that served invalid blocks is banned by Light Macro Sync when verification fails; an honest
-//! peer that merely stood behind, or ahead, costs nothing. There is no way back to pico in the
+//! peers whose blocks contradicted the trusted chain (`PicoMachine::contradictors`) are. A
+//! doubter's claim (`PicoMachine::claims`) is judged when the chain, after the reset, adopts the
+//! election block at its height: another block there bans the doubter. A peer that served invalid
+//! blocks is banned by Light Macro Sync when verification fails; an honest peer that was really
+//! behind, or is ahead, costs nothing. There is no way back to pico in the
 //! same session. See `docs/adr/0009-pico-and-light-sync.md` and `docs/adr/0017`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
+use petrel_blockchain::ChainEvent;
 use petrel_network_api::{Network, PeerId, Penalty, PenaltyReason, Severity};
 use petrel_sync_api::light_chain::lock;
 use petrel_sync_api::{MacroSync, MacroSyncReturn};
 use petrel_sync_light::{LightConfig, LightMacroSync};
 
+use crate::machine::Claim;
 use crate::{PicoMacroSync, SharedLightChain};
+use tokio::sync::broadcast;
 
 /// Pico, or the Light Macro Sync it fell back to.
 #[allow(clippy::large_enum_variant)] // one per node
@@ -33,44 +38,121 @@ pub enum EitherSyncer<N: Network> {
 }
 
 /// The trust to settle: the peer whose election block pico took on trust, to ban if verification
-/// proves it wrong, and the peers that contradicted it, to ban if verification proves it right.
+/// proves it wrong; the peers that contradicted it, to ban if verification proves it right; and
+/// the doubters' claims, each to judge when verification adopts the election block at its height.
 pub struct Suspect<N> {
     source: Option<PeerId>,
     contradictors: Vec<PeerId>,
+    /// Whether the trusted block is still to be judged (and someone would pay for it).
+    trust_open: bool,
+    claims: Vec<Claim>,
+    /// The chain's generation at the fallback: events count only once the reset has happened.
+    generation: u64,
+    /// Election blocks adopted since the reset (subscribed at the first poll after it).
+    events: Option<broadcast::Receiver<ChainEvent>>,
     chain: SharedLightChain,
     network: N,
 }
 
 impl<N: Network> Suspect<N> {
-    /// Whether the trust is settled, and whoever lied banned. Never waits for the chain's lock:
-    /// a job holding it (the one that may settle the question) wakes the syncer when done, and
-    /// the next poll looks again.
-    fn settled(&self) -> bool {
-        let doubted = match self.chain.try_lock() {
-            Ok(chain) => chain.doubted(),
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().doubted(),
+    fn new(machine: &crate::PicoMachine, chain: &SharedLightChain, network: &N) -> Option<Self> {
+        let c = lock(chain);
+        if !c.is_optimistic() {
+            return None;
+        }
+        let source = machine.optimistic_source();
+        let contradictors = machine.contradictors().to_vec();
+        let anchor = (c.anchor().block_number(), c.anchor().hash());
+        let mut claims = Vec::new();
+        for claim in machine.claims() {
+            // The anchor is trusted by configuration: a claim of another block at its height is
+            // judged now; claims below it cannot be.
+            if claim.number == anchor.0 && claim.hash != anchor.1 {
+                ban(network, claim.peer, claim.number, "its election block contradicts our anchor");
+            } else if claim.number > anchor.0 {
+                claims.push(*claim);
+            }
+        }
+        let trust_open = source.is_some() || !contradictors.is_empty();
+        (trust_open || !claims.is_empty()).then(|| Suspect {
+            source,
+            contradictors,
+            trust_open,
+            claims,
+            generation: c.generation(),
+            events: None,
+            chain: chain.clone(),
+            network: network.clone(),
+        })
+    }
+
+    /// Judges what can be judged now; `true` once nothing is left. Never waits for the chain's
+    /// lock: a job holding it (the one that may settle the question) wakes the syncer when done,
+    /// and the next poll looks again.
+    fn settled(&mut self) -> bool {
+        let (doubted, generation, subscribe) = match self.chain.try_lock() {
+            Ok(chain) => (chain.doubted(), chain.generation(), self.events.is_none().then(|| chain.subscribe())),
+            Err(std::sync::TryLockError::Poisoned(e)) => {
+                let chain = e.into_inner();
+                (chain.doubted(), chain.generation(), self.events.is_none().then(|| chain.subscribe()))
+            }
             Err(std::sync::TryLockError::WouldBlock) => return false,
         };
-        let (liars, number, what) = match doubted {
-            Some((number, _, Some(false))) => (
-                self.source.iter().copied().collect::<Vec<_>>(),
-                number,
-                "the election block taken on trust was a lie: banning its source",
-            ),
-            Some((number, _, Some(true))) => (
-                self.contradictors.clone(),
-                number,
-                "the election block taken on trust proved right: banning the peers that contradicted it",
-            ),
-            // Not reached yet (or a proof jumped past it: nobody is blamed).
-            _ => return false,
-        };
-        for peer in liars {
-            tracing::warn!(target: "sync::pico", %peer, number, "{what}");
-            self.network.penalize(peer, Penalty::new(Severity::Malicious, PenaltyReason::ConflictingChain));
+        if self.trust_open {
+            let judged = match doubted {
+                Some((number, _, Some(false))) => Some((
+                    self.source.iter().copied().collect::<Vec<_>>(),
+                    number,
+                    "the election block taken on trust was a lie",
+                )),
+                Some((number, _, Some(true))) => Some((
+                    self.contradictors.clone(),
+                    number,
+                    "it contradicted the election block taken on trust, which proved right",
+                )),
+                // Not reached yet (or a proof jumped past it: nobody is blamed).
+                _ => None,
+            };
+            if let Some((liars, number, why)) = judged {
+                liars.into_iter().for_each(|peer| ban(&self.network, peer, number, why));
+                self.trust_open = false;
+            }
         }
-        true
+        if generation > self.generation && self.events.is_none() {
+            self.events = subscribe;
+        }
+        if let Some(events) = &mut self.events {
+            loop {
+                match events.try_recv() {
+                    Ok(ChainEvent::EpochFinalized { number, hash }) => {
+                        for claim in self.claims.iter().filter(|c| c.number == number && c.hash != hash) {
+                            ban(
+                                &self.network,
+                                claim.peer,
+                                number,
+                                "its head's election block is not on the verified chain",
+                            );
+                        }
+                        // Judged, or skipped by a proof (not judged: nobody pays).
+                        self.claims.retain(|c| c.number > number);
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::TryRecvError::Empty) => break,
+                    // Events were lost: what they would have settled cannot be judged.
+                    Err(broadcast::error::TryRecvError::Lagged(_) | broadcast::error::TryRecvError::Closed) => {
+                        self.claims.clear();
+                        break;
+                    }
+                }
+            }
+        }
+        !self.trust_open && self.claims.is_empty()
     }
+}
+
+fn ban<N: Network>(network: &N, peer: PeerId, number: u32, why: &str) {
+    tracing::warn!(target: "sync::pico", %peer, number, "banning a peer that lied: {why}");
+    network.penalize(peer, Penalty::new(Severity::Malicious, PenaltyReason::ConflictingChain));
 }
 
 impl<N: Network> EitherSyncer<N> {
@@ -100,7 +182,7 @@ impl<N: Network> Stream for EitherSyncer<N> {
             EitherSyncer::Normal(p, ..) => p.poll_next_unpin(cx),
             EitherSyncer::Fallback(l, suspect) => {
                 let next = l.poll_next_unpin(cx);
-                if suspect.as_ref().is_some_and(Suspect::settled) {
+                if suspect.as_mut().is_some_and(Suspect::settled) {
                     *suspect = None;
                 }
                 next
@@ -144,9 +226,7 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
         all.dedup();
         tracing::info!(target: "sync::pico", peers = all.len(), "conflict: falling back to light macro sync");
         // Before the light sync exists: its first job resets the chain (on another thread).
-        let (source, contradictors) = (pico.machine().optimistic_source(), pico.machine().contradictors().to_vec());
-        let suspect = (lock(chain).is_optimistic() && (source.is_some() || !contradictors.is_empty()))
-            .then(|| Suspect { source, contradictors, chain: chain.clone(), network: network.clone() });
+        let suspect = Suspect::new(pico.machine(), chain, network);
         let config = LightConfig { reset_first: true, ..config.clone() };
         let mut light = LightMacroSync::new(network.clone(), chain.clone(), config);
         for peer in all {
@@ -171,8 +251,16 @@ mod tests {
         let chain = server.light_chain();
         let hub = MockHub::new(HubConfig::default());
         let (node, liar) = (hub.node(Services::NONE), hub.node(Services::HISTORY_NODE));
-        let suspect =
-            Suspect { source: Some(liar.peer_id()), contradictors: vec![], chain: chain.clone(), network: node };
+        let mut suspect = Suspect {
+            source: Some(liar.peer_id()),
+            contradictors: vec![],
+            trust_open: true,
+            claims: vec![],
+            generation: 0,
+            events: None,
+            chain: chain.clone(),
+            network: node,
+        };
         let held = lock(&chain);
         assert!(!suspect.settled(), "busy chain: not settled yet, and no wait");
         drop(held);

@@ -345,9 +345,21 @@ pub struct PicoStats {
     pub proven_epoch: Option<u32>,
 }
 
-/// Most contradicting peers remembered until verification settles the trust (one fallback needs
-/// only the first; the rest are kept so that each pays).
+/// Most contradicting peers (and, apart, doubters' claims) remembered until verification settles
+/// the trust (one fallback needs only the first; the rest are kept so that each pays).
 pub const MAX_CONTRADICTORS: usize = 64;
+
+/// A doubter's claim: its head's election block is `hash`, at height `number`. Honest nodes that
+/// announce `MACRO_CHAIN` verify their chains, so a claim the verified chain contradicts is a lie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// Who claimed it.
+    pub peer: PeerId,
+    /// The election block's number (the last election block at or before the peer's head).
+    pub number: u32,
+    /// Its hash.
+    pub hash: Blake2bHash,
+}
 
 /// The pico machine.
 #[derive(Debug, Default)]
@@ -364,6 +376,8 @@ pub struct PicoMachine {
     /// Peers that served a block contradicting our chain while it rested on trust (at most
     /// [`MAX_CONTRADICTORS`]): they pay if verification proves the trusted block right.
     contradictors: Vec<PeerId>,
+    /// What the doubters claimed, kept for the fallback to judge (at most [`MAX_CONTRADICTORS`]).
+    claims: Vec<Claim>,
     /// Jobs running: job → (peer, round). At most one per peer.
     jobs: HashMap<JobId, (PeerId, u32)>,
     /// The services of the peers being synced.
@@ -475,6 +489,13 @@ impl PicoMachine {
         &self.contradictors
     }
 
+    /// What the doubters (peers behind our trusted election block on another one) claimed: the
+    /// election block of their head. Each is judged when verification adopts the election block
+    /// at that height.
+    pub fn claims(&self) -> &[Claim] {
+        &self.claims
+    }
+
     fn request_head(&mut self, peer: PeerId, round: u32) {
         self.book.peers.insert(peer, PeerState::AwaitingHead { round });
         self.stats.head_requests += 1;
@@ -507,6 +528,10 @@ impl PicoMachine {
             // (the fallback) can tell.
             if view.optimistic && head.election_hash != ours.election_hash && self.optimistic_source != Some(peer) {
                 self.doubters.insert(peer);
+                if !self.claims.iter().any(|c| c.peer == peer) && self.claims.len() < MAX_CONTRADICTORS {
+                    let number = view.policy.last_election_block(head.block_number);
+                    self.claims.push(Claim { peer, number, hash: head.election_hash });
+                }
                 if self.doubters.len() >= self.config.doubters_for_conflict {
                     return self.book.finish(peer, MacroSyncReturn::Conflicting(peer));
                 }

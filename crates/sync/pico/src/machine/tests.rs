@@ -190,6 +190,11 @@ fn two_doubters_of_a_trusted_election_block_make_it_conflicting() {
     assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Emit(MacroSyncReturn::Outdated(p(2)))]);
     let id = only_request(&h.join_peer(p(3)));
     assert_eq!(h.respond(id, Ok(AnyResponse::Head(behind))), vec![Action::Emit(MacroSyncReturn::Conflicting(p(3)))]);
+    // What each doubter claimed is kept for the fallback to judge (the election block of its
+    // head), also after the peers are drained.
+    h.machine.drain_peers();
+    let claim = |peer| Claim { peer, number: honest.block_number(), hash: honest.hash() };
+    assert_eq!(h.machine.claims(), &[claim(p(2)), claim(p(3))]);
 }
 
 #[test]
