@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use petrel_consensus::ConsensusEvent;
-use petrel_network_api::{NetworkExt, PeerId, Request, Services};
+use petrel_network_api::{NetworkExt, PeerId, PenaltyReason, Request, Services};
 use petrel_network_mock::{HubConfig, MockHub, MockNetwork, ScriptedPeer, ScriptedReply};
 use petrel_primitives::{Block, MacroBlock, codec};
 use petrel_protocol::*;
@@ -125,6 +125,11 @@ async fn lying_first_peer(claimed_number: Option<u32>, silent_after_fallback: bo
     let light = chain.lock().unwrap();
     assert_eq!(light.macro_head().hash(), honest.chain.read().unwrap().head().macro_hash);
     assert!(node.is_banned(&liar.peer_id()), "the liar served blocks that do not verify: banned");
+    if silent_after_fallback {
+        // Light sync never saw its blocks: the ban is the verdict on the trusted block, not the
+        // sum of its silences.
+        assert_eq!(node.ban_reason(&liar.peer_id()), Some(PenaltyReason::ConflictingChain.as_str()));
+    }
     assert!(
         honest_peers.iter().all(|p| node.score(p) == 0),
         "honest peers that contradicted the lie cost nothing: {:?}",
@@ -160,9 +165,14 @@ async fn a_peer_that_contradicts_a_trusted_block_that_proves_right_is_banned() {
     t.hub.connect(node.peer_id(), liar.peer_id()).unwrap();
     let seen = t.until_fallen_back_and_banned(liar.peer_id()).await;
     assert!(seen.contains(&ConsensusEvent::Verdict(MacroSyncReturn::Conflicting(liar.peer_id()))), "{seen:?}");
-    let light = chain.lock().unwrap();
-    assert_eq!(light.doubted(), Some((16, trusted, Some(true))), "verification found the trusted block");
-    assert_eq!(light.macro_head().hash(), honest.chain.read().unwrap().head().macro_hash);
+    assert_eq!(
+        chain.lock().unwrap().doubted(),
+        Some((16, trusted, Some(true))),
+        "verification found the trusted block"
+    );
+    let target = honest.chain.read().unwrap().head().macro_hash;
+    t.until("the honest head", |_| chain.lock().unwrap().macro_head().hash() == target).await;
+    assert_eq!(node.ban_reason(&liar.peer_id()), Some(PenaltyReason::ConflictingChain.as_str()), "banned for the lie");
     assert!(!node.is_banned(&good) && node.score(&good) == 0, "the honest source pays nothing");
 }
 
@@ -191,10 +201,17 @@ impl Trusting {
 
     /// Drives the syncer until it fell back and `peer` is banned; the events seen.
     async fn until_fallen_back_and_banned(&mut self, peer: PeerId) -> Vec<ConsensusEvent> {
+        let node = self.node.clone();
+        self.until("a fallback and a ban", |seen| seen.contains(&ConsensusEvent::FellBack) && node.is_banned(&peer))
+            .await
+    }
+
+    /// Drives the syncer (in virtual time) until `done(events seen)`; the events seen.
+    async fn until(&mut self, what: &str, mut done: impl FnMut(&[ConsensusEvent]) -> bool) -> Vec<ConsensusEvent> {
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-        while !(seen.contains(&ConsensusEvent::FellBack) && self.node.is_banned(&peer)) {
-            assert!(tokio::time::Instant::now() < deadline, "{peer} was never judged: {seen:?}");
+        while !done(&seen) {
+            assert!(tokio::time::Instant::now() < deadline, "never reached {what}: {seen:?}");
             if let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(1), self.syncer.next()).await {
                 seen.push(e);
             }
@@ -248,7 +265,10 @@ async fn a_doubter_whose_claimed_election_block_is_not_on_the_verified_chain_is_
     hub.connect(node.peer_id(), sybil.peer_id()).unwrap();
     hub.connect(node.peer_id(), slow.peer_id()).unwrap();
     t.until_fallen_back_and_banned(sybil.peer_id()).await;
-    assert_eq!(chain.lock().unwrap().macro_head().hash(), honest.chain.read().unwrap().head().macro_hash);
+    assert_eq!(node.ban_reason(&sybil.peer_id()), Some(PenaltyReason::ConflictingChain.as_str()), "banned for the lie");
+    // Judged at election block 8: verification goes on to the honest head.
+    let target = honest.chain.read().unwrap().head().macro_hash;
+    t.until("the honest head", |_| chain.lock().unwrap().macro_head().hash() == target).await;
     for honest_peer in [good, slow.peer_id()] {
         assert!(!node.is_banned(&honest_peer) && node.score(&honest_peer) == 0, "{honest_peer} pays nothing");
     }

@@ -461,6 +461,7 @@ impl LightBlockchain {
         self.batch.clear();
         self.optimistic = false;
         self.proven_epoch = None;
+        let _ = self.events.send(ChainEvent::Reset { generation: self.generation });
         self.save()
     }
 

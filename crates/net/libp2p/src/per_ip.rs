@@ -2,10 +2,12 @@
 //!
 //! libp2p's connection limits count per peer id, which costs an attacker nothing to change, and
 //! only once the Noise handshake has named the peer. This behaviour counts inbound connections
-//! by the remote IP address from the moment TCP accepts them, so a connection over
+//! by the remote address from the moment TCP accepts them, so a connection over
 //! [`crate::Libp2pConfig::max_inbound_per_ip`] is dropped before any Noise or Yamux work, and
-//! connections still in their handshake count towards the limit (a host cannot hold the
-//! listener's pending slots either).
+//! connections still in their handshake count towards the limit (one host holds at most that
+//! many of the listener's pending slots). An IPv4 address is one host; so is an IPv6 /64 (the
+//! usual allocation to one host or link, whose addresses cost nothing to vary), and an
+//! IPv4-mapped IPv6 address counts as its IPv4 address.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -38,11 +40,15 @@ pub(crate) struct Behaviour {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// The IP address of a multiaddr (its first `/ip4` or `/ip6` component).
+/// The host a multiaddr comes from, as counted (see the module documentation): its first `/ip4`
+/// address, or the /64 prefix of its first `/ip6` one (an IPv4-mapped one as IPv4).
 pub(crate) fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {
         Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        Protocol::Ip6(ip) => Some(match ip.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(ip) & !u128::from(u64::MAX))),
+        }),
         _ => None,
     })
 }
@@ -169,6 +175,21 @@ mod tests {
         b.release(&ids[2]);
         assert_eq!(b.count(&ip), 0);
         assert!(b.per_ip.len() == 1 && b.connections.len() == 1, "only 10.0.0.2's connection is left");
+    }
+
+    /// IPv6 addresses of one /64 share its slots; another /64 does not; an IPv4-mapped address
+    /// counts as its IPv4 address.
+    #[test]
+    fn an_ipv6_host_is_its_64_prefix() {
+        let at = |a: &str| ip_of(&format!("{a}/tcp/1").parse().unwrap()).unwrap();
+        assert_eq!(at("/ip6/2001:db8:1:2::1"), at("/ip6/2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(at("/ip6/2001:db8:1:2::1"), at("/ip6/2001:db8:1:3::1"));
+        assert_eq!(at("/ip6/::ffff:10.0.0.1"), at("/ip4/10.0.0.1"));
+        let mut b = Behaviour::new(1);
+        let local = addr("127.0.0.1", 1);
+        let (one, two) = (ConnectionId::new_unchecked(rand_id()), ConnectionId::new_unchecked(rand_id()));
+        assert!(b.handle_pending_inbound_connection(one, &local, &"/ip6/2001:db8::1/tcp/5".parse().unwrap()).is_ok());
+        assert!(b.handle_pending_inbound_connection(two, &local, &"/ip6/2001:db8::2/tcp/5".parse().unwrap()).is_err());
     }
 
     fn rand_id() -> usize {

@@ -494,7 +494,7 @@ async fn the_per_ip_limit_counts_connections_still_in_their_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_connections_are_capped_per_ip_and_leave_room_for_the_peers_we_dial() {
-    // Per IP: every client dials from 127.0.0.1; the third is closed once established.
+    // Per IP: every client dials from 127.0.0.1; the third is refused at TCP accept.
     let mut a = start(Libp2pConfig { max_inbound_per_ip: 2, ..config(1, genesis(), Services::NONE, vec![]) });
     let addr = a.dial_addr().await;
     let clients: Vec<Node> = (2..=4).map(|i| start(config(i, genesis(), Services::NONE, vec![addr.clone()]))).collect();

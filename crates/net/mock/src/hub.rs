@@ -286,7 +286,8 @@ pub(crate) struct Node {
     /// Accepted requests' arrival times per (peer, type), at most `max_requests` each.
     pub(crate) windows: HashMap<(PeerId, u16), VecDeque<Instant>>,
     pub(crate) scores: HashMap<PeerId, i32>,
-    pub(crate) banned: BTreeSet<PeerId>,
+    /// Banned peers and the reason of the penalty that banned each.
+    pub(crate) banned: BTreeMap<PeerId, &'static str>,
     pub(crate) topics: HashMap<&'static str, Subscription>,
     /// Gossip messages awaiting a verdict, by id, with their source.
     pub(crate) verdicts: BTreeMap<u64, PeerId>,
@@ -317,7 +318,7 @@ impl State {
             script,
             windows: HashMap::new(),
             scores: HashMap::new(),
-            banned: BTreeSet::new(),
+            banned: BTreeMap::new(),
             topics: HashMap::new(),
             verdicts: BTreeMap::new(),
             next_gossip_id: 0,
@@ -355,7 +356,7 @@ impl State {
         if a == b {
             return Err(ConnectError::SelfConnection);
         }
-        if self.node(a).banned.contains(&b) || self.node(b).banned.contains(&a) {
+        if self.node(a).banned.contains_key(&b) || self.node(b).banned.contains_key(&a) {
             return Err(ConnectError::Banned);
         }
         if self.link(a, b).is_some() {
@@ -438,7 +439,7 @@ impl State {
         };
         let score = *score;
         tracing::debug!(target: TRACE_TARGET, %node, %peer, reason, severity = ?penalty.severity, score, "penalized");
-        if score <= ban_score && !n.banned.contains(&peer) {
+        if score <= ban_score && !n.banned.contains_key(&peer) {
             self.ban(node, peer, reason);
         }
     }
@@ -446,7 +447,7 @@ impl State {
     /// `node` bans `peer`: disconnects it and refuses it from now on.
     pub(crate) fn ban(&mut self, node: PeerId, peer: PeerId, reason: &'static str) {
         if let Some(n) = self.nodes.get_mut(&node) {
-            n.banned.insert(peer);
+            n.banned.entry(peer).or_insert(reason);
         }
         tracing::debug!(target: TRACE_TARGET, %node, %peer, reason, "banned");
         self.unlink(node, peer);

@@ -100,7 +100,12 @@ impl MockNetwork {
 
     /// Whether this node has banned `peer`.
     pub fn is_banned(&self, peer: &PeerId) -> bool {
-        self.shared.lock().node(self.id).banned.contains(peer)
+        self.shared.lock().node(self.id).banned.contains_key(peer)
+    }
+
+    /// Why this node banned `peer` (the reason of the penalty that did it), if it did.
+    pub fn ban_reason(&self, peer: &PeerId) -> Option<&'static str> {
+        self.shared.lock().node(self.id).banned.get(peer).copied()
     }
 
     /// This node's reputation score of `peer`: 0 at first, lowered by each penalty.

@@ -39,17 +39,19 @@ pub enum EitherSyncer<N: Network> {
 
 /// The trust to settle: the peer whose election block pico took on trust, to ban if verification
 /// proves it wrong; the peers that contradicted it, to ban if verification proves it right; and
-/// the doubters' claims, each to judge when verification adopts the election block at its height.
+/// the doubters' claims, each to judge when the chain, after its reset, adopts the election block
+/// at its height.
 pub struct Suspect<N> {
     source: Option<PeerId>,
     contradictors: Vec<PeerId>,
     /// Whether the trusted block is still to be judged (and someone would pay for it).
     trust_open: bool,
     claims: Vec<Claim>,
-    /// The chain's generation at the fallback: events count only once the reset has happened.
-    generation: u64,
-    /// Election blocks adopted since the reset (subscribed at the first poll after it).
-    events: Option<broadcast::Receiver<ChainEvent>>,
+    /// The chain's events, subscribed at the fallback (before its reset), so that no adoption
+    /// after the reset is missed; those before the reset (a pico job finishing late) do not count.
+    events: broadcast::Receiver<ChainEvent>,
+    /// Whether the reset's event has been seen.
+    reset: bool,
     chain: SharedLightChain,
     network: N,
 }
@@ -79,74 +81,72 @@ impl<N: Network> Suspect<N> {
             contradictors,
             trust_open,
             claims,
-            generation: c.generation(),
-            events: None,
+            events: c.subscribe(),
+            reset: false,
             chain: chain.clone(),
             network: network.clone(),
         })
     }
 
     /// Judges what can be judged now; `true` once nothing is left. Never waits for the chain's
-    /// lock: a job holding it (the one that may settle the question) wakes the syncer when done,
-    /// and the next poll looks again.
+    /// lock: if it is busy, the next poll looks again.
     fn settled(&mut self) -> bool {
-        let (doubted, generation, subscribe) = match self.chain.try_lock() {
-            Ok(chain) => (chain.doubted(), chain.generation(), self.events.is_none().then(|| chain.subscribe())),
-            Err(std::sync::TryLockError::Poisoned(e)) => {
-                let chain = e.into_inner();
-                (chain.doubted(), chain.generation(), self.events.is_none().then(|| chain.subscribe()))
-            }
-            Err(std::sync::TryLockError::WouldBlock) => return false,
-        };
         if self.trust_open {
-            let judged = match doubted {
-                Some((number, _, Some(false))) => Some((
-                    self.source.iter().copied().collect::<Vec<_>>(),
-                    number,
-                    "the election block taken on trust was a lie",
-                )),
-                Some((number, _, Some(true))) => Some((
-                    self.contradictors.clone(),
-                    number,
-                    "it contradicted the election block taken on trust, which proved right",
-                )),
-                // Not reached yet (or a proof jumped past it: nobody is blamed).
-                _ => None,
-            };
-            if let Some((liars, number, why)) = judged {
-                liars.into_iter().for_each(|peer| ban(&self.network, peer, number, why));
-                self.trust_open = false;
-            }
+            self.judge_trust();
         }
-        if generation > self.generation && self.events.is_none() {
-            self.events = subscribe;
-        }
-        if let Some(events) = &mut self.events {
-            loop {
-                match events.try_recv() {
-                    Ok(ChainEvent::EpochFinalized { number, hash }) => {
-                        for claim in self.claims.iter().filter(|c| c.number == number && c.hash != hash) {
-                            ban(
-                                &self.network,
-                                claim.peer,
-                                number,
-                                "its head's election block is not on the verified chain",
-                            );
-                        }
-                        // Judged, or skipped by a proof (not judged: nobody pays).
-                        self.claims.retain(|c| c.number > number);
+        loop {
+            match self.events.try_recv() {
+                Ok(ChainEvent::Reset { .. }) => self.reset = true,
+                Ok(ChainEvent::EpochFinalized { number, hash }) if self.reset => {
+                    for claim in self.claims.iter().filter(|c| c.number == number && c.hash != hash) {
+                        ban(
+                            &self.network,
+                            claim.peer,
+                            number,
+                            "its head's election block is not on the verified chain",
+                        );
                     }
-                    Ok(_) => {}
-                    Err(broadcast::error::TryRecvError::Empty) => break,
-                    // Events were lost: what they would have settled cannot be judged.
-                    Err(broadcast::error::TryRecvError::Lagged(_) | broadcast::error::TryRecvError::Closed) => {
-                        self.claims.clear();
-                        break;
-                    }
+                    // Judged, or skipped by a proof (not judged: nobody pays).
+                    self.claims.retain(|c| c.number > number);
+                }
+                Ok(_) => {}
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                // Events were lost: what they would have settled cannot be judged.
+                Err(broadcast::error::TryRecvError::Lagged(_) | broadcast::error::TryRecvError::Closed) => {
+                    self.claims.clear();
+                    break;
                 }
             }
         }
         !self.trust_open && self.claims.is_empty()
+    }
+
+    /// Bans whoever lied about the trusted block, once the chain has judged it.
+    fn judge_trust(&mut self) {
+        let (doubted, election_number) = match self.chain.try_lock() {
+            Ok(chain) => (chain.doubted(), chain.election_head().block_number()),
+            Err(std::sync::TryLockError::Poisoned(e)) => {
+                let chain = e.into_inner();
+                (chain.doubted(), chain.election_head().block_number())
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let (liars, number, why) = match doubted {
+            Some((number, _, Some(false))) => {
+                (self.source.iter().copied().collect::<Vec<_>>(), number, "the election block taken on trust was a lie")
+            }
+            Some((number, _, Some(true))) => (
+                self.contradictors.clone(),
+                number,
+                "it contradicted the election block taken on trust, which proved right",
+            ),
+            // A proof carried the chain past that height: the question stays open, nobody pays.
+            Some((number, _, None)) if election_number > number => (Vec::new(), number, ""),
+            // Not reached yet (or not reset yet).
+            _ => return,
+        };
+        liars.into_iter().for_each(|peer| ban(&self.network, peer, number, why));
+        self.trust_open = false;
     }
 }
 
@@ -240,6 +240,7 @@ impl<N: Network> MacroSync for EitherSyncer<N> {
 mod tests {
     use petrel_network_api::Services;
     use petrel_network_mock::{HubConfig, MockHub};
+    use petrel_primitives::Block;
 
     use super::*;
 
@@ -256,14 +257,59 @@ mod tests {
             contradictors: vec![],
             trust_open: true,
             claims: vec![],
-            generation: 0,
-            events: None,
+            events: lock(&chain).subscribe(),
+            reset: false,
             chain: chain.clone(),
             network: node,
         };
         let held = lock(&chain);
-        assert!(!suspect.settled(), "busy chain: not settled yet, and no wait");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The test's own thread (so that a settlement that waited would hang it, not the test).
+        #[allow(clippy::disallowed_methods)]
+        let settling = std::thread::spawn(move || {
+            let _ = tx.send(suspect.settled());
+            suspect
+        });
+        // A guard against a hang, not a timing assertion: the answer comes at once or never.
+        let settled = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("settling waited for the lock");
+        assert!(!settled, "busy chain: not settled yet");
         drop(held);
+        let mut suspect = settling.join().unwrap();
         assert!(!suspect.settled(), "nothing doubted yet");
+    }
+
+    /// A doubter's claim is judged by the chain's adoption at its height after the reset: an
+    /// adoption before it (a pico job finishing late) does not count; another block there bans
+    /// the doubter, the same block clears it.
+    #[tokio::test]
+    async fn claims_are_judged_by_adoptions_after_the_reset_only() {
+        let server = petrel_test_utils::TestChain::build(1, 8 * 2 + 4);
+        let Block::Macro(e8) = server.blocks[7].clone() else { panic!("8 is an election block") };
+        let chain = server.light_chain();
+        let hub = MockHub::new(HubConfig::default());
+        let node = hub.node(Services::NONE);
+        let (sybil, honest) = (hub.node(Services::HISTORY_NODE).peer_id(), hub.node(Services::HISTORY_NODE).peer_id());
+        let fake = petrel_primitives::Blake2bHash::digest(b"made up");
+        let mut suspect = Suspect {
+            source: None,
+            contradictors: vec![],
+            trust_open: false,
+            claims: vec![
+                Claim { peer: sybil, number: 8, hash: fake },
+                Claim { peer: honest, number: 8, hash: e8.hash() },
+            ],
+            events: lock(&chain).subscribe(),
+            reset: false,
+            chain: chain.clone(),
+            network: node.clone(),
+        };
+        lock(&chain).push_macro(e8.clone()).unwrap();
+        assert!(!suspect.settled() && !node.is_banned(&sybil), "an adoption before the reset is not judged");
+        lock(&chain).reset().unwrap();
+        assert!(!suspect.settled());
+        lock(&chain).push_macro(e8).unwrap();
+        assert!(suspect.settled(), "both claims judged");
+        assert_eq!(node.ban_reason(&sybil), Some(PenaltyReason::ConflictingChain.as_str()));
+        assert!(!node.is_banned(&honest) && node.score(&honest) == 0);
     }
 }
