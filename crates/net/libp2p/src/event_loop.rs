@@ -5,7 +5,7 @@
 //! from local request handlers, then swarm events, then the redial timer. Every map it keeps is
 //! bounded (see each field).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,10 +92,6 @@ pub struct EventLoop {
     redial_max_backoff: Duration,
     /// Peers with an open connection (bounded by the connection limit).
     connected: HashMap<libp2p::PeerId, Connected>,
-    /// Established inbound connections (bounded by the connection limit).
-    inbound: HashSet<ConnectionId>,
-    /// Most inbound connections at once: `max_connections - reserved_outbound`.
-    max_inbound: usize,
     /// Our id → transport id, for connected peers and peers with a reputation (bounded by both).
     ids: HashMap<PeerId, libp2p::PeerId>,
     /// Outbound requests awaiting their response (bounded by the handles' command queue and the
@@ -167,8 +163,6 @@ impl EventLoop {
             redial_initial_backoff: config.redial_initial_backoff,
             redial_max_backoff: config.redial_max_backoff,
             connected: HashMap::new(),
-            inbound: HashSet::new(),
-            max_inbound: config.max_connections.saturating_sub(config.reserved_outbound) as usize,
             ids: HashMap::new(),
             pending_outbound: HashMap::new(),
             pending_responses: FuturesUnordered::new(),
@@ -610,19 +604,6 @@ impl EventLoop {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                if let ConnectedPoint::Listener { send_back_addr, .. } = &endpoint {
-                    // The per-IP limit refused before the handshake (`per_ip`); the inbound share
-                    // is enforced by the connection limits too, this is the second line.
-                    if self.inbound.len() >= self.max_inbound {
-                        // The slots left are for the peers we dial.
-                        tracing::debug!(target: "net", peer = %peer_id, %send_back_addr, inbound = self.inbound.len(), "inbound connection over the limits: closed");
-                        metrics::counter!("net.connections.refused", "why" => "inbound").increment(1);
-                        self.update_counts(|c| c.denied += 1);
-                        self.swarm.close_connection(connection_id);
-                        return;
-                    }
-                    self.inbound.insert(connection_id);
-                }
                 let address = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => address.clone(),
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
@@ -638,9 +619,8 @@ impl EventLoop {
                 });
                 tracing::debug!(target: "net", peer = %peer_id, %address, "connection established");
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
                 self.update_counts(|c| c.open = c.open.saturating_sub(1));
-                self.inbound.remove(&connection_id);
                 tracing::debug!(target: "net", peer = %peer_id, ?cause, "connection closed");
                 if num_established == 0 {
                     self.leave(&peer_id);
@@ -661,8 +641,14 @@ impl EventLoop {
                 }
             }
             SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
-                if matches!(error, ListenError::Denied { .. }) {
+                if let ListenError::Denied { cause } = &error {
                     self.update_counts(|c| c.denied += 1);
+                    // The per-IP refusals count themselves (`per_ip`); these are libp2p's limits
+                    // (the inbound share kept below the total for the peers we dial, per peer,
+                    // pending).
+                    if cause.downcast_ref::<libp2p::connection_limits::Exceeded>().is_some() {
+                        metrics::counter!("net.connections.refused", "why" => "limits").increment(1);
+                    }
                 }
                 tracing::debug!(target: "net", %send_back_addr, "incoming connection failed: {error}");
             }
