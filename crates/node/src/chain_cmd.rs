@@ -262,7 +262,7 @@ fn verify(args: &StoreArgs) -> Result<()> {
         Ok(p) => p,
         Err(e) => {
             if args.json {
-                print_json(&json!({ "ok": false, "error": crate::errors::error_line(e.chain()) }))?;
+                print_json(&crate::errors::failure_json(&e))?;
             }
             return Err(e);
         }
@@ -282,7 +282,7 @@ fn verify(args: &StoreArgs) -> Result<()> {
         Err(e) => {
             let e = e.context(format!("cannot verify {}", path.display()));
             if args.json {
-                print_json(&json!({ "ok": false, "error": crate::errors::error_line(e.chain()) }))?;
+                print_json(&crate::errors::failure_json(&e))?;
             }
             return Err(e);
         }
@@ -329,14 +329,14 @@ fn verify(args: &StoreArgs) -> Result<()> {
         Err(e @ VerifyError::Pruned(_)) => {
             let e = anyhow::Error::new(e).context(format!("cannot verify {}", path.display()));
             if args.json {
-                print_json(&json!({ "ok": false, "error": crate::errors::error_line(e.chain()) }))?;
+                print_json(&crate::errors::failure_json(&e))?;
             }
             Err(e)
         }
         Err(VerifyError::Store(e)) => {
             let e = anyhow::Error::new(e).context(format!("cannot verify {}", path.display()));
             if args.json {
-                print_json(&json!({ "ok": false, "error": crate::errors::error_line(e.chain()) }))?;
+                print_json(&crate::errors::failure_json(&e))?;
             }
             Err(e)
         }

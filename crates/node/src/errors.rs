@@ -52,6 +52,28 @@ pub(crate) fn error_line<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 's
     line.replace(['\n', '\r'], " ")
 }
 
+/// The JSON line of a failed command with `--json`: `{"ok": false, "error": <error_line>}`.
+pub(crate) fn failure_json(e: &anyhow::Error) -> serde_json::Value {
+    serde_json::json!({ "ok": false, "error": error_line(e.chain()) })
+}
+
+/// Prints a command's JSON answer on stdout, indented or, with `json`, as one line; a failure
+/// with `json` also prints its [`failure_json`] line (the caller's `error:` line and exit status
+/// follow from the returned error).
+pub(crate) fn print_answer(json: bool, answer: anyhow::Result<serde_json::Value>) -> anyhow::Result<()> {
+    match answer {
+        Ok(answer) if json => println!("{}", serde_json::to_string(&answer)?),
+        Ok(answer) => println!("{}", serde_json::to_string_pretty(&answer)?),
+        Err(e) => {
+            if json {
+                println!("{}", failure_json(&e));
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,24 +153,10 @@ pub(crate) fn run_status(args: &crate::cli::StatusArgs) -> Result<()> {
             .await
             .map_err(|_| anyhow!("no answer from {} within {} s", args.metrics, args.timeout_secs))?
     });
-    match result {
-        Ok(body) => {
-            let value: serde_json::Value =
-                serde_json::from_str(&body).context("the node's /status answer is not JSON")?;
-            if args.json {
-                println!("{value}");
-            } else {
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            }
-            Ok(())
-        }
-        Err(e) => {
-            if args.json {
-                println!("{}", serde_json::json!({ "ok": false, "error": crate::errors::error_line(e.chain()) }));
-            }
-            Err(e)
-        }
-    }
+    let answer = result.and_then(|body| {
+        serde_json::from_str::<serde_json::Value>(&body).context("the node's /status answer is not JSON")
+    });
+    crate::errors::print_answer(args.json, answer)
 }
 
 /// A minimal HTTP/1.1 GET: the body of a 200 answer, at most [`MAX_STATUS_BYTES`].

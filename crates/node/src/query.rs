@@ -14,17 +14,7 @@ use crate::cli::{QueryArgs, QueryWhat};
 /// Runs `petrel query`: the answer on stdout, indented, or as one line with `--json` (where a
 /// failure is also a JSON line on stdout, besides the `error:` line on stderr and exit status 1).
 pub(crate) fn run(args: &QueryArgs) -> Result<()> {
-    match ask(args) {
-        Ok(answer) if args.json => println!("{}", serde_json::to_string(&answer)?),
-        Ok(answer) => println!("{}", serde_json::to_string_pretty(&answer)?),
-        Err(e) => {
-            if args.json {
-                println!("{}", serde_json::json!({ "ok": false, "error": crate::errors::error_line(e.chain()) }));
-            }
-            return Err(e);
-        }
-    }
-    Ok(())
+    crate::errors::print_answer(args.json, ask(args))
 }
 
 fn ask(args: &QueryArgs) -> Result<serde_json::Value> {
