@@ -47,12 +47,6 @@ macro_rules! requests {
         pub const PROMISES: petrel_network_api::Promises =
             &[$((<$req as Request>::TYPE_ID, <$req as Request>::SERVICES)),*];
 
-        /// The services a peer advertises to promise it serves the request type `type_id`;
-        /// `None` for a type the protocol does not have.
-        pub fn required_services(type_id: u16) -> Option<Services> {
-            PROMISES.iter().find(|(id, _)| *id == type_id).map(|(_, s)| *s)
-        }
-
         /// The serving limits of every request type (e.g. to serve every type with one script).
         pub fn request_limits() -> Vec<RequestLimits> {
             vec![$(RequestLimits::of::<$req>()),*]
