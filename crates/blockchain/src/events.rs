@@ -36,10 +36,4 @@ pub enum ChainEvent {
         /// Hash.
         hash: Blake2bHash,
     },
-    /// A light chain went back to its anchor (`LightBlockchain::reset`): what follows is
-    /// adopted anew, in this generation.
-    Reset {
-        /// The chain's generation after the reset.
-        generation: u64,
-    },
 }

@@ -26,7 +26,7 @@ pub use chain::{BATCH_SET_MAX_HISTORY_BYTES, Blockchain, ChainOptions, DEFAULT_C
 pub use downloads::{DownloadKey, Downloads};
 pub use error::ChainError;
 pub use events::{ChainEvent, EVENT_CAPACITY};
-pub use light::{LightBlockchain, LightError, MAX_LIGHT_FILE, MacroVerifier};
+pub use light::{LightBlockchain, LightError, MAX_DOUBTS, MAX_LIGHT_FILE, MacroVerifier};
 pub use proofs::Proofs;
 pub use queries::{BatchSetInfo, HeadInfo, HistoryChunk, MAX_EPOCHS, MAX_LOCATORS, MacroChain, QueryError};
 pub use state::{Applied, ChainState};

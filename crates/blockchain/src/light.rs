@@ -18,6 +18,8 @@ use crate::{ChainError, PushResult};
 
 /// Largest light-chain file accepted.
 pub const MAX_LIGHT_FILE: usize = 4 * 1024 * 1024;
+/// Most claimed blocks a light chain keeps to judge ([`LightBlockchain::doubt`]).
+pub const MAX_DOUBTS: usize = 64;
 
 /// Why a light-chain push was refused, beyond block errors.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,11 @@ pub struct LightBlockchain {
     /// The election block a reset forgot while it was taken on trust (its number and hash), and,
     /// once verification reached its height, whether the verified chain has it (in memory).
     doubted: Option<(u32, Blake2bHash, Option<bool>)>,
+    /// Other blocks to judge the same way ([`LightBlockchain::doubt`]): `(number, hash, verdict)`,
+    /// judged only by adoptions after the next reset (at most [`MAX_DOUBTS`]; in memory).
+    doubts: Vec<(u32, Blake2bHash, Option<bool>)>,
+    /// The generation the doubts were registered in: adoptions in it do not judge them.
+    doubts_generation: u64,
     path: Option<PathBuf>,
     events: broadcast::Sender<ChainEvent>,
 }
@@ -161,6 +168,8 @@ impl LightBlockchain {
             proven_epoch: None,
             generation: 0,
             doubted: None,
+            doubts: Vec::new(),
+            doubts_generation: 0,
             path: path.map(Path::to_path_buf),
             events: broadcast::channel(EVENT_CAPACITY).0,
         };
@@ -250,6 +259,20 @@ impl LightBlockchain {
     /// lie), `None` until then (or if a proof jumped past its height).
     pub fn doubted(&self) -> Option<(u32, Blake2bHash, Option<bool>)> {
         self.doubted
+    }
+
+    /// Registers election blocks others claimed, `(number, hash)`, to be judged like
+    /// [`Self::doubted`] but only by adoptions after the next reset (what the chain adopts before
+    /// it may rest on trust): replaces earlier ones; at most [`MAX_DOUBTS`] are kept.
+    pub fn doubt(&mut self, claims: impl IntoIterator<Item = (u32, Blake2bHash)>) {
+        self.doubts = claims.into_iter().take(MAX_DOUBTS).map(|(n, h)| (n, h, None)).collect();
+        self.doubts_generation = self.generation;
+    }
+
+    /// The registered claims in order, as `(number, hash, verdict)`: `Some(true)` once the chain
+    /// adopted that block after the reset, `Some(false)` once it adopted another at its height.
+    pub fn doubts(&self) -> &[(u32, Blake2bHash, Option<bool>)] {
+        &self.doubts
     }
 
     /// Whether the chain is still at its anchor.
@@ -439,6 +462,11 @@ impl LightBlockchain {
         {
             *verdict = Some(*doubted_hash == hash);
         }
+        if self.generation > self.doubts_generation {
+            for (_, claimed, verdict) in self.doubts.iter_mut().filter(|d| d.0 == number && d.2.is_none()) {
+                *verdict = Some(*claimed == hash);
+            }
+        }
         let _ = self.events.send(ChainEvent::Extended { number, hash });
         let event = if self.election_head.hash() == hash {
             ChainEvent::EpochFinalized { number, hash }
@@ -461,7 +489,6 @@ impl LightBlockchain {
         self.batch.clear();
         self.optimistic = false;
         self.proven_epoch = None;
-        let _ = self.events.send(ChainEvent::Reset { generation: self.generation });
         self.save()
     }
 

@@ -18,7 +18,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
-use petrel_blockchain::ChainEvent;
 use petrel_network_api::{Network, PeerId, Penalty, PenaltyReason, Severity};
 use petrel_sync_api::light_chain::lock;
 use petrel_sync_api::{MacroSync, MacroSyncReturn};
@@ -26,7 +25,6 @@ use petrel_sync_light::{LightConfig, LightMacroSync};
 
 use crate::machine::Claim;
 use crate::{PicoMacroSync, SharedLightChain};
-use tokio::sync::broadcast;
 
 /// Pico, or the Light Macro Sync it fell back to.
 #[allow(clippy::large_enum_variant)] // one per node
@@ -40,25 +38,26 @@ pub enum EitherSyncer<N: Network> {
 /// The trust to settle: the peer whose election block pico took on trust, to ban if verification
 /// proves it wrong; the peers that contradicted it, to ban if verification proves it right; and
 /// the doubters' claims, each to judge when the chain, after its reset, adopts the election block
-/// at its height.
+/// at its height. The chain judges them all as it adopts blocks (`LightBlockchain::doubted` and
+/// `doubts`); this reads its verdicts and bans.
 pub struct Suspect<N> {
     source: Option<PeerId>,
     contradictors: Vec<PeerId>,
     /// Whether the trusted block is still to be judged (and someone would pay for it).
     trust_open: bool,
-    claims: Vec<Claim>,
-    /// The chain's events, subscribed at the fallback (before its reset), so that no adoption
-    /// after the reset is missed; those before the reset (a pico job finishing late) do not count.
-    events: broadcast::Receiver<ChainEvent>,
-    /// Whether the reset's event has been seen.
-    reset: bool,
+    /// The doubters' claims, in the order the chain keeps them (`LightBlockchain::doubts`), and
+    /// whether each is still to be judged.
+    claims: Vec<(Claim, bool)>,
+    /// The chain's generation at the fallback: its election head says nothing about the claims
+    /// until the reset.
+    generation: u64,
     chain: SharedLightChain,
     network: N,
 }
 
 impl<N: Network> Suspect<N> {
     fn new(machine: &crate::PicoMachine, chain: &SharedLightChain, network: &N) -> Option<Self> {
-        let c = lock(chain);
+        let mut c = lock(chain);
         if !c.is_optimistic() {
             return None;
         }
@@ -71,82 +70,78 @@ impl<N: Network> Suspect<N> {
             // judged now; claims below it cannot be.
             if claim.number == anchor.0 && claim.hash != anchor.1 {
                 ban(network, claim.peer, claim.number, "its election block contradicts our anchor");
-            } else if claim.number > anchor.0 {
-                claims.push(*claim);
+            } else if claim.number > anchor.0 && claims.len() < petrel_blockchain::MAX_DOUBTS {
+                claims.push((*claim, true));
             }
         }
+        // Judged by what the chain adopts after the fallback's reset, not by what a pico job
+        // still running adopts before it.
+        c.doubt(claims.iter().map(|(claim, _)| (claim.number, claim.hash)));
         let trust_open = source.is_some() || !contradictors.is_empty();
         (trust_open || !claims.is_empty()).then(|| Suspect {
             source,
             contradictors,
             trust_open,
             claims,
-            events: c.subscribe(),
-            reset: false,
+            generation: c.generation(),
             chain: chain.clone(),
             network: network.clone(),
         })
     }
 
-    /// Judges what can be judged now; `true` once nothing is left. Never waits for the chain's
+    /// Judges what the chain has judged; `true` once nothing is left. Never waits for the chain's
     /// lock: if it is busy, the next poll looks again.
     fn settled(&mut self) -> bool {
+        let read = |chain: &petrel_blockchain::LightBlockchain| {
+            let reset = chain.generation() > self.generation;
+            (chain.doubted(), chain.doubts().to_vec(), reset.then(|| chain.election_head().block_number()))
+        };
+        // `verified_to`: the election head once the chain was reset (what verification reached).
+        let (doubted, doubts, verified_to) = match self.chain.try_lock() {
+            Ok(chain) => read(&chain),
+            Err(std::sync::TryLockError::Poisoned(e)) => read(&e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
         if self.trust_open {
-            self.judge_trust();
-        }
-        loop {
-            match self.events.try_recv() {
-                Ok(ChainEvent::Reset { .. }) => self.reset = true,
-                Ok(ChainEvent::EpochFinalized { number, hash }) if self.reset => {
-                    for claim in self.claims.iter().filter(|c| c.number == number && c.hash != hash) {
-                        ban(
-                            &self.network,
-                            claim.peer,
-                            number,
-                            "its head's election block is not on the verified chain",
-                        );
-                    }
-                    // Judged, or skipped by a proof (not judged: nobody pays).
-                    self.claims.retain(|c| c.number > number);
-                }
-                Ok(_) => {}
-                Err(broadcast::error::TryRecvError::Empty) => break,
-                // Events were lost: what they would have settled cannot be judged.
-                Err(broadcast::error::TryRecvError::Lagged(_) | broadcast::error::TryRecvError::Closed) => {
-                    self.claims.clear();
-                    break;
-                }
+            let judged = match doubted {
+                Some((number, _, Some(false))) => Some((
+                    self.source.iter().copied().collect::<Vec<_>>(),
+                    number,
+                    "the election block taken on trust was a lie",
+                )),
+                Some((number, _, Some(true))) => Some((
+                    self.contradictors.clone(),
+                    number,
+                    "it contradicted the election block taken on trust, which proved right",
+                )),
+                // A proof carried the chain past that height: the question stays open, nobody pays.
+                Some((number, _, None)) if verified_to.is_some_and(|n| n > number) => Some((Vec::new(), number, "")),
+                // Not reached yet (or not reset yet).
+                _ => None,
+            };
+            if let Some((liars, number, why)) = judged {
+                liars.into_iter().for_each(|peer| ban(&self.network, peer, number, why));
+                self.trust_open = false;
             }
         }
-        !self.trust_open && self.claims.is_empty()
-    }
-
-    /// Bans whoever lied about the trusted block, once the chain has judged it.
-    fn judge_trust(&mut self) {
-        let (doubted, election_number) = match self.chain.try_lock() {
-            Ok(chain) => (chain.doubted(), chain.election_head().block_number()),
-            Err(std::sync::TryLockError::Poisoned(e)) => {
-                let chain = e.into_inner();
-                (chain.doubted(), chain.election_head().block_number())
+        for ((claim, open), (_, _, verdict)) in self.claims.iter_mut().zip(&doubts) {
+            match verdict {
+                Some(false) if *open => {
+                    ban(
+                        &self.network,
+                        claim.peer,
+                        claim.number,
+                        "its head's election block is not on the verified chain",
+                    );
+                    *open = false;
+                }
+                // Judged true, or skipped by a proof (not judged: nobody pays).
+                Some(true) => *open = false,
+                None if verified_to.is_some_and(|n| n > claim.number) => *open = false,
+                _ => {}
             }
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        };
-        let (liars, number, why) = match doubted {
-            Some((number, _, Some(false))) => {
-                (self.source.iter().copied().collect::<Vec<_>>(), number, "the election block taken on trust was a lie")
-            }
-            Some((number, _, Some(true))) => (
-                self.contradictors.clone(),
-                number,
-                "it contradicted the election block taken on trust, which proved right",
-            ),
-            // A proof carried the chain past that height: the question stays open, nobody pays.
-            Some((number, _, None)) if election_number > number => (Vec::new(), number, ""),
-            // Not reached yet (or not reset yet).
-            _ => return,
-        };
-        liars.into_iter().for_each(|peer| ban(&self.network, peer, number, why));
-        self.trust_open = false;
+        }
+        !self.trust_open && self.claims.iter().all(|(_, open)| !open)
     }
 }
 
@@ -257,8 +252,7 @@ mod tests {
             contradictors: vec![],
             trust_open: true,
             claims: vec![],
-            events: lock(&chain).subscribe(),
-            reset: false,
+            generation: 0,
             chain: chain.clone(),
             network: node,
         };
@@ -290,16 +284,14 @@ mod tests {
         let node = hub.node(Services::NONE);
         let (sybil, honest) = (hub.node(Services::HISTORY_NODE).peer_id(), hub.node(Services::HISTORY_NODE).peer_id());
         let fake = petrel_primitives::Blake2bHash::digest(b"made up");
+        let claims = [Claim { peer: sybil, number: 8, hash: fake }, Claim { peer: honest, number: 8, hash: e8.hash() }];
+        lock(&chain).doubt(claims.iter().map(|c| (c.number, c.hash)));
         let mut suspect = Suspect {
             source: None,
             contradictors: vec![],
             trust_open: false,
-            claims: vec![
-                Claim { peer: sybil, number: 8, hash: fake },
-                Claim { peer: honest, number: 8, hash: e8.hash() },
-            ],
-            events: lock(&chain).subscribe(),
-            reset: false,
+            claims: claims.iter().map(|c| (*c, true)).collect(),
+            generation: lock(&chain).generation(),
             chain: chain.clone(),
             network: node.clone(),
         };
