@@ -360,6 +360,12 @@ impl LightBlockchain {
         self.proven_epoch
     }
 
+    /// Whether the election head is the election block a proof chain proved, so that a further
+    /// proof chain may start from it.
+    pub fn at_proven(&self) -> bool {
+        self.proven_epoch == Some(self.policy.epoch_at(self.election_head.block_number()))
+    }
+
     /// Verifies a macro block by the macro-successor rule and the current validators'
     /// justification, and adopts it.
     pub fn push_macro(&mut self, block: MacroBlock) -> Result<PushResult, LightError> {

@@ -48,9 +48,7 @@ impl LightView {
             optimistic: chain.is_optimistic(),
             policy: *chain.policy(),
             generation: chain.generation(),
-            at_proven: chain
-                .proven_epoch()
-                .is_some_and(|e| chain.policy().epoch_at(chain.election_head().block_number()) == e),
+            at_proven: chain.at_proven(),
         }
     }
 

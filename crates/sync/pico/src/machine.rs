@@ -203,7 +203,7 @@ fn proof_start(chain: &LightBlockchain) -> (u32, petrel_primitives::FieldElement
 
 /// Whether a proof chain may move `chain` on: it is at its anchor or at a proven election head.
 fn may_prove(chain: &LightBlockchain) -> bool {
-    chain.at_anchor() || chain.proven_epoch() == Some(chain.policy().epoch_at(chain.election_head().block_number()))
+    chain.at_anchor() || chain.at_proven()
 }
 
 /// The offered election block of `work` (its epoch and hash), if any.
